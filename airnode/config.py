@@ -1,0 +1,117 @@
+"""Inventory settings: the rules every value must meet, checked before any change on a host.
+
+Defaults live beside each step (``airnode/steps/<step>.py``, ``DEFAULTS``); the rules live here,
+one per key, so that preflight can check every step's settings at once and the error names the
+key, the value and what is allowed. Pure: imports nothing from pyinfra.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class SettingError(ValueError):
+    """A setting with a value outside what is allowed."""
+
+    def __init__(self, key: str, value: Any, allowed: str):
+        self.key, self.value, self.allowed = key, value, allowed
+        super().__init__(f"{key} = {value!r} is not allowed: {allowed}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    allowed: str  # human text: what is allowed
+    check: Callable[[Any], bool]
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def number(gt: float | None = None, ge: float | None = None, le: float | None = None) -> Rule:
+    parts = [f"> {gt}" if gt is not None else None, f">= {ge}" if ge is not None else None,
+             f"<= {le}" if le is not None else None]
+    text = "a number " + " and ".join(p for p in parts if p)
+    return Rule(text, lambda v: _is_number(v)
+                and (gt is None or v > gt) and (ge is None or v >= ge) and (le is None or v <= le))
+
+
+def integer(ge: int | None = None, le: int | None = None, note: str = "") -> Rule:
+    parts = [f">= {ge}" if ge is not None else None, f"<= {le}" if le is not None else None]
+    text = "an integer " + " and ".join(p for p in parts if p) + (f" ({note})" if note else "")
+    return Rule(text.strip(), lambda v: _is_int(v)
+                and (ge is None or v >= ge) and (le is None or v <= le))
+
+
+def one_of(*choices: str) -> Rule:
+    return Rule("one of " + ", ".join(choices), lambda v: v in choices)
+
+
+def ipv4_loopback() -> Rule:
+    def check(v: Any) -> bool:
+        parts = v.split(".") if isinstance(v, str) else []
+        return (len(parts) == 4 and parts[0] == "127"
+                and all(p.isdigit() and 0 <= int(p) <= 255 for p in parts))
+    return Rule("an IPv4 loopback address (127.x.y.z)", check)
+
+
+RULES: dict[str, Rule] = {
+    # preflight
+    "preflight_min_memory_mb": integer(ge=256),
+    # zram
+    "zram_fraction": number(gt=0, le=2),
+    "zram_max_mb": integer(ge=0, note="0 means no cap"),
+    "zram_algorithm": one_of("zstd", "lzo-rle"),
+    "zram_priority": integer(ge=0, le=32767),
+    "zram_swappiness": integer(ge=0, le=200),
+    "zram_page_cluster": integer(ge=0, le=10),
+    # /etc/hosts
+    "hosts_address": ipv4_loopback(),
+}
+
+
+def check(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Check every value against its rule; raise SettingError for the first bad one."""
+    out = {}
+    for key, value in values.items():
+        rule = RULES.get(key)
+        if rule is None:
+            raise KeyError(f"no rule for setting {key!r}: add one to airnode/config.py")
+        if not rule.check(value):
+            raise SettingError(key, value, rule.allowed)
+        out[key] = value
+    return out
+
+
+def check_all(values: Mapping[str, Any]) -> list[SettingError]:
+    """Every bad value at once (preflight reports them together)."""
+    errors = []
+    for key, value in values.items():
+        try:
+            check({key: value})
+        except SettingError as e:
+            errors.append(e)
+    return errors
+
+
+def unknown_keys(keys: Iterable[str], known: Iterable[str],
+                 prefixes: tuple[str, ...] = ()) -> list[str]:
+    """Keys that look like ours but are not known (typos), each with a suggestion."""
+    known = sorted(set(known))
+    ours = {k.split("_", 1)[0] + "_" for k in known}
+    out = []
+    for key in sorted(keys):
+        if key in known or key.startswith(prefixes) or key.startswith("_"):
+            continue
+        close = difflib.get_close_matches(key, known, n=1)
+        if close or key.startswith(tuple(ours)):
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            out.append(f"{key}{hint}")
+    return out

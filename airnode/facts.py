@@ -1,0 +1,52 @@
+"""pyinfra facts airnode reads from a host. Parsing is delegated to the pure modules."""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra.api import FactBase
+
+from airnode import preflight, swap
+from airnode.preflight import REQUIRED_MODULES
+
+
+class HostProfile(FactBase):
+    """Everything preflight needs, in one remote command: arch, kernel, init, memory,
+    module availability and /etc/os-release."""
+
+    def command(self, modules=REQUIRED_MODULES):
+        mods = " ".join(shlex.quote(m) for m in modules)
+        return (
+            "echo arch=$(uname -m); echo kernel=$(uname -r); "
+            "if [ -d /run/systemd/system ]; then echo systemd=yes; else echo systemd=no; fi; "
+            "echo mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo); "
+            f"for m in {mods}; do "
+            "if [ -d /sys/module/$m ] && grep -q \"^$m \" /proc/modules; then s=loaded; "
+            "elif [ -d /sys/module/$m ]; then s=builtin; "
+            "elif modinfo $m >/dev/null 2>&1; then s=available; else s=missing; fi; "
+            "echo module:$m $s; done; "
+            "sed 's/^/os-release:/' /etc/os-release 2>/dev/null || true"
+        )
+
+    def process(self, output):
+        return preflight.parse_profile(output)
+
+
+class ProcSwaps(FactBase):
+    """Active swaps, from /proc/swaps."""
+
+    def command(self):
+        return "cat /proc/swaps"
+
+    def process(self, output):
+        return swap.parse_proc_swaps(output)
+
+
+class NumberedLines(FactBase):
+    """A file's lines with their numbers (empty when the file is missing)."""
+
+    def command(self, path):
+        return f"grep -n '' {shlex.quote(path)} 2>/dev/null || true"
+
+    def process(self, output):
+        return swap.parse_numbered(output)

@@ -1,0 +1,316 @@
+"""The lab VM: a real, disposable, air-gapped Debian guest under QEMU.
+
+The image (Debian bookworm, systemd, sshd, its own kernel) is built once with mmdebstrap and
+cached under ``$AIRNODE_CACHE/lab/`` keyed by the hash of its recipe. Every instance boots a
+throwaway qcow2 overlay on top of it, with user networking restricted to a single SSH port
+forward on 127.0.0.1: the guest has no egress at all.
+
+Nothing here imports pyinfra.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from airnode.paths import CACHE, FILES, LAB_INSTANCES
+
+# Everything that decides the image's content. Change anything here (or in the customize
+# script) and the cache key changes, so the next start builds a new image.
+RECIPE = {
+    "suite": "bookworm",
+    "variant": "minbase",
+    "mirror": os.environ.get("AIRNODE_LAB_MIRROR", "http://deb.debian.org/debian"),
+    "packages": [
+        "systemd-sysv", "udev", "dbus", "openssh-server", "linux-image-amd64",
+        "initramfs-tools", "iproute2", "kmod", "util-linux", "procps", "sudo",
+        "ca-certificates", "zstd",
+    ],
+    "size": "4G",
+    "hostname": "airnode-lab",
+}
+CUSTOMIZE = FILES / "lab" / "customize.sh"
+SSH_ALIAS = "airnode-lab"
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def log(msg: str) -> None:
+    print(f"[lab] {msg}", file=sys.stderr, flush=True)
+
+
+def recipe_hash() -> str:
+    h = hashlib.sha256(json.dumps(RECIPE, sort_keys=True).encode())
+    h.update(CUSTOMIZE.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def image_dir() -> Path:
+    return CACHE / "lab" / f"{RECIPE['suite']}-{recipe_hash()}"
+
+
+def _run(argv: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, check=True, **kw)
+
+
+def ensure_image() -> Path:
+    """Return the cached image directory, building it first when the recipe is new."""
+    dest = image_dir()
+    if (dest / "ready").exists():
+        return dest
+    for tool in ("mmdebstrap", "mkfs.ext4", "qemu-img", "ssh-keygen"):
+        if not shutil.which(tool):
+            raise LabError(f"{tool} not found: install mmdebstrap, e2fsprogs, qemu-utils "
+                           "and openssh-client (apt-get install ...)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=dest.parent))
+    try:
+        started = time.monotonic()
+        log(f"building image {dest.name} (once per recipe) ...")
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "airnode-lab",
+              "-f", str(work / "id_ed25519")])
+        rootfs = work / "rootfs"
+        env = dict(os.environ, AIRNODE_LAB_PUBKEY=(work / "id_ed25519.pub").read_text().strip(),
+                   AIRNODE_LAB_HOSTNAME=RECIPE["hostname"])
+        _run(["mmdebstrap", "--quiet", f"--variant={RECIPE['variant']}",
+              "--include=" + ",".join(RECIPE["packages"]),
+              f"--customize-hook={CUSTOMIZE} \"$1\"",
+              RECIPE["suite"], str(rootfs), RECIPE["mirror"]], env=env)
+        boot = rootfs / "boot"
+        kernel = sorted(boot.glob("vmlinuz-*"))[-1]
+        initrd = sorted(boot.glob("initrd.img-*"))[-1]
+        shutil.copy(kernel, work / "vmlinuz")
+        shutil.copy(initrd, work / "initrd.img")
+        _run(["mkfs.ext4", "-q", "-L", "airnode-root", "-d", str(rootfs),
+              str(work / "root.raw"), RECIPE["size"]])
+        shutil.rmtree(rootfs)
+        _run(["qemu-img", "convert", "-O", "qcow2", str(work / "root.raw"),
+              str(work / "root.qcow2")])
+        (work / "root.raw").unlink()
+        (work / "recipe.json").write_text(json.dumps(RECIPE, indent=2, sort_keys=True))
+        (work / "ready").write_text(f"{time.monotonic() - started:.1f}\n")
+        if dest.exists():
+            shutil.rmtree(dest)
+        work.rename(dest)
+        log(f"image ready in {float((dest / 'ready').read_text()):.0f}s: {dest}")
+        return dest
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kvm_usable() -> bool:
+    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+@dataclass
+class Instance:
+    dir: Path
+
+    @property
+    def info(self) -> dict:
+        return json.loads((self.dir / "info.json").read_text())
+
+    @property
+    def port(self) -> int:
+        return self.info["port"]
+
+    @property
+    def key(self) -> Path:
+        return Path(self.info["key"])
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.dir / "ssh_config"
+
+    @property
+    def console(self) -> Path:
+        return self.dir / "console.log"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int((self.dir / "qemu.pid").read_text())
+            os.kill(pid, 0)
+            return pid
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+
+    def ssh_argv(self, *command: str) -> list[str]:
+        return ["ssh", "-F", str(self.ssh_config), SSH_ALIAS, *command]
+
+    def ssh(self, command: str, check: bool = True, timeout: float = 600,
+            input: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(self.ssh_argv(command), capture_output=True, text=True,
+                              check=check, timeout=timeout, input=input)
+
+    def console_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.console.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no console output)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_ssh(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pid() is None:
+                raise LabError("QEMU exited during boot. Guest console (tail):\n"
+                               + self.console_tail())
+            try:
+                r = subprocess.run(self.ssh_argv("-o", "ConnectTimeout=5", "true"),
+                                   capture_output=True, timeout=30)
+                if r.returncode == 0:
+                    return
+            except subprocess.TimeoutExpired:
+                pass
+            time.sleep(2)
+        raise LabError(f"no SSH on 127.0.0.1:{self.port} after {timeout:.0f}s. "
+                       "Guest console (tail):\n" + self.console_tail())
+
+    def boot_id(self) -> str:
+        return self.ssh("cat /proc/sys/kernel/random/boot_id", timeout=60).stdout.strip()
+
+    def monitor(self, command: str) -> None:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(self.dir / "monitor.sock"))
+            s.sendall(command.encode() + b"\n")
+            time.sleep(0.5)
+
+    def reboot(self, timeout: float = 300) -> float:
+        """Reboot the guest cleanly (systemctl reboot); hard-reset it if that hangs.
+
+        Returns the seconds until SSH answered again.
+        """
+        before = self.boot_id()
+        started = time.monotonic()
+        self.ssh("sync; systemd-run --on-active=1 systemctl reboot", check=False, timeout=60)
+        deadline = started + timeout
+        reset_sent = False
+        while True:
+            time.sleep(3)
+            try:
+                r = subprocess.run(self.ssh_argv("-o", "ConnectTimeout=5",
+                                                 "cat /proc/sys/kernel/random/boot_id"),
+                                   capture_output=True, text=True, timeout=30)
+                if r.returncode == 0 and r.stdout.strip() != before:
+                    return time.monotonic() - started
+            except subprocess.TimeoutExpired:
+                pass
+            if time.monotonic() > deadline:
+                if reset_sent:
+                    raise LabError("guest did not come back after reboot. Console (tail):\n"
+                                   + self.console_tail())
+                log("clean reboot hung; sending system_reset")
+                self.monitor("system_reset")
+                reset_sent = True
+                deadline = time.monotonic() + timeout
+
+    def stop(self, remove: bool = True) -> None:
+        pid = self.pid()
+        if pid:
+            try:
+                self.monitor("quit")
+            except OSError:
+                os.kill(pid, 15)
+            for _ in range(50):
+                if self.pid() is None:
+                    break
+                time.sleep(0.1)
+            else:
+                os.kill(pid, 9)
+        if remove:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def instance(name: str = "default") -> Instance:
+    return Instance(LAB_INSTANCES / name)
+
+
+def current() -> Instance:
+    """The instance the lab inventory targets: $AIRNODE_LAB_DIR, else the default one."""
+    d = os.environ.get("AIRNODE_LAB_DIR")
+    inst = Instance(Path(d)) if d else instance()
+    if not (inst.dir / "info.json").exists() or inst.pid() is None:
+        raise LabError(f"no lab VM is running in {inst.dir}: start one with `airnode lab start`")
+    return inst
+
+
+def _qemu_argv(img: Path, inst: Instance, port: int, accel: str, memory: int, cpus: int):
+    accel_args = (["-accel", "kvm", "-cpu", "host"] if accel == "kvm"
+                  else ["-accel", "tcg,thread=multi", "-cpu", "max"])
+    return [
+        "qemu-system-x86_64", "-name", f"airnode-lab-{inst.dir.name}", "-machine", "q35",
+        *accel_args, "-m", str(memory), "-smp", str(cpus), "-nodefaults", "-display", "none",
+        "-kernel", str(img / "vmlinuz"), "-initrd", str(img / "initrd.img"),
+        "-append", "root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.show_status=1",
+        "-drive", f"file={inst.dir / 'disk.qcow2'},if=virtio,format=qcow2,cache=unsafe",
+        "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22",
+        "-device", "virtio-net-pci,netdev=n0", "-device", "virtio-rng-pci",
+        "-serial", f"file:{inst.console}",
+        "-monitor", f"unix:{inst.dir / 'monitor.sock'},server,nowait",
+        "-pidfile", str(inst.dir / "qemu.pid"), "-daemonize",
+    ]
+
+
+def start(name: str = "default", memory: int = 2048, cpus: int = 2,
+          accel: str | None = None, timeout: float = 600) -> Instance:
+    """Boot a fresh throwaway copy of the lab image and wait until SSH answers."""
+    accel = accel or os.environ.get("AIRNODE_LAB_ACCEL", "auto")
+    if accel not in ("auto", "kvm", "tcg"):
+        raise LabError(f"AIRNODE_LAB_ACCEL={accel!r}: allowed values are auto, kvm, tcg")
+    img = ensure_image()
+    inst = instance(name) if "/" not in name else Instance(Path(name))
+    if inst.pid():
+        raise LabError(f"lab VM {inst.dir} is already running (stop it with `airnode lab stop`)")
+    shutil.rmtree(inst.dir, ignore_errors=True)
+    inst.dir.mkdir(parents=True)
+    _run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
+          "-b", str(img / "root.qcow2"), str(inst.dir / "disk.qcow2")])
+    candidates = ["kvm", "tcg"] if accel == "auto" and kvm_usable() else (
+        ["tcg"] if accel == "auto" else [accel])
+    last_error: Exception | None = None
+    for acc in candidates:
+        port = free_port()
+        (inst.dir / "info.json").write_text(json.dumps(
+            {"port": port, "key": str(img / "id_ed25519"), "accel": acc, "image": str(img)}))
+        inst.ssh_config.write_text(
+            f"Host {SSH_ALIAS}\n  HostName 127.0.0.1\n  Port {port}\n  User root\n"
+            f"  IdentityFile {img / 'id_ed25519'}\n  IdentitiesOnly yes\n"
+            "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+            "  BatchMode yes\n")
+        inst.console.write_text("")
+        started = time.monotonic()
+        log(f"booting {inst.dir.name} ({acc}, {memory} MiB, {cpus} CPUs, ssh 127.0.0.1:{port})")
+        try:
+            r = subprocess.run(_qemu_argv(img, inst, port, acc, memory, cpus),
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                raise LabError(f"qemu ({acc}) failed to start: {r.stderr.strip()}")
+            # A guest that cannot run under KVM here (e.g. a host offering only PVM) shows
+            # no sign of life: give KVM a short, bounded try before falling back to TCG.
+            inst.wait_ssh(timeout if acc == candidates[-1] else 90)
+            log(f"SSH up after {time.monotonic() - started:.1f}s")
+            return inst
+        except LabError as e:
+            last_error = e
+            inst.stop(remove=False)
+            if acc != candidates[-1]:
+                log(f"{acc} boot failed; falling back to the next accelerator")
+    raise LabError(str(last_error))

@@ -1,0 +1,33 @@
+"""/etc/hosts: the node's hostname resolves locally; every other line is kept."""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.files import FileContents
+from pyinfra.facts.server import Hostname
+from pyinfra.operations import server
+
+from airnode import hosts
+from airnode.steps._common import settings
+
+DEFAULTS = {
+    # Address for the hostname line added when no /etc/hosts line names the host.
+    # Debian's own convention; the seed walkthrough used 127.0.0.1.
+    "hosts_address": "127.0.1.1",
+}
+
+
+@deploy("Hostname in /etc/hosts", data_defaults=DEFAULTS)
+def hostname():
+    s = settings(DEFAULTS)
+    name = host.get_fact(Hostname)
+    lines = host.get_fact(FileContents, path="/etc/hosts") or []
+    if not hosts.hostname_resolves(lines, name):
+        line = hosts.hosts_line(s["hosts_address"], name)
+        # Appended; a last line without its newline gets one first. Nothing else is touched.
+        server.shell(name=f"{name} resolves locally: {line}", commands=[
+            '[ -z "$(tail -c1 /etc/hosts)" ] || echo >> /etc/hosts; '
+            f"echo {shlex.quote(line)} >> /etc/hosts"])

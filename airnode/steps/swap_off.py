@@ -1,0 +1,41 @@
+"""Disk swap off, for good: swapoff, swap units masked, fstab swap lines commented out."""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import files, server
+
+from airnode import swap
+from airnode.facts import NumberedLines, ProcSwaps
+
+DEFAULTS: dict = {}
+STATE_DIR = "/var/lib/airnode"
+# Units we masked, one per line: teardown unmasks exactly these.
+MASKED_LIST = f"{STATE_DIR}/masked-swap-units"
+
+
+@deploy("Disk swap off", data_defaults=DEFAULTS)
+def swap_off():
+    active = swap.disk_swaps(host.get_fact(ProcSwaps))
+    entries = swap.fstab_swaps(host.get_fact(NumberedLines, path="/etc/fstab"))
+
+    if active:
+        units = swap.units_to_mask(active)
+        files.directory(name="State directory", path=STATE_DIR, mode="755")
+        for unit in units:
+            # Recorded before masking, so an interrupted run never loses track of a mask.
+            files.line(name=f"Record {unit} for teardown", path=MASKED_LIST, line=f"^{unit}$",
+                       replace=unit, escape_regex_characters=False)
+        server.shell(name="Switch disk swap off: " + ", ".join(s.name for s in active),
+                     commands=["swapoff " + " ".join(shlex.quote(s.name) for s in active)])
+        server.shell(name="Mask swap units: " + ", ".join(units),
+                     commands=["systemctl mask " + " ".join(shlex.quote(u) for u in units)])
+
+    command = swap.comment_out_command(entries)
+    if command:
+        server.shell(name="Comment out fstab swap lines: "
+                     + ", ".join(f"{e.lineno}: {e.device}" for e in entries),
+                     commands=[command])

@@ -1,0 +1,22 @@
+"""The life of a node, top to bottom: pyinfra inventories/<site>.py deploys/node.py
+
+Each line is one step (an Ansible role each): airnode/steps/<step>.py holds the step, its
+settings and their defaults. Preflight checks the host and every setting before any change.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from any cwd
+
+from airnode.steps.preflight import preflight  # noqa: E402
+from airnode.steps.swap_off import swap_off  # noqa: E402
+from airnode.steps.zram import zram  # noqa: E402
+from airnode.steps.kernel import kernel  # noqa: E402
+from airnode.steps.hostname import hostname  # noqa: E402
+
+preflight()   # facts, settings, support: refuse before any change
+swap_off()    # every disk swap off, for good
+zram()        # zram swap sized from real memory, before the container runtime
+kernel()      # br_netfilter, overlay, forwarding and bridge sysctls, live and at boot
+hostname()    # the hostname resolves locally
