@@ -35,6 +35,8 @@ class HostProfile(FactBase):
 class ProcSwaps(FactBase):
     """Active swaps, from /proc/swaps."""
 
+    default = list
+
     def command(self):
         return "cat /proc/swaps"
 
@@ -44,6 +46,8 @@ class ProcSwaps(FactBase):
 
 class NumberedLines(FactBase):
     """A file's lines with their numbers (empty when the file is missing)."""
+
+    default = list
 
     def command(self, path):
         return f"grep -n '' {shlex.quote(path)} 2>/dev/null || true"

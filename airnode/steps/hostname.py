@@ -11,7 +11,7 @@ from pyinfra.facts.server import Hostname
 from pyinfra.operations import server
 
 from airnode import hosts
-from airnode.steps._common import settings
+from airnode.steps._common import AirnodeError, settings
 
 DEFAULTS = {
     # Address for the hostname line added when no /etc/hosts line names the host.
@@ -24,6 +24,8 @@ DEFAULTS = {
 def hostname():
     s = settings(DEFAULTS)
     name = host.get_fact(Hostname)
+    if not name:
+        raise AirnodeError(f"{host.name}: `uname -n` printed no hostname")
     lines = host.get_fact(FileContents, path="/etc/hosts") or []
     if not hosts.hostname_resolves(lines, name):
         line = hosts.hosts_line(s["hosts_address"], name)

@@ -1,0 +1,81 @@
+"""The `airnode` command: what is not a deploy (the lab VM; later the offline bundle)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from airnode import lab
+
+
+def _lab(args: argparse.Namespace) -> int:
+    if args.action == "build":
+        print(lab.ensure_image())
+    elif args.action == "start":
+        inst = lab.start(args.name, memory=args.memory, cpus=args.cpus, accel=args.accel)
+        env = "" if args.name == "default" else f"AIRNODE_LAB_DIR={inst.dir} "
+        opt = "" if args.name == "default" else f" --name {args.name}"
+        print(f"lab VM {args.name} is up on 127.0.0.1:{inst.port} "
+              f"({inst.info['accel']}, no egress).\n"
+              f"  deploy:  {env}pyinfra inventories/lab.py deploys/node.py\n"
+              f"  shell:   airnode lab shell{opt}\n"
+              f"  stop:    airnode lab stop{opt}")
+    elif args.action == "stop":
+        inst = lab.instance(args.name)
+        if inst.pid() is None and not inst.dir.exists():
+            print(f"lab VM {args.name} is not running")
+        inst.stop()
+    elif args.action == "status":
+        inst = lab.instance(args.name)
+        if inst.pid():
+            info = inst.info
+            print(f"{args.name}: running (pid {inst.pid()}, {info['accel']}, "
+                  f"ssh 127.0.0.1:{info['port']}, image {info['image']})")
+        else:
+            print(f"{args.name}: not running")
+            return 1
+    elif args.action == "shell":
+        inst = lab.instance(args.name)
+        if inst.pid() is None:
+            raise lab.LabError(f"lab VM {args.name} is not running: `airnode lab start`")
+        argv = inst.ssh_argv(*args.command)
+        if not args.command:
+            argv.insert(1, "-t")
+        os.execvp(argv[0], argv)
+    elif args.action == "console":
+        print(lab.instance(args.name).console_tail(args.lines))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="airnode", description=__doc__)
+    sub = p.add_subparsers(dest="group", required=True)
+    lp = sub.add_parser("lab", help="the throwaway, air-gapped lab VM (QEMU)")
+    lsub = lp.add_subparsers(dest="action", required=True)
+    lsub.add_parser("build", help="build (or find in the cache) the lab VM image")
+    sp = lsub.add_parser("start", help="boot a fresh throwaway lab VM and wait for SSH")
+    sp.add_argument("--name", default="default")
+    sp.add_argument("--memory", type=int, default=2048, help="MiB (default 2048)")
+    sp.add_argument("--cpus", type=int, default=2)
+    sp.add_argument("--accel", choices=["auto", "kvm", "tcg"], default=None,
+                    help="default: $AIRNODE_LAB_ACCEL or auto (KVM where it works, else TCG)")
+    for action, helptext in (("stop", "stop the VM and throw its disk away"),
+                             ("status", "is it running, and where")):
+        lsub.add_parser(action, help=helptext).add_argument("--name", default="default")
+    shp = lsub.add_parser("shell", help="a root shell (or one command) in the VM")
+    shp.add_argument("--name", default="default")
+    shp.add_argument("command", nargs=argparse.REMAINDER)
+    cp = lsub.add_parser("console", help="tail of the guest's serial console")
+    cp.add_argument("--name", default="default")
+    cp.add_argument("--lines", type=int, default=40)
+    args = p.parse_args(argv)
+    try:
+        return _lab(args)
+    except lab.LabError as e:
+        print(f"airnode: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Lab VM fixtures: a fresh, air-gapped Debian guest per test module, and the real pyinfra CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import testinfra
+
+from airnode import lab
+from airnode.paths import ROOT
+from tests.conftest import TIMINGS
+
+PYINFRA = str(Path(sys.executable).parent / "pyinfra")
+
+
+@dataclass
+class Run:
+    rc: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+    @property
+    def changed(self) -> list[str]:
+        """Names of the operations that changed something."""
+        return [op["name"] for op in self.json["results"]["operations"] if op["success"]]
+
+    @property
+    def errors(self) -> list[str]:
+        return [op["name"] for op in self.json["results"]["operations"] if op["error"]]
+
+
+class Node:
+    """A running lab VM, the CLI to deploy on it, and testinfra to look at it."""
+
+    def __init__(self, inst: lab.Instance):
+        self.inst = inst
+        self.host = testinfra.get_host(f"ssh://{lab.SSH_ALIAS}", ssh_config=str(inst.ssh_config))
+
+    def sh(self, command: str) -> str:
+        return self.inst.ssh(command).stdout
+
+    def deploy(self, *extra: str, deploy: str = "deploys/node.py", label: str = "") -> Run:
+        """The real CLI, as a user types it, from a cwd outside the project."""
+        env = dict(os.environ, AIRNODE_LAB_DIR=str(self.inst.dir))
+        argv = [PYINFRA, "-y", "--json", *extra, str(ROOT / "inventories/lab.py"),
+                str(ROOT / deploy)]
+        started = time.monotonic()
+        p = subprocess.run(argv, capture_output=True, text=True, env=env, cwd="/", timeout=1800)
+        run = Run(p.returncode, p.stdout, p.stderr, time.monotonic() - started)
+        if label:
+            TIMINGS.append((label, run.seconds))
+        return run
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    vmdir = tmp_path_factory.mktemp("lab") / "vm"
+    started = time.monotonic()
+    inst = lab.start(str(vmdir))
+    TIMINGS.append((f"lab VM boot to SSH ({inst.info['accel']})", time.monotonic() - started))
+    try:
+        yield Node(inst)
+    finally:
+        inst.stop()

@@ -1,0 +1,41 @@
+from airnode.render import render
+
+
+def zram_unit(**over):
+    values = dict(size_bytes=1029701632, size_mib=982, memory_mb=1964, fraction=0.5,
+                  max_mb=8192, algorithm="zstd", priority=100)
+    values.update(over)
+    return render("airnode-zram.service.j2", **values)
+
+
+def directives(text):
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_zram_unit_is_a_oneshot_that_creates_and_tears_down_the_device():
+    d = directives(zram_unit())
+    assert "Type=oneshot" in d and "RemainAfterExit=yes" in d
+    assert "ExecStart=zramctl --find --algorithm zstd --size 1029701632" in d
+    assert "ExecStart=swapon --priority 100 /dev/zram0" in d
+    assert d.index("ExecStop=swapoff /dev/zram0") < d.index("ExecStop=zramctl --reset /dev/zram0")
+    assert "WantedBy=multi-user.target" in d
+    before = next(x for x in d if x.startswith("Before="))
+    assert "containerd.service" in before and "k0scontroller.service" in before
+
+
+def test_zram_unit_changes_with_size_and_algorithm_only():
+    base = zram_unit()
+    assert zram_unit() == base  # deterministic: no timestamps
+    assert zram_unit(algorithm="lzo-rle", ) != base
+    assert "--algorithm lzo-rle" in zram_unit(algorithm="lzo-rle")
+    assert zram_unit(size_bytes=2 * 1029701632, size_mib=1964) != base
+
+
+def test_sysctl_conf():
+    text = render("sysctl.conf.j2", step="kernel", settings={"b.y": 1, "a.x": 0})
+    assert directives(text) == ["a.x = 0", "b.y = 1"]
+
+
+def test_modules_load_conf():
+    text = render("modules-load.conf.j2", step="kernel", modules=("br_netfilter", "overlay"))
+    assert directives(text) == ["br_netfilter", "overlay"]
