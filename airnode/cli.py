@@ -6,7 +6,10 @@ import argparse
 import os
 import sys
 
+from pathlib import Path
+
 from airnode import lab
+from airnode.paths import ROOT
 
 
 def _lab(args: argparse.Namespace) -> int:
@@ -48,6 +51,34 @@ def _lab(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bundle(args: argparse.Namespace) -> int:
+    from airnode.bundle import fetch, manifest, spec
+
+    root = Path(args.dir)
+    try:
+        if args.action == "fetch":
+            s = spec.load(Path(args.spec))
+            data = fetch.fetch(s, root, with_images=not args.no_images)
+            print(manifest.table(data))
+            report = manifest.verify(root, data)
+        else:
+            data = manifest.load(root)
+            if args.action == "show":
+                print(manifest.table(data))
+                return 0
+            report = manifest.verify(root, data)
+    except (spec.SpecError, manifest.ManifestError, fetch.FetchError) as e:
+        print(f"airnode: {e}", file=sys.stderr)
+        return 1
+    if not report.ok:
+        print(f"bundle {root} is NOT intact:", file=sys.stderr)
+        for line in report.lines():
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    print(f"bundle {root}: {len(data['artifacts'])} artifacts verified (sha256)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="airnode", description=__doc__)
     sub = p.add_subparsers(dest="group", required=True)
@@ -69,7 +100,20 @@ def main(argv: list[str] | None = None) -> int:
     cp = lsub.add_parser("console", help="tail of the guest's serial console")
     cp.add_argument("--name", default="default")
     cp.add_argument("--lines", type=int, default=40)
+    bp = sub.add_parser("bundle", help="the offline bundle: fetch (connected), verify, show")
+    bsub = bp.add_subparsers(dest="action", required=True)
+    fp = bsub.add_parser("fetch", help="download every artifact of a spec into DIR (resumable)")
+    fp.add_argument("dir")
+    fp.add_argument("--spec", default=str(ROOT / "bundle.toml"),
+                    help="bundle spec (default: bundle.toml in the project)")
+    fp.add_argument("--no-images", action="store_true",
+                    help="skip container images (no skopeo needed)")
+    bsub.add_parser("verify", help="re-check sizes and sha256; name missing, extra, corrupt "
+                    "files").add_argument("dir")
+    bsub.add_parser("show", help="the bundle's contents as a table").add_argument("dir")
     args = p.parse_args(argv)
+    if args.group == "bundle":
+        return _bundle(args)
     try:
         return _lab(args)
     except lab.LabError as e:

@@ -1,0 +1,1 @@
+"""The offline bundle: spec, image list, manifest (pure) and fetch (requests, skopeo)."""

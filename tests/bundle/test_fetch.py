@@ -1,0 +1,97 @@
+"""airnode bundle fetch against a real HTTP server on 127.0.0.1 serving upstream-shaped files."""
+
+from __future__ import annotations
+
+import pytest
+
+from airnode.bundle import fetch, manifest
+from airnode.bundle.fetch import Fetcher, FetchError
+from tests.bundle.conftest import K0S_IMAGES, sha
+
+
+def fetcher():
+    return Fetcher(retries=3, backoff=0.01, timeout=10, progress=False)
+
+
+def test_fetch_verifies_every_artifact_and_derives_the_image_list(upstream, tmp_path):
+    data = fetch.fetch(upstream.spec(), tmp_path, with_images=False, fetcher=fetcher())
+    by_kind = {a["kind"]: a for a in data["artifacts"]}
+    assert set(by_kind) == {"k0s", "k0s-airgap", "containerd", "containerd-unit", "runc",
+                            "ollama", "kube-prometheus"}
+    assert by_kind["k0s"]["sha256"] == sha(upstream.k0s)
+    assert by_kind["k0s"]["size"] == len(upstream.k0s)
+    assert by_kind["k0s"]["verified_by"] == "sha256sums.txt"
+    assert by_kind["ollama"]["verified_by"] == "sha256sum.txt"
+    assert by_kind["kube-prometheus"]["verified_by"] == "sha256 pinned in spec"
+    assert by_kind["containerd-unit"]["verified_by"].startswith("none")
+    assert (tmp_path / "k0s" / "k0s-v1.34.1+k0s.0-amd64").read_bytes() == upstream.k0s
+    imgs = data["images"]
+    assert imgs["k0s"] == sorted(K0S_IMAGES)
+    assert imgs["model-server"] == ["docker.io/library/debian:bookworm-slim"]
+    assert "quay.io/prometheus-operator/prometheus-config-reloader:v0.92.0" in imgs["kube-prometheus"]
+    assert "docker.io/grafana/grafana:13.0.2" in imgs["kube-prometheus"]
+    assert len(imgs["kube-prometheus"]) == 11
+    assert manifest.verify(tmp_path).ok
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_wrong_checksum_is_refused_and_named(upstream, tmp_path):
+    upstream.server.files[upstream.ollama_path] = upstream.ollama + b"tampered"
+    with pytest.raises(FetchError) as e:
+        fetch.fetch(upstream.spec(), tmp_path, with_images=False, fetcher=fetcher())
+    msg = str(e.value)
+    assert "ollama/v0.13.5/ollama-linux-amd64.tgz" in msg and "does not match" in msg
+    assert "sha256sum.txt" in msg
+    assert not (tmp_path / "ollama/v0.13.5/ollama-linux-amd64.tgz").exists()
+    assert (tmp_path / "ollama/v0.13.5/ollama-linux-amd64.tgz.corrupt").exists()
+    assert not (tmp_path / "bundle.json").exists()
+
+
+def test_cut_connection_is_resumed_with_range(upstream, tmp_path):
+    cut = 1024 * 1024 + 5
+    upstream.server.cut_after[upstream.k0s_path] = [cut, 100]  # two cuts, then a clean tail
+    data = fetch.fetch(upstream.spec(), tmp_path, with_images=False, fetcher=fetcher())
+    ranges = upstream.server.gets(upstream.k0s_path)
+    assert len(ranges) == 3 and ranges[0] is None
+    # each retry asks only for what is missing: from what was written before the cut
+    starts = [int(r.removeprefix("bytes=").rstrip("-")) for r in ranges[1:]]
+    assert cut - 65536 < starts[0] <= cut
+    assert starts[0] <= starts[1] <= starts[0] + 100
+    k0s = next(a for a in data["artifacts"] if a["kind"] == "k0s")
+    assert k0s["sha256"] == sha(upstream.k0s)
+
+
+def test_transient_errors_are_retried(upstream, tmp_path):
+    upstream.server.fail_first[upstream.ollama_path] = 2
+    fetch.fetch(upstream.spec(), tmp_path, with_images=False, fetcher=fetcher())
+    assert upstream.server.gets(upstream.ollama_path) == [None, None, None]
+
+
+def test_persistent_failure_gives_up_with_the_artifact_named(upstream, tmp_path):
+    upstream.server.fail_first[upstream.ollama_path] = 99
+    with pytest.raises(FetchError, match=r"ollama-linux-amd64.tgz: .*gave up after 3 retries"):
+        fetch.fetch(upstream.spec(), tmp_path, with_images=False, fetcher=fetcher())
+
+
+def test_missing_upstream_file_is_not_retried(upstream, tmp_path):
+    del upstream.server.files[upstream.k0s_path]
+    with pytest.raises(FetchError, match="HTTP 404"):
+        fetch.fetch(upstream.spec(), tmp_path, with_images=False, fetcher=fetcher())
+    assert len(upstream.server.gets(upstream.k0s_path)) == 1
+
+
+def test_refetch_downloads_nothing(upstream, tmp_path):
+    first = fetch.fetch(upstream.spec(), tmp_path, with_images=False, fetcher=fetcher())
+    upstream.server.requests.clear()
+    second = fetch.fetch(upstream.spec(), tmp_path, with_images=False, fetcher=fetcher())
+    assert second == first
+    # only the small checksum files are read again
+    assert all(p.endswith((".txt", ".sha256sum")) for p, _ in upstream.server.requests)
+
+
+def test_partial_file_from_an_interrupted_fetch_is_resumed(upstream, tmp_path):
+    part = tmp_path / "k0s" / "k0s-v1.34.1+k0s.0-amd64.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(upstream.k0s[:2000])
+    fetch.fetch(upstream.spec(), tmp_path, with_images=False, fetcher=fetcher())
+    assert upstream.server.gets(upstream.k0s_path) == ["bytes=2000-"]
