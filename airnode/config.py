@@ -62,9 +62,22 @@ def ipv4_loopback() -> Rule:
     return Rule("an IPv4 loopback address (127.x.y.z)", check)
 
 
+def optional_path() -> Rule:
+    return Rule("empty (no bundle) or a path to a bundle directory",
+                lambda v: v is None or v == "" or isinstance(v, str))
+
+
+def absolute_path() -> Rule:
+    return Rule("an absolute path", lambda v: isinstance(v, str) and v.startswith("/")
+                and ".." not in v.split("/") and len(v) > 1)
+
+
 RULES: dict[str, Rule] = {
     # preflight
     "preflight_min_memory_mb": integer(ge=256),
+    # offline bundle
+    "bundle_dir": optional_path(),
+    "bundle_remote_dir": absolute_path(),
     # zram
     "zram_fraction": number(gt=0, le=2),
     "zram_max_mb": integer(ge=0, note="0 means no cap"),

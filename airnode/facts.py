@@ -7,6 +7,7 @@ import shlex
 from pyinfra.api import FactBase
 
 from airnode import preflight, swap
+from airnode.bundle.spec import parse_checksums
 from airnode.preflight import REQUIRED_MODULES
 
 
@@ -54,3 +55,16 @@ class NumberedLines(FactBase):
 
     def process(self, output):
         return swap.parse_numbered(output)
+
+
+class RemoteSha256(FactBase):
+    """sha256 of every file under a directory on the host: {relative path: hex}."""
+
+    default = dict
+
+    def command(self, path):
+        return (f"cd {shlex.quote(path)} 2>/dev/null && "
+                "find . -type f -print0 | xargs -0 -r sha256sum || true")
+
+    def process(self, output):
+        return parse_checksums("\n".join(output))

@@ -10,12 +10,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from any cwd
 
 from airnode.steps.preflight import preflight  # noqa: E402
+from airnode.steps.bundle import bundle  # noqa: E402
 from airnode.steps.swap_off import swap_off  # noqa: E402
 from airnode.steps.zram import zram  # noqa: E402
 from airnode.steps.kernel import kernel  # noqa: E402
 from airnode.steps.hostname import hostname  # noqa: E402
 
 preflight()   # facts, settings, support: refuse before any change
+bundle()      # the offline bundle: verified here first, shipped, verified on the node
 swap_off()    # every disk swap off, for good
 zram()        # zram swap sized from real memory, before the container runtime
 kernel()      # br_netfilter, overlay, forwarding and bridge sysctls, live and at boot

@@ -6,7 +6,7 @@ import pytest
 
 from airnode.bundle import fetch, manifest
 from airnode.bundle.fetch import Fetcher, FetchError
-from tests.bundle.conftest import K0S_IMAGES, sha
+from tests.upstream import K0S_IMAGES, sha
 
 
 def fetcher():

@@ -51,6 +51,17 @@ class Node:
     def sh(self, command: str) -> str:
         return self.inst.ssh(command).stdout
 
+    def mark(self) -> None:
+        """Start watching for changes (see fingerprint)."""
+        self.sh("touch /run/airnode-test.marker; sleep 1")
+
+    def fingerprint(self) -> str:
+        """What a run could touch: files changed since mark(), swaps, modules, sysctls, zram."""
+        return self.sh("find /etc /var/lib/airnode /usr/local -newer /run/airnode-test.marker "
+                       "2>/dev/null | sort; cat /proc/swaps; cut -d' ' -f1 /proc/modules | sort; "
+                       "sysctl vm.swappiness vm.page-cluster net.ipv4.ip_forward; "
+                       "ls /dev/zram* 2>/dev/null; true")
+
     def deploy(self, *extra: str, deploy: str = "deploys/node.py", label: str = "") -> Run:
         """The real CLI, as a user types it, from a cwd outside the project."""
         env = dict(os.environ, AIRNODE_LAB_DIR=str(self.inst.dir))
@@ -67,6 +78,9 @@ class Node:
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     vmdir = tmp_path_factory.mktemp("lab") / "vm"
+    started = time.monotonic()
+    lab.ensure_image()
+    TIMINGS.append(("lab image (build once, else from cache)", time.monotonic() - started))
     started = time.monotonic()
     inst = lab.start(str(vmdir))
     TIMINGS.append((f"lab VM boot to SSH ({inst.info['accel']})", time.monotonic() - started))

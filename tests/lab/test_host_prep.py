@@ -32,24 +32,16 @@ def prepared(node):
     return {"fstab": fstab, "memory_mb": round(mem_kb / 1024)}
 
 
-def fingerprint(node) -> str:
-    """What a run could touch: every file changed since the marker, swaps, modules, sysctls."""
-    return node.sh("find /etc /var/lib/airnode /usr/local -newer /run/airnode-test.marker "
-                   "2>/dev/null | sort; cat /proc/swaps; cut -d' ' -f1 /proc/modules | sort; "
-                   "sysctl vm.swappiness vm.page-cluster net.ipv4.ip_forward; ls /dev/zram* "
-                   "2>/dev/null; true")
-
-
 def test_bad_setting_stops_before_any_change(node, prepared):
-    node.sh("touch /run/airnode-test.marker; sleep 1")
-    before = fingerprint(node)
+    node.mark()
+    before = node.fingerprint()
     run = node.deploy("--data", "zram_algorithm=lz5", "--data", "zram_fraction=0",
                       label="deploy with bad settings (refused)")
     assert run.rc != 0
     assert "zram_algorithm = 'lz5' is not allowed: one of zstd, lzo-rle" in run.stderr
     assert "zram_fraction = 0 is not allowed: a number > 0 and <= 2" in run.stderr
     assert "nothing was changed" in run.stderr
-    assert fingerprint(node) == before
+    assert node.fingerprint() == before
 
 
 def test_first_run_converges(node, prepared):

@@ -6,7 +6,9 @@ import sys
 import pytest
 
 PURE = ["airnode.config", "airnode.sizing", "airnode.swap", "airnode.hosts", "airnode.preflight",
-        "airnode.sysctl", "airnode.render", "airnode.lab", "airnode.paths"]
+        "airnode.sysctl", "airnode.render", "airnode.lab", "airnode.paths", "airnode.bundle.spec",
+        "airnode.bundle.images", "airnode.bundle.manifest", "airnode.bundle.ship",
+        "airnode.bundle.fetch", "airnode.cli"]
 
 
 @pytest.mark.parametrize("module", PURE)

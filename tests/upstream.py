@@ -1,0 +1,110 @@
+"""Fixture artifacts laid out like upstream releases, for a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+from airnode.bundle import fetch as fetchlib
+from airnode.bundle import spec as speclib
+from tests.httpserver import FixtureServer
+
+KP_FIXTURE = Path(__file__).resolve().parents[2] / "shared/fixtures/kube-prometheus-v0.18.0"
+if not KP_FIXTURE.exists():  # CI lays shared/ beside the clone
+    KP_FIXTURE = Path(os.environ.get("AIRNODE_SHARED", "/work/shared")) / \
+        "fixtures/kube-prometheus-v0.18.0"
+K0S, OLLAMA, KP, CTD, RUNC = "v1.34.1+k0s.0", "v0.13.5", "v0.18.0", "2.1.4", "1.3.0"
+K0S_IMAGES = ["quay.io/k0sproject/kube-proxy:v1.34.1", "registry.k8s.io/pause:3.10"]
+
+
+def sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def tar_bytes(files: dict[str, bytes], gz: bool = False) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz" if gz else "w") as t:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def kube_prometheus_tarball() -> bytes:
+    files = {}
+    for p in sorted((KP_FIXTURE / "manifests").rglob("*.yaml")):
+        rel = p.relative_to(KP_FIXTURE).as_posix()
+        files[f"kube-prometheus-0.18.0/{rel}"] = p.read_bytes()
+    return tar_bytes(files, gz=True)
+
+
+def airgap_bundle() -> bytes:
+    index = {"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+         "digest": "sha256:" + "0" * 64, "size": 1,
+         "annotations": {"io.containerd.image.name": ref}} for ref in K0S_IMAGES]}
+    return tar_bytes({"oci-layout": b'{"imageLayoutVersion":"1.0.0"}',
+                      "index.json": json.dumps(index).encode()})
+
+
+class Upstream:
+    """The upstream release layout for the default spec, on a local server."""
+
+    def __init__(self, server: FixtureServer):
+        self.server = server
+        gh = ""
+        k = f"{gh}/k0sproject/k0s/releases/download/{K0S}"
+        self.k0s_path = f"{k}/k0s-{K0S}-amd64"
+        self.k0s = os.urandom(3 * 1024 * 1024 + 17)
+        airgap = airgap_bundle()
+        self.ollama_path = f"/ollama/ollama/releases/download/{OLLAMA}/ollama-linux-amd64.tgz"
+        self.ollama = tar_bytes({"bin/ollama": b"#!/bin/sh\necho fake\n"}, gz=True)
+        ctd = tar_bytes({"bin/containerd": b"containerd"}, gz=True)
+        runc = b"runc-binary"
+        kp = kube_prometheus_tarball()
+        self.kp_sha = sha(kp)
+        c = f"/containerd/containerd/releases/download/v{CTD}"
+        r = f"/opencontainers/runc/releases/download/v{RUNC}"
+        server.files.update({
+            self.k0s_path: self.k0s,
+            f"{k}/k0s-airgap-bundle-{K0S}-amd64": airgap,
+            # upstream format: sha256sum -b, "<hex> *<name>"
+            f"{k}/sha256sums.txt": (f"{sha(self.k0s)} *k0s-{K0S}-amd64\n"
+                                    f"{sha(airgap)} *k0s-airgap-bundle-{K0S}-amd64\n").encode(),
+            self.ollama_path: self.ollama,
+            # upstream format: "<hex>  ./<name>"
+            f"/ollama/ollama/releases/download/{OLLAMA}/sha256sum.txt":
+                f"{sha(self.ollama)}  ./ollama-linux-amd64.tgz\n{'1' * 64}  ./other.tgz\n".encode(),
+            f"{c}/containerd-static-{CTD}-linux-amd64.tar.gz": ctd,
+            f"{c}/containerd-static-{CTD}-linux-amd64.tar.gz.sha256sum":
+                f"{sha(ctd)}  containerd-static-{CTD}-linux-amd64.tar.gz\n".encode(),
+            f"/containerd/containerd/v{CTD}/containerd.service": b"[Unit]\nDescription=containerd\n",
+            f"{r}/runc.amd64": runc,
+            f"{r}/runc.sha256sum": f"{sha(runc)}  runc.amd64\n".encode(),
+            f"/prometheus-operator/kube-prometheus/archive/refs/tags/{KP}.tar.gz": kp,
+        })
+
+    def spec(self, **over) -> speclib.Spec:
+        data = {
+            "arch": "amd64",
+            "sources": {"github": self.server.url, "github_raw": self.server.url},
+            "k0s": {"version": K0S},
+            "containerd": {"source": "static", "version": CTD, "runc_version": RUNC},
+            "ollama": {"version": OLLAMA},
+            "kube_prometheus": {"version": KP, "sha256": self.kp_sha},
+            "model_server": {"image": "debian:bookworm-slim"},
+        }
+        data.update(over)
+        return speclib.parse(data)
+
+
+def make_bundle(dest: Path) -> dict:
+    """A complete bundle (no images) fetched from a local upstream, for deploy tests."""
+    with FixtureServer() as server:
+        return fetchlib.fetch(Upstream(server).spec(), dest, with_images=False,
+                              fetcher=fetchlib.Fetcher(retries=1, backoff=0.01, progress=False))
