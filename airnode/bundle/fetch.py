@@ -39,7 +39,9 @@ def log(msg: str) -> None:
 
 class Fetcher:
     def __init__(self, retries: int = 5, backoff: float = 1.0, timeout: float = 30,
-                 progress: bool | None = None):
+                 progress: bool | None = None, insecure_registries: tuple[str, ...] = ()):
+        # Registries reached over plain HTTP / without TLS verification (a local mirror).
+        self.insecure_registries = tuple(insecure_registries)
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "airnode-bundle-fetch"
         self.retries, self.backoff, self.timeout = retries, backoff, timeout
@@ -155,9 +157,12 @@ class Fetcher:
         tmp.unlink(missing_ok=True)
         log(f"  fetch  {file} <- docker://{ref}")
 
+        tls = (["--src-tls-verify=false"] if ref.split("/", 1)[0] in self.insecure_registries
+               else [])
+
         def attempt():
             r = subprocess.run([skopeo, "--override-os", "linux", "--override-arch", arch, "copy",
-                                "--quiet", f"docker://{ref}", f"oci-archive:{tmp}:{ref}"],
+                                "--quiet", *tls, f"docker://{ref}", f"oci-archive:{tmp}:{ref}"],
                                capture_output=True, text=True)
             if r.returncode != 0:
                 tmp.unlink(missing_ok=True)
@@ -190,7 +195,7 @@ def fetch(spec: Spec, root: Path, with_images: bool = True, fetcher: Fetcher | N
     from airnode.bundle.spec import artifacts
 
     root.mkdir(parents=True, exist_ok=True)
-    fetcher = fetcher or Fetcher()
+    fetcher = fetcher or Fetcher(insecure_registries=spec.insecure_registries)
     try:
         previous = {a["file"]: a for a in manifest.load(root)["artifacts"]}
     except manifest.ManifestError:

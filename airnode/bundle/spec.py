@@ -44,6 +44,7 @@ class Spec:
     model_server_image: str
     models: list[dict[str, str]] = field(default_factory=list)
     extra_images: list[str] = field(default_factory=list)
+    insecure_registries: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -78,6 +79,9 @@ def parse(data: dict[str, Any]) -> Spec:
     if arch not in ARCHES:
         raise SpecError(f"arch = {arch!r} is not allowed: one of {', '.join(ARCHES)}")
     sources = {**DEFAULT_SOURCES, **data.get("sources", {})}
+    for key, value in sources.items():
+        if not (isinstance(value, str) and value.startswith(("http://", "https://"))):
+            raise SpecError(f"sources.{key} = {value!r}: expected an http(s):// URL")
     for section in ("k0s", "containerd", "ollama", "kube_prometheus", "model_server"):
         if not isinstance(data.get(section), dict):
             raise SpecError(f"[{section}] table is missing")
@@ -112,7 +116,8 @@ def parse(data: dict[str, Any]) -> Spec:
         kube_prometheus_sha256=_sha(data["kube_prometheus"].get("sha256"),
                                     "kube_prometheus.sha256"),
         model_server_image=_need(data["model_server"], "image", "model_server"),
-        models=models, extra_images=list(data.get("images", [])), raw=data)
+        models=models, extra_images=list(data.get("images", [])),
+        insecure_registries=tuple(data.get("insecure_registries", [])), raw=data)
     for v in (spec.k0s, spec.ollama, spec.kube_prometheus):
         version_tuple(v)
     return spec
