@@ -85,6 +85,21 @@ RULES: dict[str, Rule] = {
     "zram_priority": integer(ge=0, le=32767),
     "zram_swappiness": integer(ge=0, le=200),
     "zram_page_cluster": integer(ge=0, le=10),
+    # containerd
+    "containerd_source": one_of("debian", "static"),
+    "containerd_sandbox_image": Rule("an image reference with a tag (registry/name:tag)",
+                                     lambda v: isinstance(v, str) and ":" in v.rsplit("/", 1)[-1]),
+    # k0s
+    "k0s_disable_components": Rule(
+        "a list of k0s component names (e.g. [\"metrics-server\"])",
+        lambda v: isinstance(v, list) and all(isinstance(c, str) and c.replace("-", "").isalnum()
+                                              for c in v)),
+    "k0s_extra_install_flags": Rule(
+        "a list of --flag or --flag=value strings",
+        lambda v: isinstance(v, list) and all(isinstance(f, str) and f.startswith("--")
+                                              and f != "--force" for f in v)),
+    "k0s_network_provider": one_of("kuberouter", "calico", "custom"),
+    "k0s_ready_timeout": integer(ge=30, le=3600),
     # /etc/hosts
     "hosts_address": ipv4_loopback(),
 }

@@ -2,6 +2,7 @@
 
 Each line is one step (an Ansible role each): airnode/steps/<step>.py holds the step, its
 settings and their defaults. Preflight checks the host and every setting before any change.
+Steps that install from the offline bundle do nothing while bundle_dir is empty.
 """
 
 import sys
@@ -15,6 +16,9 @@ from airnode.steps.swap_off import swap_off  # noqa: E402
 from airnode.steps.zram import zram  # noqa: E402
 from airnode.steps.kernel import kernel  # noqa: E402
 from airnode.steps.hostname import hostname  # noqa: E402
+from airnode.steps.containerd import containerd  # noqa: E402
+from airnode.steps.images import images  # noqa: E402
+from airnode.steps.k0s import k0s  # noqa: E402
 
 preflight()   # facts, settings, support: refuse before any change
 bundle()      # the offline bundle: verified here first, shipped, verified on the node
@@ -22,3 +26,6 @@ swap_off()    # every disk swap off, for good
 zram()        # zram swap sized from real memory, before the container runtime
 kernel()      # br_netfilter, overlay, forwarding and bridge sysctls, live and at boot
 hostname()    # the hostname resolves locally
+containerd()  # containerd from the bundle: CRI on, SystemdCgroup, restarted only on change
+images()      # every image of the bundle in containerd's k8s.io namespace
+k0s()         # single-node k0s on that containerd, metrics-server off, until the node is Ready

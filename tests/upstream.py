@@ -108,3 +108,45 @@ def make_bundle(dest: Path) -> dict:
     with FixtureServer() as server:
         return fetchlib.fetch(Upstream(server).spec(), dest, with_images=False,
                               fetcher=fetchlib.Fetcher(retries=1, backoff=0.01, progress=False))
+
+
+DEBS_CACHE = Path(os.environ.get("AIRNODE_CACHE", Path.home() / ".cache" / "airnode")) / "debs"
+
+
+def debian_debs(packages=("containerd", "runc")) -> list[Path]:
+    """Debian's own .debs for this machine's release (apt-get download, cached)."""
+    import subprocess
+
+    DEBS_CACHE.mkdir(parents=True, exist_ok=True)
+    found = [sorted(DEBS_CACHE.glob(f"{p}_*.deb")) for p in packages]
+    if not all(found):
+        r = subprocess.run(["apt-get", "download", *packages], cwd=DEBS_CACHE,
+                           capture_output=True, text=True)
+        if r.returncode != 0:  # no package lists yet on a fresh machine
+            subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
+            subprocess.run(["apt-get", "download", *packages], cwd=DEBS_CACHE, check=True,
+                           capture_output=True)
+        found = [sorted(DEBS_CACHE.glob(f"{p}_*.deb")) for p in packages]
+    return [f[-1] for f in found]
+
+
+def make_runtime_bundle(dest: Path, image_ref: str, insecure_registry: str) -> dict:
+    """A bundle with Debian's real containerd and runc .debs and one real image (skopeo)."""
+    from airnode.bundle import images as imagelib
+    from airnode.bundle import manifest
+
+    with FixtureServer() as server:
+        up = Upstream(server)
+        debs = []
+        for deb in debian_debs():
+            path = f"/debian/pool/{deb.name}"
+            server.files[path] = deb.read_bytes()
+            debs.append({"url": server.url + path, "sha256": sha(server.files[path])})
+        spec = up.spec(containerd={"source": "debian", "debs": debs},
+                       model_server={"image": image_ref}, insecure_registries=[insecure_registry])
+        f = fetchlib.Fetcher(retries=1, backoff=0.01, progress=False,
+                             insecure_registries=spec.insecure_registries)
+        data = fetchlib.fetch(spec, dest, with_images=False, fetcher=f)
+        entry = f.fetch_image(image_ref, "amd64", dest, {})
+        images = {**data["images"], "model-server": [imagelib.normalize(image_ref)]}
+        return manifest.write(dest, "amd64", data["artifacts"] + [entry], images, data["spec"])

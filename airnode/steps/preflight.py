@@ -8,7 +8,7 @@ from pyinfra.api import deploy
 from airnode import config
 from airnode.facts import HostProfile
 from airnode.preflight import check_host
-from airnode.steps import bundle, hostname, kernel, swap_off, zram
+from airnode.steps import bundle, containerd, hostname, images, k0s, kernel, swap_off, zram
 from airnode.steps._common import AirnodeError
 
 DEFAULTS = {
@@ -17,7 +17,8 @@ DEFAULTS = {
 }
 # Every step's settings, in the order of deploys/node.py.
 ALL_DEFAULTS = {**DEFAULTS, **bundle.DEFAULTS, **swap_off.DEFAULTS, **zram.DEFAULTS, **kernel.DEFAULTS,
-                **hostname.DEFAULTS}
+                **hostname.DEFAULTS, **containerd.DEFAULTS, **images.DEFAULTS,
+                **k0s.DEFAULTS}
 # Data keys that belong to pyinfra's connectors, not to airnode.
 CONNECTOR_PREFIXES = ("ssh_", "winrm_", "docker_", "dockerssh_", "local_", "chroot_",
                       "podman_", "terraform_", "vagrant_", "fake_")

@@ -15,9 +15,11 @@ def directives(text):
 def test_zram_unit_is_a_oneshot_that_creates_and_tears_down_the_device():
     d = directives(zram_unit())
     assert "Type=oneshot" in d and "RemainAfterExit=yes" in d
-    assert "ExecStart=zramctl --find --algorithm zstd --size 1029701632" in d
+    assert "ExecStart=zramctl /dev/zram0 --algorithm zstd --size 1029701632" in d
+    assert d.index("ExecStartPre=modprobe zram") < d.index("ExecStartPre=udevadm settle")
     assert "ExecStart=swapon --priority 100 /dev/zram0" in d
-    assert d.index("ExecStop=swapoff /dev/zram0") < d.index("ExecStop=zramctl --reset /dev/zram0")
+    assert d.index("ExecStop=swapoff /dev/zram0") < d.index(
+        "ExecStop=sh -c 'echo 1 > /sys/block/zram0/reset'")
     assert "WantedBy=multi-user.target" in d
     before = next(x for x in d if x.startswith("Before="))
     assert "containerd.service" in before and "k0scontroller.service" in before

@@ -1,0 +1,72 @@
+"""containerd: which config schema a version takes, what dpkg and ctr report, which images a
+node lacks. Pure: no pyinfra."""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+from pathlib import Path
+
+from airnode.bundle.images import normalize
+
+CONFLICTING_UNITS = ("docker.service", "docker.socket", "crio.service")
+
+
+def config_template(version: str) -> str:
+    """containerd 1.x reads config schema version 2, 2.x schema version 3."""
+    major = int(re.match(r"v?(\d+)", version).group(1))
+    return "containerd-config-v3.toml.j2" if major >= 2 else "containerd-config-v2.toml.j2"
+
+
+def deb_version(file: str) -> tuple[str, str]:
+    """containerd_1.6.20~ds1-1+deb12u3_amd64.deb -> ('containerd', '1.6.20~ds1-1+deb12u3')."""
+    name = Path(file).name
+    pkg, version, _arch = name[: -len(".deb")].split("_")
+    return pkg, version
+
+
+def parse_dpkg_status(lines: list[str]) -> dict[str, str]:
+    """`dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\\n'` -> installed versions."""
+    out = {}
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 3 and fields[2].startswith("ii"):
+            out[fields[0]] = fields[1]
+    return out
+
+
+def debs_to_install(debs: list[str], installed: dict[str, str]) -> list[str]:
+    """The bundle's .debs whose package is absent or at another version."""
+    return [d for d in debs if installed.get(deb_version(d)[0]) != deb_version(d)[1]]
+
+
+def parse_ctr_images(lines: list[str]) -> dict[str, str]:
+    """`ctr -n k8s.io images ls` -> {ref: digest}."""
+    out = {}
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 3 and fields[0] != "REF" and fields[2].startswith("sha256:"):
+            out[fields[0]] = fields[2]
+    return out
+
+
+def archive_images(path: Path) -> dict[str, str]:
+    """{image name: manifest digest} of an OCI (or docker-save) archive, without unpacking it."""
+    out: dict[str, str] = {}
+    with tarfile.open(path) as tar:
+        names = {m.name.lstrip("./"): m for m in tar if m.isfile()}
+        if "index.json" in names:
+            for m in json.load(tar.extractfile(names["index.json"])).get("manifests", []):
+                ann = m.get("annotations", {})
+                ref = ann.get("io.containerd.image.name") or ann.get(
+                    "org.opencontainers.image.ref.name")
+                if ref and ("/" in ref or ":" in ref):
+                    out[normalize(ref)] = m["digest"]
+    return out
+
+
+def archives_to_import(archives: dict[str, dict[str, str]], present: dict[str, str]) -> list[str]:
+    """Archives (file -> {name: digest}) holding an image containerd lacks at that digest."""
+    return sorted(f for f, imgs in archives.items()
+                  if not imgs or any(present.get(n) != d for n, d in imgs.items()))

@@ -1,0 +1,71 @@
+"""k0s: the install flags we want, and whether an installed k0s has them. Pure: no pyinfra.
+
+k0s cannot change the flags of an installed instance: we compare the wanted flags with the
+``Args`` that ``k0s status -o json`` reports and re-install with ``--force`` when they differ.
+"""
+
+from __future__ import annotations
+
+import json
+
+CONFIG = "/etc/k0s/k0s.yaml"
+CRI_SOCKET = "remote:unix:///run/containerd/containerd.sock"
+UNIT = "k0scontroller.service"
+BINARY = "/usr/local/bin/k0s"
+ADMIN_KUBECONFIG = "/var/lib/k0s/pki/admin.conf"
+# Flags that take no value (as `--flag`, or `--flag=true` in the Args k0s reports).
+BOOLEAN_FLAGS = {"--single", "--enable-worker", "--no-taints", "--debug", "--force"}
+ALIASES = {"-c": "--config"}
+
+
+def install_flags(disable_components: list[str], extra: list[str]) -> list[str]:
+    """`k0s install controller` flags for a single node on the system containerd."""
+    flags = ["--single", f"--config={CONFIG}", f"--cri-socket={CRI_SOCKET}"]
+    if disable_components:
+        flags.append("--disable-components=" + ",".join(sorted(disable_components)))
+    return flags + list(extra)
+
+
+def normalize(args: list[str]) -> set[tuple[str, str]]:
+    """Flags as a set of (flag, value): '--x v' == '--x=v', '--b' == '--b=true', '-c' ==
+    '--config', comma lists sorted; the binary, subcommands and --force are dropped."""
+    out: set[tuple[str, str]] = set()
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if not arg.startswith("-"):
+            continue  # /usr/local/bin/k0s, controller, install
+        name, eq, value = arg.partition("=")
+        name = ALIASES.get(name, name)
+        if not eq:
+            if name in BOOLEAN_FLAGS:
+                value = "true"
+            elif i < len(args) and not args[i].startswith("-"):
+                value = args[i]
+                i += 1
+            else:
+                value = "true"
+        if name == "--force":
+            continue
+        if "," in value:
+            value = ",".join(sorted(value.split(",")))
+        out.add((name, value))
+    return out
+
+
+def parse_status(text: str) -> dict | None:
+    """`k0s status -o json` -> dict, or None when k0s is not installed/running."""
+    text = (text or "").strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
+
+
+def needs_reinstall(wanted: list[str], status: dict | None) -> bool:
+    if not status:
+        return False
+    return normalize(status.get("Args") or []) != normalize(wanted)

@@ -1,0 +1,99 @@
+"""containerd from the offline bundle: Debian/Ubuntu .debs or the upstream static release;
+config with CRI and SystemdCgroup; restarted only when something changed."""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.server import Command
+from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
+from pyinfra.operations import files, server, systemd
+
+from airnode import containerd as logic
+from airnode.steps._common import AirnodeError, put_rendered, settings
+from airnode.steps.bundle import DEFAULTS as BUNDLE_DEFAULTS
+from airnode.steps.bundle import local_bundle
+
+DEFAULTS = {
+    "containerd_source": "debian",   # debian: the bundle's .debs (dpkg -i); static: upstream tarball
+    # The pause image (from k0s's airgap bundle); must match what the k0s version expects.
+    "containerd_sandbox_image": "registry.k8s.io/pause:3.10",
+}
+STATIC_MARK = "/usr/local/lib/airnode/containerd-static.sha256"
+
+
+def _bundle_artifacts() -> tuple[dict, str, dict] | None:
+    b = settings(BUNDLE_DEFAULTS)
+    if not b["bundle_dir"]:
+        return None
+    _root, data = local_bundle(b["bundle_dir"])
+    by_kind: dict[str, list[dict]] = {}
+    for a in data["artifacts"]:
+        by_kind.setdefault(a["kind"], []).append(a)
+    return data, b["bundle_remote_dir"], by_kind
+
+
+@deploy("containerd", data_defaults=DEFAULTS)
+def containerd():
+    s = settings(DEFAULTS)
+    bundle = _bundle_artifacts()
+    if bundle is None:
+        host.noop("no bundle_dir set: containerd comes from the offline bundle")
+        return
+    data, remote, by_kind = bundle
+
+    if s["containerd_source"] == "debian":
+        debs = by_kind.get("deb", [])
+        if not any(logic.deb_version(d["file"])[0] == "containerd" for d in debs):
+            raise AirnodeError("containerd_source = 'debian' but the bundle holds no containerd "
+                               ".deb: list them under [[containerd.debs]] in the spec, re-fetch")
+        installed = logic.parse_dpkg_status((host.get_fact(
+            Command, "dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\\n' "
+                     + " ".join(shlex.quote(logic.deb_version(d["file"])[0]) for d in debs)
+                     + " 2>/dev/null || true") or "").splitlines())
+        todo = logic.debs_to_install([d["file"] for d in debs], installed)
+        version = next(logic.deb_version(d["file"])[1] for d in debs
+                       if logic.deb_version(d["file"])[0] == "containerd")
+        install = server.shell(
+            name="Install " + ", ".join(" ".join(logic.deb_version(f)) for f in todo),
+            commands=["DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold "
+                      + " ".join(shlex.quote(f"{remote}/{f}") for f in todo)]) if todo else None
+    else:
+        needed = {k: by_kind.get(k) for k in ("containerd", "runc", "containerd-unit")}
+        missing = [k for k, v in needed.items() if not v]
+        if missing:
+            raise AirnodeError(f"containerd_source = 'static' but the bundle lacks {missing}: set "
+                               "containerd.source = \"static\" in the spec and re-fetch")
+        tgz, runc, unit = (needed[k][0] for k in ("containerd", "runc", "containerd-unit"))
+        version = tgz["version"]
+        mark = host.get_fact(Command, f"cat {STATIC_MARK} 2>/dev/null || true")
+        want = f"{tgz['sha256']} {runc['sha256']} {unit['sha256']}"
+        install = None
+        if (mark or "").strip() != want:
+            install = server.shell(name=f"Install containerd {version} (static) and runc "
+                                        f"{runc['version']} into /usr/local", commands=[
+                f"tar -xzf {shlex.quote(remote + '/' + tgz['file'])} -C /usr/local",
+                f"install -m 755 {shlex.quote(remote + '/' + runc['file'])} /usr/local/sbin/runc",
+                f"install -D -m 644 {shlex.quote(remote + '/' + unit['file'])} "
+                "/etc/systemd/system/containerd.service",
+                "systemctl daemon-reload",
+                f"mkdir -p {STATIC_MARK.rsplit('/', 1)[0]} && echo {shlex.quote(want)} > {STATIC_MARK}",
+            ])
+
+    config = put_rendered(logic.config_template(version), "/etc/containerd/config.toml",
+                          name="containerd config (CRI, SystemdCgroup)", version=version,
+                          sandbox_image=s["containerd_sandbox_image"], cni_bin_dir="/opt/cni/bin")
+    changed = [op for op in (install, config) if op is not None]
+    server.shell(name="Restart containerd (installed or config changed)",
+                 commands=["systemctl restart containerd.service"],
+                 _if=lambda: any(op.did_change() for op in changed))
+    systemd.service(name="containerd running and enabled at boot", service="containerd.service",
+                    running=True, enabled=True)
+
+    present = set(host.get_fact(SystemdStatus)) | set(host.get_fact(SystemdEnabled))
+    for unit in logic.CONFLICTING_UNITS:
+        if unit in present:
+            systemd.service(name=f"Conflicting runtime {unit} stopped and disabled",
+                            service=unit, running=False, enabled=False)

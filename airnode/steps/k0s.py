@@ -1,0 +1,87 @@
+"""k0s from the bundle: single-node controller+worker on the system containerd, metrics-server
+disabled; re-installed with --force only when its flags change, restarted only when its config
+changes; the deploy waits (bounded) until the node is Ready."""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.server import Command
+from pyinfra.operations import server
+
+from airnode import k0s as logic
+from airnode.steps._common import put_rendered, settings
+from airnode.steps.bundle import DEFAULTS as BUNDLE_DEFAULTS
+from airnode.steps.bundle import local_bundle
+
+DEFAULTS = {
+    "k0s_disable_components": ["metrics-server"],  # Prometheus (kube-prometheus) replaces it
+    "k0s_extra_install_flags": [],    # more `k0s install controller` flags, e.g. --debug
+    "k0s_network_provider": "kuberouter",
+    "k0s_ready_timeout": 600,         # seconds to wait for the node to become Ready
+}
+
+
+@deploy("k0s", data_defaults=DEFAULTS)
+def k0s():
+    s = settings(DEFAULTS)
+    b = settings(BUNDLE_DEFAULTS)
+    if not b["bundle_dir"]:
+        host.noop("no bundle_dir set: k0s comes from the offline bundle")
+        return
+    _root, data = local_bundle(b["bundle_dir"])
+    binary = next(a for a in data["artifacts"] if a["kind"] == "k0s")
+    src = f"{b['bundle_remote_dir']}/{binary['file']}"
+
+    have = (host.get_fact(Command, f"sha256sum {logic.BINARY} 2>/dev/null || true") or "").split()
+    status = logic.parse_status(host.get_fact(
+        Command, f"{logic.BINARY} status -o json 2>/dev/null || true") or "")
+    installed = bool(host.get_fact(Command, f"test -e /etc/systemd/system/{logic.UNIT} "
+                                            "&& echo yes || true"))
+    ops = []
+    if not have or have[0] != binary["sha256"]:
+        # k0s upgrade: stop, replace, start (the restart below starts it again)
+        ops.append(server.shell(name=f"Install k0s {binary['version']} to {logic.BINARY}", commands=[
+            f"if systemctl is-active -q {logic.UNIT}; then {logic.BINARY} stop; fi",
+            f"install -m 755 {shlex.quote(src)} {logic.BINARY}.new",
+            f"mv {logic.BINARY}.new {logic.BINARY}"]))
+
+    config = put_rendered("k0s.yaml.j2", logic.CONFIG, name=f"{logic.CONFIG}", mode="600",
+                          network_provider=s["k0s_network_provider"], pull_policy="Never")
+    server.shell(name="Validate k0s.yaml (k0s config validate)",
+                 commands=[f"{logic.BINARY} config validate --config {logic.CONFIG}"],
+                 _if=config.did_change)
+
+    flags = logic.install_flags(s["k0s_disable_components"], s["k0s_extra_install_flags"])
+    cmd = f"{logic.BINARY} install controller " + " ".join(shlex.quote(f) for f in flags)
+    if not installed:
+        ops.append(server.shell(name="k0s install controller " + " ".join(flags), commands=[cmd]))
+    elif logic.needs_reinstall(flags, status):
+        ops.append(server.shell(name="k0s flags changed: install controller --force",
+                                commands=[cmd + " --force", "systemctl daemon-reload"]))
+    ops.append(config)
+    server.shell(name="Restart k0s (binary, flags or config changed)",
+                 commands=[f"systemctl restart {logic.UNIT}"],
+                 _if=lambda: any(op.did_change() for op in ops))
+    woken = list(ops)
+    if installed and status is None:
+        woken.append(server.shell(name="Start k0s", commands=[f"{logic.BINARY} start"]))
+    timeout = s["k0s_ready_timeout"]
+    server.shell(
+        name=f"Wait until the node is Ready (at most {timeout}s)",
+        commands=[
+            f"end=$(( $(date +%s) + {timeout} )); "
+            f"until {logic.BINARY} kubectl wait node --all --for=condition=Ready --timeout=10s "
+            ">/dev/null 2>&1; do "
+            f"if [ $(date +%s) -ge $end ]; then echo 'k0s node not Ready after {timeout}s: "
+            f"see journalctl -u {logic.UNIT} and k0s kubectl get nodes' >&2; exit 1; fi; "
+            "sleep 5; done",
+            f"chmod 600 {logic.ADMIN_KUBECONFIG}"],
+        _if=lambda: any(op.did_change() for op in woken))
+    mode = (host.get_fact(Command, f"stat -c %a {logic.ADMIN_KUBECONFIG} 2>/dev/null || true")
+            or "").strip()
+    if mode and mode != "600":
+        server.shell(name=f"{logic.ADMIN_KUBECONFIG} readable by root only",
+                     commands=[f"chmod 600 {logic.ADMIN_KUBECONFIG}"])
