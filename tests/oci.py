@@ -19,8 +19,10 @@ def _blob(layout: Path, data: bytes) -> dict:
 
 
 def busybox_layout(layout: Path, tag: str = "latest", arch: str = "amd64",
-                   cmd: list[str] | None = None) -> Path:
-    """Write an OCI image layout whose one layer holds busybox and a few applet links."""
+                   cmd: list[str] | None = None, names: list[str] | None = None) -> Path:
+    """Write an OCI image layout whose one layer holds busybox and a few applet links.
+
+    ``names``: ref names for the index (one entry each, same image), default ``[tag]``."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
         for d in ("bin", "tmp"):
@@ -49,7 +51,16 @@ def busybox_layout(layout: Path, tag: str = "latest", arch: str = "amd64",
     index = {"schemaVersion": 2, "manifests": [{
         "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest_desc,
         "platform": {"architecture": arch, "os": "linux"},
-        "annotations": {"org.opencontainers.image.ref.name": tag}}]}
+        "annotations": {"org.opencontainers.image.ref.name": name}} for name in names or [tag]]}
     (layout / "index.json").write_text(json.dumps(index))
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     return layout
+
+
+def layout_tar(layout: Path) -> bytes:
+    """An OCI layout as one tar archive (what `ctr images import` and k0s's airgap bundle use)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for path in sorted(layout.rglob("*")):
+            t.add(path, arcname=path.relative_to(layout).as_posix(), recursive=False)
+    return buf.getvalue()

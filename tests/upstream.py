@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import tarfile
 from pathlib import Path
@@ -44,23 +43,25 @@ def kube_prometheus_tarball() -> bytes:
 
 
 def airgap_bundle() -> bytes:
-    index = {"schemaVersion": 2, "manifests": [
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json",
-         "digest": "sha256:" + "0" * 64, "size": 1,
-         "annotations": {"io.containerd.image.name": ref}} for ref in K0S_IMAGES]}
-    return tar_bytes({"oci-layout": b'{"imageLayoutVersion":"1.0.0"}',
-                      "index.json": json.dumps(index).encode()})
+    """Like k0s's airgap bundle: one OCI archive naming several images (here: busybox, named
+    as k0s's images), which `ctr images import` really imports."""
+    import tempfile
+
+    from tests.oci import busybox_layout, layout_tar
+
+    with tempfile.TemporaryDirectory() as d:
+        return layout_tar(busybox_layout(Path(d) / "layout", names=K0S_IMAGES))
 
 
 class Upstream:
     """The upstream release layout for the default spec, on a local server."""
 
-    def __init__(self, server: FixtureServer):
+    def __init__(self, server: FixtureServer, k0s_binary: bytes | None = None):
         self.server = server
         gh = ""
         k = f"{gh}/k0sproject/k0s/releases/download/{K0S}"
         self.k0s_path = f"{k}/k0s-{K0S}-amd64"
-        self.k0s = os.urandom(3 * 1024 * 1024 + 17)
+        self.k0s = k0s_binary or os.urandom(3 * 1024 * 1024 + 17)
         airgap = airgap_bundle()
         self.ollama_path = f"/ollama/ollama/releases/download/{OLLAMA}/ollama-linux-amd64.tgz"
         self.ollama = tar_bytes({"bin/ollama": b"#!/bin/sh\necho fake\n"}, gz=True)
@@ -110,6 +111,7 @@ def make_bundle(dest: Path) -> dict:
                               fetcher=fetchlib.Fetcher(retries=1, backoff=0.01, progress=False))
 
 
+K0S_DOUBLE = Path(__file__).resolve().parent / "doubles" / "k0s"
 DEBS_CACHE = Path(os.environ.get("AIRNODE_CACHE", Path.home() / ".cache" / "airnode")) / "debs"
 
 
@@ -131,12 +133,13 @@ def debian_debs(packages=("containerd", "runc")) -> list[Path]:
 
 
 def make_runtime_bundle(dest: Path, image_ref: str, insecure_registry: str) -> dict:
-    """A bundle with Debian's real containerd and runc .debs and one real image (skopeo)."""
+    """A bundle with Debian's real containerd and runc .debs, one real image (skopeo) and the
+    k0s test double in place of the k0s binary (k0s cannot be had on this machine)."""
     from airnode.bundle import images as imagelib
     from airnode.bundle import manifest
 
     with FixtureServer() as server:
-        up = Upstream(server)
+        up = Upstream(server, k0s_binary=K0S_DOUBLE.read_bytes())
         debs = []
         for deb in debian_debs():
             path = f"/debian/pool/{deb.name}"

@@ -1,5 +1,11 @@
-"""The bundle step on a real, air-gapped guest: verified locally before any change, shipped
-once, verified on the node; an unchanged bundle transfers nothing; a corrupt one stops all."""
+"""The node's runtime from the offline bundle, on a real, air-gapped guest.
+
+The bundle holds Debian's real containerd and runc .debs, a tiny real image (built from
+busybox-static, fetched with skopeo from a real registry) and, in place of k0s, the test double
+tests/doubles/k0s. The bundle step verifies it locally before any change, ships it once and
+verifies it on the node; containerd is installed offline with dpkg and runs the image; k0s's
+install flags, re-install and restart logic are checked against the double's call log. Every
+re-run reports zero changes."""
 
 from __future__ import annotations
 
@@ -8,17 +14,27 @@ import shutil
 import pytest
 
 from airnode.bundle import manifest
-from tests.upstream import make_bundle
+from tests.oci import busybox_layout
+from tests.registry import Registry
+from tests.upstream import make_runtime_bundle
 
 pytestmark = pytest.mark.lab
 REMOTE = "/var/lib/airnode/bundle"
+RUNS: dict = {}  # runs shared between the ordered tests of this module
 
 
 @pytest.fixture(scope="module")
-def bundle_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("bundle")
-    make_bundle(d)
-    return d
+def runtime(tmp_path_factory):
+    work = tmp_path_factory.mktemp("runtime")
+    with Registry(work / "registry") as reg:
+        ref = reg.push_layout(busybox_layout(work / "layout", tag="1"), "1", "airnode/busybox:1")
+        data = make_runtime_bundle(work / "bundle", ref, reg.host)
+    return {"dir": work / "bundle", "ref": ref, "data": data}
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(runtime):
+    return runtime["dir"]
 
 
 def remote_sums(node) -> dict[str, str]:
@@ -29,13 +45,14 @@ def remote_sums(node) -> dict[str, str]:
 def test_corrupt_local_bundle_stops_before_any_change(node, bundle_dir, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(bundle_dir, bad)
-    with open(bad / "containerd" / "runc.amd64", "ab") as f:
+    runc = next((bad / "containerd" / "debs").glob("runc_*.deb"))
+    with open(runc, "ab") as f:
         f.write(b"!")
     node.mark()
     before = node.fingerprint()
     run = node.deploy("--data", f"bundle_dir={bad}", label="deploy with a corrupt bundle (refused)")
     assert run.rc != 0
-    assert "corrupt: containerd/runc.amd64 (runc runc 1.3.0): size" in run.stderr
+    assert f"corrupt: containerd/debs/{runc.name} (deb runc " in run.stderr
     assert "nothing was changed" in run.stderr
     assert node.fingerprint() == before
     assert "airnode" not in node.sh("ls /var/lib /etc/systemd/system")
@@ -43,11 +60,13 @@ def test_corrupt_local_bundle_stops_before_any_change(node, bundle_dir, tmp_path
 
 def test_first_run_ships_and_verifies_every_file(node, bundle_dir):
     data = manifest.load(bundle_dir)
-    run = node.deploy("--data", f"bundle_dir={bundle_dir}", label="deploy #1 with bundle")
+    run = node.deploy("--data", f"bundle_dir={bundle_dir}", label="deploy #1 with bundle (node)")
     assert run.rc == 0, run.stderr[-3000:]
+    RUNS["first"] = run
     uploads = [n for n in run.changed if n.startswith("Offline bundle | Upload ")]
     assert len(uploads) == len(data["artifacts"])
-    assert "Offline bundle | Verify 7 uploaded file(s) on the node (sha256)" in run.changed
+    assert (f"Offline bundle | Verify {len(data['artifacts'])} uploaded file(s) on the node (sha256)"
+            in run.changed)
     sums = remote_sums(node)
     for a in data["artifacts"]:
         assert sums[a["file"]] == a["sha256"], a["file"]
@@ -56,16 +75,58 @@ def test_first_run_ships_and_verifies_every_file(node, bundle_dir):
 
 def test_unchanged_bundle_transfers_nothing(node, bundle_dir):
     run = node.deploy("--data", f"bundle_dir={bundle_dir}", label="deploy #2 with bundle (no-op)")
+    pid = node.sh("systemctl show -p MainPID --value containerd")
     assert run.rc == 0, run.stderr[-3000:]
     assert run.changed == []
+    assert node.sh("systemctl show -p MainPID --value containerd") == pid  # not restarted
+
+
+def test_first_run_installed_containerd_and_imported_the_images(node, runtime):
+    run = RUNS["first"]
+    installs = [n for n in run.changed if n.startswith("containerd | Install ")]
+    assert len(installs) == 1 and "containerd 1." in installs[0] and "runc 1." in installs[0]
+    assert f"Images into containerd | Import {runtime['ref']}" in run.changed
+    assert "containerd | Restart containerd (installed or config changed)" in run.changed
+
+
+def test_containerd_runs_with_cri_and_systemd_cgroups(node):
+    h = node.host
+    svc = h.service("containerd.service")
+    assert svc.is_running and svc.is_enabled
+    dump = h.check_output("containerd config dump")
+    assert "SystemdCgroup = true" in dump
+    assert 'sandbox_image = "registry.k8s.io/pause:3.10"' in dump
+    plugins = h.check_output("ctr plugins ls")
+    assert any(line.split()[:2] == ["io.containerd.grpc.v1", "cri"] and line.split()[-1] == "ok"
+               for line in plugins.splitlines())
+
+
+def test_the_imported_image_runs(node, runtime):
+    out = node.sh(f"ctr -n k8s.io run --rm {runtime['ref']} airnode-smoke "
+                  "/bin/echo hello from an air-gapped airnode")
+    assert out.strip() == "hello from an air-gapped airnode"
+
+
+def test_config_change_restarts_containerd_once(node, runtime):
+    pid = node.sh("systemctl show -p MainPID --value containerd")
+    args = ("--data", f"bundle_dir={runtime['dir']}",
+            "--data", "containerd_sandbox_image=registry.k8s.io/pause:3.9")
+    run = node.deploy(*args)
+    assert run.rc == 0, run.stderr[-3000:]
+    assert sorted(run.changed) == ["containerd | Restart containerd (installed or config changed)",
+                                   "containerd | containerd config (CRI, SystemdCgroup)"]
+    assert node.sh("systemctl show -p MainPID --value containerd") != pid
+    assert 'sandbox_image = "registry.k8s.io/pause:3.9"' in node.sh("containerd config dump")
+    assert node.deploy(*args).changed == []
 
 
 def test_a_file_damaged_on_the_node_is_shipped_again(node, bundle_dir):
     node.sh(f"echo x >> {REMOTE}/k0s/k0s-v1.34.1+k0s.0-amd64")
     run = node.deploy("--data", f"bundle_dir={bundle_dir}")
     assert run.rc == 0, run.stderr[-3000:]
-    assert [n for n in run.changed if "Upload" in n] == [
-        "Offline bundle | Upload k0s/k0s-v1.34.1+k0s.0-amd64 (3.0 MiB)"]
+    uploads = [n for n in run.changed if "Upload" in n]
+    assert len(uploads) == 1
+    assert uploads[0].startswith("Offline bundle | Upload k0s/k0s-v1.34.1+k0s.0-amd64 (")
     assert remote_sums(node)["k0s/k0s-v1.34.1+k0s.0-amd64"] == next(
         a["sha256"] for a in manifest.load(bundle_dir)["artifacts"] if a["kind"] == "k0s")
 
@@ -78,3 +139,64 @@ def test_bundle_for_another_architecture_is_refused(node, bundle_dir, tmp_path):
     run = node.deploy("--data", f"bundle_dir={other}")
     assert run.rc != 0
     assert "the bundle was built for arm64, this host is x86_64 (amd64)" in run.stderr
+
+
+# k0s, against the test double (tests/doubles/k0s) that records every call it gets.
+CALLS = "/var/lib/k0s-double/calls.log"
+WANTED = ("install controller --single --config=/etc/k0s/k0s.yaml "
+          "--cri-socket=remote:unix:///run/containerd/containerd.sock "
+          "--disable-components=metrics-server")
+
+
+def calls(node) -> list[str]:
+    return node.sh(f"cat {CALLS} 2>/dev/null || true").splitlines()
+
+
+def test_k0s_installed_once_with_the_exact_flags_and_the_node_ready(node):
+    log = calls(node)
+    installs = [c for c in log if c.startswith("install ")]
+    assert installs == [WANTED]
+    assert "config validate --config /etc/k0s/k0s.yaml" in log
+    assert any(c.startswith("kubectl wait node --all --for=condition=Ready") for c in log)
+    assert node.sh("systemctl is-active k0scontroller; systemctl is-enabled k0scontroller"
+                   ).split() == ["active", "enabled"]
+    assert node.sh("stat -c '%a %U' /var/lib/k0s/pki/admin.conf /etc/k0s/k0s.yaml").split() == [
+        "600", "root", "600", "root"]
+    assert "kind: ClusterConfig" in node.sh("cat /etc/k0s/k0s.yaml")
+
+
+def test_k0s_unchanged_means_no_reinstall_no_restart(node, bundle_dir):
+    before, pid = len(calls(node)), node.sh("systemctl show -p MainPID --value k0scontroller")
+    run = node.deploy("--data", f"bundle_dir={bundle_dir}")
+    assert run.rc == 0 and run.changed == []
+    new = calls(node)[before:]
+    assert not [c for c in new if c.startswith(("install", "start", "stop"))]
+    assert node.sh("systemctl show -p MainPID --value k0scontroller") == pid
+
+
+def test_k0s_changed_flags_force_a_reinstall_and_restart(node, bundle_dir):
+    before, pid = len(calls(node)), node.sh("systemctl show -p MainPID --value k0scontroller")
+    args = ("--data", f"bundle_dir={bundle_dir}",
+            "--data", 'k0s_disable_components=["metrics-server","helm"]')
+    run = node.deploy(*args)
+    assert run.rc == 0, run.stderr[-3000:]
+    assert "k0s | k0s flags changed: install controller --force" in run.changed
+    new = [c for c in calls(node)[before:] if c.startswith("install")]
+    assert new == [WANTED.replace("metrics-server", "helm,metrics-server") + " --force"]
+    assert node.sh("systemctl show -p MainPID --value k0scontroller") != pid
+    assert node.deploy(*args).changed == []
+
+
+def test_k0s_changed_config_restarts_without_reinstall(node, bundle_dir):
+    before, pid = len(calls(node)), node.sh("systemctl show -p MainPID --value k0scontroller")
+    args = ("--data", f"bundle_dir={bundle_dir}",
+            "--data", 'k0s_disable_components=["metrics-server","helm"]',
+            "--data", "k0s_network_provider=calico")
+    run = node.deploy(*args)
+    assert run.rc == 0, run.stderr[-3000:]
+    assert "k0s | Restart k0s (binary, flags or config changed)" in run.changed
+    new = calls(node)[before:]
+    assert not [c for c in new if c.startswith("install")]
+    assert "config validate --config /etc/k0s/k0s.yaml" in new
+    assert node.sh("systemctl show -p MainPID --value k0scontroller") != pid
+    assert "provider: calico" in node.sh("cat /etc/k0s/k0s.yaml")
