@@ -79,6 +79,19 @@ def _bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from airnode.serving.health import HealthError, check
+
+    try:
+        report = check(args.url, args.model, args.api, prompt=args.prompt,
+                       ready_timeout=args.timeout, timeout=args.timeout)
+    except HealthError as e:
+        print(f"airnode: UNHEALTHY: {e}", file=sys.stderr)
+        return 1
+    print("\n".join(report.lines()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="airnode", description=__doc__)
     sub = p.add_subparsers(dest="group", required=True)
@@ -111,9 +124,19 @@ def main(argv: list[str] | None = None) -> int:
     bsub.add_parser("verify", help="re-check sizes and sha256; name missing, extra, corrupt "
                     "files").add_argument("dir")
     bsub.add_parser("show", help="the bundle's contents as a table").add_argument("dir")
+    kp = sub.add_parser("check", help="health and smoke check of a model server over HTTP")
+    kp.add_argument("url", help="e.g. http://NODE:11434 (Ollama) or http://NODE:8080 (llama-server)")
+    kp.add_argument("--model", action="append", default=[], help="a model that must answer "
+                    "(repeat for more)")
+    kp.add_argument("--api", choices=["ollama", "openai"], default="ollama",
+                    help="Ollama's own API, or the OpenAI-compatible one (llama-server)")
+    kp.add_argument("--prompt", default="Say hello.")
+    kp.add_argument("--timeout", type=float, default=120)
     args = p.parse_args(argv)
     if args.group == "bundle":
         return _bundle(args)
+    if args.group == "check":
+        return _check(args)
     try:
         return _lab(args)
     except lab.LabError as e:

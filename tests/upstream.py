@@ -24,12 +24,12 @@ def sha(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
 
-def tar_bytes(files: dict[str, bytes], gz: bool = False) -> bytes:
+def tar_bytes(files: dict[str, bytes], gz: bool = False, mode: int = 0o644) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz" if gz else "w") as t:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
-            info.size = len(data)
+            info.size, info.mode = len(data), mode
             t.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
@@ -132,7 +132,58 @@ def debian_debs(packages=("containerd", "runc")) -> list[Path]:
     return [f[-1] for f in found]
 
 
-def make_runtime_bundle(dest: Path, image_ref: str, insecure_registry: str) -> dict:
+CONTAINERD_UNIT = b"""[Unit]
+Description=containerd container runtime
+Documentation=https://containerd.io
+After=network.target local-fs.target
+
+[Service]
+ExecStartPre=-/sbin/modprobe overlay
+ExecStart=/usr/local/bin/containerd
+Type=notify
+Delegate=yes
+KillMode=process
+Restart=always
+RestartSec=5
+LimitNPROC=infinity
+LimitCORE=infinity
+LimitNOFILE=infinity
+TasksMax=infinity
+OOMScoreAdjust=-999
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def static_release(up: Upstream, debs: list[Path], ctd: str, runc_version: str) -> None:
+    """Serve containerd's static release layout (bin/ tarball, runc.<arch>, the unit file) made
+    of the real binaries from Debian's .debs: this machine cannot download upstream's."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        for deb in debs:
+            subprocess.run(["dpkg-deb", "-x", str(deb), d], check=True)
+        root = Path(d)
+        files = {f"bin/{p.name}": p.read_bytes() for p in sorted((root / "usr/bin").iterdir())
+                 if p.name.startswith(("containerd", "ctr"))}
+        tgz = tar_bytes(files, gz=True, mode=0o755)
+        runc = (root / "usr/sbin/runc").read_bytes()
+    c = f"/containerd/containerd/releases/download/v{ctd}"
+    r = f"/opencontainers/runc/releases/download/v{runc_version}"
+    up.server.files.update({
+        f"{c}/containerd-static-{ctd}-linux-amd64.tar.gz": tgz,
+        f"{c}/containerd-static-{ctd}-linux-amd64.tar.gz.sha256sum":
+            f"{sha(tgz)}  containerd-static-{ctd}-linux-amd64.tar.gz\n".encode(),
+        f"/containerd/containerd/v{ctd}/containerd.service": CONTAINERD_UNIT,
+        f"{r}/runc.amd64": runc,
+        f"{r}/runc.sha256sum": f"{sha(runc)}  runc.amd64\n".encode(),
+    })
+
+
+def make_runtime_bundle(dest: Path, image_ref: str, insecure_registry: str,
+                        containerd_source: str = "debian") -> dict:
     """A bundle with Debian's real containerd and runc .debs, one real image (skopeo) and the
     k0s test double in place of the k0s binary (k0s cannot be had on this machine)."""
     from airnode.bundle import images as imagelib
@@ -145,7 +196,15 @@ def make_runtime_bundle(dest: Path, image_ref: str, insecure_registry: str) -> d
             path = f"/debian/pool/{deb.name}"
             server.files[path] = deb.read_bytes()
             debs.append({"url": server.url + path, "sha256": sha(server.files[path])})
-        spec = up.spec(containerd={"source": "debian", "debs": debs},
+        if containerd_source == "static":
+            # the real binaries' versions, so the right config schema is chosen
+            versions = [deb.name.split("_")[1].split("~")[0].split("+")[0]
+                        for deb in debian_debs()]
+            static_release(up, debian_debs(), *versions)
+            ctd = {"source": "static", "version": versions[0], "runc_version": versions[1]}
+        else:
+            ctd = {"source": "debian", "debs": debs}
+        spec = up.spec(containerd=ctd,
                        model_server={"image": image_ref}, insecure_registries=[insecure_registry])
         f = fetchlib.Fetcher(retries=1, backoff=0.01, progress=False,
                              insecure_registries=spec.insecure_registries)

@@ -29,7 +29,8 @@ def runtime(tmp_path_factory):
     with Registry(work / "registry") as reg:
         ref = reg.push_layout(busybox_layout(work / "layout", tag="1"), "1", "airnode/busybox:1")
         data = make_runtime_bundle(work / "bundle", ref, reg.host)
-    return {"dir": work / "bundle", "ref": ref, "data": data}
+        make_runtime_bundle(work / "static", ref, reg.host, containerd_source="static")
+    return {"dir": work / "bundle", "static": work / "static", "ref": ref, "data": data}
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +201,48 @@ def test_k0s_changed_config_restarts_without_reinstall(node, bundle_dir):
     assert "config validate --config /etc/k0s/k0s.yaml" in new
     assert node.sh("systemctl show -p MainPID --value k0scontroller") != pid
     assert "provider: calico" in node.sh("cat /etc/k0s/k0s.yaml")
+
+
+def test_conflicting_runtime_is_stopped_and_disabled(node, bundle_dir):
+    node.sh("printf '[Service]\\nExecStart=/bin/sleep infinity\\n[Install]\\n"
+            "WantedBy=multi-user.target\\n' > /etc/systemd/system/docker.service && "
+            "systemctl daemon-reload && systemctl enable -q --now docker.service")
+    args = ("--data", f"bundle_dir={bundle_dir}",
+            "--data", 'k0s_disable_components=["metrics-server","helm"]',
+            "--data", "k0s_network_provider=calico")
+    run = node.deploy(*args)
+    assert run.rc == 0, run.stderr[-3000:]
+    assert run.changed == ["containerd | Conflicting runtime docker.service stopped and disabled"]
+    assert node.sh("systemctl is-active docker; systemctl is-enabled docker; true").split() == [
+        "inactive", "disabled"]
+    assert node.deploy(*args).changed == []
+
+
+def test_switching_to_the_static_release_keeps_everything_running(node, runtime):
+    args = ("--data", f"bundle_dir={runtime['static']}", "--data", "containerd_source=static",
+            "--data", 'k0s_disable_components=["metrics-server","helm"]',
+            "--data", "k0s_network_provider=calico")
+    run = node.deploy(*args, label="deploy: containerd debian -> static")
+    assert run.rc == 0, run.stderr[-3000:]
+    assert any(n.startswith("containerd | Install containerd 1.6.20 (static) and runc 1.1.5")
+               for n in run.changed), run.changed
+    assert "containerd | Restart containerd (installed or config changed)" in run.changed
+    assert "/usr/local/bin/containerd" in node.sh("systemctl show -p ExecStart containerd")
+    assert node.sh("systemctl is-active containerd").strip() == "active"
+    assert "SystemdCgroup = true" in node.sh("/usr/local/bin/containerd config dump")
+    out = node.sh(f"/usr/local/bin/ctr -n k8s.io run --rm {runtime['ref']} airnode-static "
+                  "/bin/echo still here")
+    assert out.strip() == "still here"
+    assert node.deploy(*args).changed == []
+
+
+def test_a_node_that_never_gets_ready_fails_with_a_bounded_clear_timeout(node, runtime):
+    node.sh("touch /var/lib/k0s-double/never-ready")
+    args = ("--data", f"bundle_dir={runtime['static']}", "--data", "containerd_source=static",
+            "--data", 'k0s_disable_components=["metrics-server","helm"]',
+            "--data", "k0s_ready_timeout=30")  # network provider back to kuberouter: a restart
+    run = node.deploy(*args)
+    assert run.rc != 0
+    assert "k0s node not Ready after 30s: see journalctl -u k0scontroller.service" in run.stderr
+    assert run.seconds < 180
+    node.sh("rm /var/lib/k0s-double/never-ready")

@@ -41,3 +41,13 @@ def test_sysctl_conf():
 def test_modules_load_conf():
     text = render("modules-load.conf.j2", step="kernel", modules=("br_netfilter", "overlay"))
     assert directives(text) == ["br_netfilter", "overlay"]
+
+
+def test_k0s_config_is_an_air_gapped_cluster_config():
+    import yaml
+
+    cfg = yaml.safe_load(render("k0s.yaml.j2", network_provider="kuberouter", pull_policy="Never"))
+    assert cfg["kind"] == "ClusterConfig" and cfg["apiVersion"] == "k0s.k0sproject.io/v1beta1"
+    assert cfg["spec"]["images"]["default_pull_policy"] == "Never"
+    assert cfg["spec"]["telemetry"]["enabled"] is False
+    assert cfg["spec"]["network"]["provider"] == "kuberouter"

@@ -1,0 +1,1 @@
+"""The model server: health and smoke checks over HTTP (requests)."""
