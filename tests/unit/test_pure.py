@@ -8,7 +8,8 @@ import pytest
 PURE = ["airnode.config", "airnode.sizing", "airnode.swap", "airnode.hosts", "airnode.preflight",
         "airnode.sysctl", "airnode.render", "airnode.lab", "airnode.paths", "airnode.bundle.spec",
         "airnode.bundle.images", "airnode.bundle.manifest", "airnode.bundle.ship",
-        "airnode.bundle.fetch", "airnode.cli", "airnode.containerd", "airnode.k0s", "airnode.serving.health"]
+        "airnode.bundle.fetch", "airnode.cli", "airnode.containerd", "airnode.k0s", "airnode.serving.health",
+        "airnode.serving.manifests"]
 
 
 @pytest.mark.parametrize("module", PURE)
