@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from pyinfra import host
@@ -23,9 +25,31 @@ DEFAULTS = {
 }
 
 
-def local_bundle(bundle_dir: str) -> tuple[Path, dict]:
-    """The verified local bundle; raises AirnodeError naming every missing or corrupt file."""
-    root = (ROOT / bundle_dir).resolve()
+@dataclass(frozen=True)
+class Bundle:
+    root: Path      # on the machine running pyinfra
+    data: dict      # its verified manifest
+    remote: str     # where it lives on the node
+
+    def artifacts(self, *kinds: str) -> list[dict]:
+        return [a for a in self.data["artifacts"] if a["kind"] in kinds]
+
+
+def current(missing: str) -> Bundle | None:
+    """The configured bundle, verified (once per run); None, with a noop saying ``missing``,
+    when bundle_dir is empty. Steps that install from the bundle start with this."""
+    s = settings(DEFAULTS)
+    if not s["bundle_dir"]:
+        host.noop(f"no bundle_dir set: {missing}")
+        return None
+    root = (ROOT / s["bundle_dir"]).resolve()
+    return Bundle(root, local_bundle(root, s["bundle_dir"]), s["bundle_remote_dir"])
+
+
+@cache
+def local_bundle(root: Path, bundle_dir: str) -> dict:
+    """The verified local manifest; raises AirnodeError naming every missing or corrupt file.
+    Cached: every file is hashed once per run, however many steps and hosts use it."""
     try:
         data = manifest.load(root)
     except manifest.ManifestError as e:
@@ -35,21 +59,19 @@ def local_bundle(bundle_dir: str) -> tuple[Path, dict]:
         raise AirnodeError(f"bundle {root} is not intact; nothing was changed:\n  - "
                            + "\n  - ".join(report.lines())
                            + "\n  (re-run `airnode bundle fetch` on the connected machine)")
-    return root, data
+    return data
 
 
 @deploy("Offline bundle", data_defaults=DEFAULTS)
 def bundle():
-    s = settings(DEFAULTS)
-    if not s["bundle_dir"]:
-        host.noop("no bundle_dir set: skipping the offline bundle")
+    b = current("skipping the offline bundle")
+    if b is None:
         return
-    root, data = local_bundle(s["bundle_dir"])
+    root, data, remote_dir = b.root, b.data, b.remote
     problem = ship.arch_problem(data["arch"], host.get_fact(HostProfile).arch)
     if problem:
         raise AirnodeError(f"{host.name}: {problem}; nothing was changed")
 
-    remote_dir = s["bundle_remote_dir"]
     todo = ship.to_upload(data["artifacts"], host.get_fact(RemoteSha256, path=remote_dir))
     if todo:
         files.directory(name="Bundle directory", path=remote_dir, mode="755")

@@ -9,12 +9,11 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import Command
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import server, systemd
 
 from airnode import containerd as logic
 from airnode.steps._common import AirnodeError, put_rendered, settings
-from airnode.steps.bundle import DEFAULTS as BUNDLE_DEFAULTS
-from airnode.steps.bundle import local_bundle
+from airnode.steps import bundle
 
 DEFAULTS = {
     "containerd_source": "debian",   # debian: the bundle's .debs (dpkg -i); static: upstream tarball
@@ -24,28 +23,16 @@ DEFAULTS = {
 STATIC_MARK = "/usr/local/lib/airnode/containerd-static.sha256"
 
 
-def _bundle_artifacts() -> tuple[dict, str, dict] | None:
-    b = settings(BUNDLE_DEFAULTS)
-    if not b["bundle_dir"]:
-        return None
-    _root, data = local_bundle(b["bundle_dir"])
-    by_kind: dict[str, list[dict]] = {}
-    for a in data["artifacts"]:
-        by_kind.setdefault(a["kind"], []).append(a)
-    return data, b["bundle_remote_dir"], by_kind
-
-
 @deploy("containerd", data_defaults=DEFAULTS)
 def containerd():
     s = settings(DEFAULTS)
-    bundle = _bundle_artifacts()
-    if bundle is None:
-        host.noop("no bundle_dir set: containerd comes from the offline bundle")
+    b = bundle.current("containerd comes from the offline bundle")
+    if b is None:
         return
-    data, remote, by_kind = bundle
+    remote = b.remote
 
     if s["containerd_source"] == "debian":
-        debs = by_kind.get("deb", [])
+        debs = b.artifacts("deb")
         if not any(logic.deb_version(d["file"])[0] == "containerd" for d in debs):
             raise AirnodeError("containerd_source = 'debian' but the bundle holds no containerd "
                                ".deb: list them under [[containerd.debs]] in the spec, re-fetch")
@@ -61,7 +48,7 @@ def containerd():
             commands=["DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold "
                       + " ".join(shlex.quote(f"{remote}/{f}") for f in todo)]) if todo else None
     else:
-        needed = {k: by_kind.get(k) for k in ("containerd", "runc", "containerd-unit")}
+        needed = {k: b.artifacts(k) for k in ("containerd", "runc", "containerd-unit")}
         missing = [k for k, v in needed.items() if not v]
         if missing:
             raise AirnodeError(f"containerd_source = 'static' but the bundle lacks {missing}: set "

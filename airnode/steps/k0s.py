@@ -13,8 +13,7 @@ from pyinfra.operations import server
 
 from airnode import k0s as logic
 from airnode.steps._common import put_rendered, settings
-from airnode.steps.bundle import DEFAULTS as BUNDLE_DEFAULTS
-from airnode.steps.bundle import local_bundle
+from airnode.steps import bundle
 
 DEFAULTS = {
     "k0s_disable_components": ["metrics-server"],  # Prometheus (kube-prometheus) replaces it
@@ -27,13 +26,11 @@ DEFAULTS = {
 @deploy("k0s", data_defaults=DEFAULTS)
 def k0s():
     s = settings(DEFAULTS)
-    b = settings(BUNDLE_DEFAULTS)
-    if not b["bundle_dir"]:
-        host.noop("no bundle_dir set: k0s comes from the offline bundle")
+    b = bundle.current("k0s comes from the offline bundle")
+    if b is None:
         return
-    _root, data = local_bundle(b["bundle_dir"])
-    binary = next(a for a in data["artifacts"] if a["kind"] == "k0s")
-    src = f"{b['bundle_remote_dir']}/{binary['file']}"
+    binary = b.artifacts("k0s")[0]
+    src = f"{b.remote}/{binary['file']}"
 
     have = (host.get_fact(Command, f"sha256sum {logic.BINARY} 2>/dev/null || true") or "").split()
     status = logic.parse_status(host.get_fact(
