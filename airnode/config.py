@@ -8,6 +8,7 @@ key, the value and what is allowed. Pure: imports nothing from pyinfra.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -87,8 +88,10 @@ RULES: dict[str, Rule] = {
     "zram_page_cluster": integer(ge=0, le=10),
     # containerd
     "containerd_source": one_of("debian", "static"),
-    "containerd_sandbox_image": Rule("an image reference with a tag (registry/name:tag)",
-                                     lambda v: isinstance(v, str) and ":" in v.rsplit("/", 1)[-1]),
+    "containerd_sandbox_image": Rule(
+        "an image reference with a tag (registry/name:tag)",
+        lambda v: isinstance(v, str) and re.fullmatch(
+            r"[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+:[A-Za-z0-9._-]+", v) is not None),
     # k0s
     "k0s_disable_components": Rule(
         "a list of k0s component names (e.g. [\"metrics-server\"])",

@@ -15,15 +15,20 @@ CONFLICTING_UNITS = ("docker.service", "docker.socket", "crio.service")
 
 def config_template(version: str) -> str:
     """containerd 1.x reads config schema version 2, 2.x schema version 3."""
-    major = int(re.match(r"v?(\d+)", version).group(1))
+    m = re.match(r"v?(\d+)", version)
+    if not m:
+        raise ValueError(f"containerd version {version!r} does not start with a number")
+    major = int(m.group(1))
     return "containerd-config-v3.toml.j2" if major >= 2 else "containerd-config-v2.toml.j2"
 
 
 def deb_version(file: str) -> tuple[str, str]:
     """containerd_1.6.20~ds1-1+deb12u3_amd64.deb -> ('containerd', '1.6.20~ds1-1+deb12u3')."""
     name = Path(file).name
-    pkg, version, _arch = name[: -len(".deb")].split("_")
-    return pkg, version
+    parts = name.removesuffix(".deb").split("_")
+    if len(parts) != 3 or not name.endswith(".deb"):
+        raise ValueError(f"{file}: not a Debian package file name (name_version_arch.deb)")
+    return parts[0], parts[1]
 
 
 def parse_dpkg_status(lines: list[str]) -> dict[str, str]:
@@ -32,7 +37,8 @@ def parse_dpkg_status(lines: list[str]) -> dict[str, str]:
     for line in lines:
         fields = line.split()
         if len(fields) >= 3 and fields[2].startswith("ii"):
-            out[fields[0]] = fields[1]
+            # file names carry no epoch ("1:"): compare without it
+            out[fields[0]] = re.sub(r"^\d+:", "", fields[1])
     return out
 
 

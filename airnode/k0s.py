@@ -65,7 +65,21 @@ def parse_status(text: str) -> dict | None:
         return None
 
 
-def needs_reinstall(wanted: list[str], status: dict | None) -> bool:
-    if not status:
+def needs_reinstall(wanted: list[str], status: dict | None,
+                    unit_text: str | None = None) -> bool:
+    """Installed with other flags? Asks the running k0s (status .Args); when it is not running
+    (crash-looping on bad flags, say), reads the installed unit's ExecStart instead."""
+    args = (status or {}).get("Args") or unit_args(unit_text or "")
+    if not args:
         return False
-    return normalize(status.get("Args") or []) != normalize(wanted)
+    return normalize(args) != normalize(wanted)
+
+
+def unit_args(unit_text: str) -> list[str] | None:
+    """The flags of an installed k0s service, from its ExecStart= line (k0s not running)."""
+    import shlex
+
+    for line in (unit_text or "").splitlines():
+        if line.startswith("ExecStart="):
+            return shlex.split(line[len("ExecStart="):])
+    return None

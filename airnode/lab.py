@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -85,7 +86,7 @@ def ensure_image() -> Path:
                    AIRNODE_LAB_HOSTNAME=RECIPE["hostname"])
         _run(["mmdebstrap", "--quiet", f"--variant={RECIPE['variant']}",
               "--include=" + ",".join(RECIPE["packages"]),
-              f"--customize-hook={CUSTOMIZE} \"$1\"",
+              f"--customize-hook={shlex.quote(str(CUSTOMIZE))} \"$1\"",
               RECIPE["suite"], str(rootfs), RECIPE["mirror"]], env=env)
         boot = rootfs / "boot"
         kernel = sorted(boot.glob("vmlinuz-*"))[-1]
@@ -147,9 +148,10 @@ class Instance:
     def pid(self) -> int | None:
         try:
             pid = int((self.dir / "qemu.pid").read_text())
-            os.kill(pid, 0)
-            return pid
-        except (FileNotFoundError, ValueError, ProcessLookupError):
+            # a stale pid file (host rebooted) may name another process: check it is ours
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            return pid if str(self.dir / "disk.qcow2").encode() in b"".join(cmdline) else None
+        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
             return None
 
     def ssh_argv(self, *command: str) -> list[str]:
@@ -292,7 +294,7 @@ def start(name: str = "default", memory: int = 2048, cpus: int = 2,
             {"port": port, "key": str(img / "id_ed25519"), "accel": acc, "image": str(img)}))
         inst.ssh_config.write_text(
             f"Host {SSH_ALIAS}\n  HostName 127.0.0.1\n  Port {port}\n  User root\n"
-            f"  IdentityFile {img / 'id_ed25519'}\n  IdentitiesOnly yes\n"
+            f"  IdentityFile \"{img / 'id_ed25519'}\"\n  IdentitiesOnly yes\n"
             "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
             "  BatchMode yes\n")
         inst.console.write_text("")

@@ -14,6 +14,7 @@ class FixtureServer:
         self.cut_after: dict[str, list[int]] = {}   # path -> byte counts, one per request to cut
         self.fail_first: dict[str, int] = {}        # path -> how many 503s before success
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
+        self.gzip_paths: set[str] = set()  # gzip these when the client accepts gzip
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -36,6 +37,15 @@ class FixtureServer:
                     self.send_response(404)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
+                    return
+                if path in server.gzip_paths and "gzip" in self.headers.get("Accept-Encoding", ""):
+                    import gzip
+                    data = gzip.compress(body)
+                    self.send_response(200)
+                    self.send_header("Content-Encoding", "gzip")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
                     return
                 start = 0
                 m = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")

@@ -80,7 +80,11 @@ class Fetcher:
 
         def attempt():
             have = part.stat().st_size if part.exists() else 0
-            headers = {"Range": f"bytes={have}-"} if have else {}
+            # identity: a gzip Content-Encoding would make the body, the Content-Length and our
+            # Range offsets disagree (requests decodes it on the fly)
+            headers = {"Accept-Encoding": "identity"}
+            if have:
+                headers["Range"] = f"bytes={have}-"
             with self.session.get(url, headers=headers, stream=True, timeout=self.timeout) as r:
                 if r.status_code == 416 and have:
                     part.unlink()  # our partial file is longer than the resource: start over

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from urllib.parse import unquote
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,7 +162,7 @@ def artifacts(spec: Spec) -> list[Artifact]:
                             f"{rrel}/runc.sha256sum", f"runc.{arch}"))
     else:
         for deb in c["debs"]:
-            name = deb["url"].rsplit("/", 1)[1]
+            name = unquote(deb["url"].rsplit("/", 1)[1])  # pool URLs spell "+" as %2B
             pkg, _, rest = name.partition("_")
             out.append(Artifact("deb", pkg, rest.rsplit("_", 1)[0], f"containerd/debs/{name}",
                                 deb["url"], sha256=deb["sha256"]))

@@ -12,7 +12,7 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import server
 
 from airnode import k0s as logic
-from airnode.steps._common import put_rendered, settings
+from airnode.steps._common import AirnodeError, put_rendered, settings
 from airnode.steps import bundle
 
 DEFAULTS = {
@@ -29,14 +29,16 @@ def k0s():
     b = bundle.current("k0s comes from the offline bundle")
     if b is None:
         return
+    if not b.artifacts("k0s"):
+        raise AirnodeError(f"bundle {b.root} holds no k0s binary: add [k0s] to the spec, re-fetch")
     binary = b.artifacts("k0s")[0]
     src = f"{b.remote}/{binary['file']}"
 
     have = (host.get_fact(Command, f"sha256sum {logic.BINARY} 2>/dev/null || true") or "").split()
     status = logic.parse_status(host.get_fact(
         Command, f"{logic.BINARY} status -o json 2>/dev/null || true") or "")
-    installed = bool(host.get_fact(Command, f"test -e /etc/systemd/system/{logic.UNIT} "
-                                            "&& echo yes || true"))
+    unit_text = host.get_fact(Command, f"cat /etc/systemd/system/{logic.UNIT} 2>/dev/null || true")
+    installed = bool(unit_text)
     ops = []
     if not have or have[0] != binary["sha256"]:
         # k0s upgrade: stop, replace, start (the restart below starts it again)
@@ -55,7 +57,7 @@ def k0s():
     cmd = f"{logic.BINARY} install controller " + " ".join(shlex.quote(f) for f in flags)
     if not installed:
         ops.append(server.shell(name="k0s install controller " + " ".join(flags), commands=[cmd]))
-    elif logic.needs_reinstall(flags, status):
+    elif logic.needs_reinstall(flags, status, unit_text):
         ops.append(server.shell(name="k0s flags changed: install controller --force",
                                 commands=[cmd + " --force", "systemctl daemon-reload"]))
     ops.append(config)

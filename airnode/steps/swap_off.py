@@ -29,10 +29,11 @@ def swap_off():
             # Recorded before masking, so an interrupted run never loses track of a mask.
             files.line(name=f"Record {unit} for teardown", path=MASKED_LIST, line=f"^{unit}$",
                        replace=unit, escape_regex_characters=False)
-        server.shell(name="Switch disk swap off: " + ", ".join(s.name for s in active),
-                     commands=["swapoff " + " ".join(shlex.quote(s.name) for s in active)])
+        # Masked before swapoff: a run cut in between still leaves the swap off at boot.
         server.shell(name="Mask swap units: " + ", ".join(units),
                      commands=["systemctl mask " + " ".join(shlex.quote(u) for u in units)])
+        server.shell(name="Switch disk swap off: " + ", ".join(s.name for s in active),
+                     commands=["swapoff " + " ".join(shlex.quote(s.name) for s in active)])
 
     command = swap.comment_out_command(entries)
     if command:

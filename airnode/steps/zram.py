@@ -31,9 +31,7 @@ def zram():
 
     unit = put_rendered(
         "airnode-zram.service.j2", f"/etc/systemd/system/{UNIT}", name=f"Unit {UNIT}",
-        size_bytes=size, size_mib=size // MIB, memory_mb=memory_mb,
-        fraction=s["zram_fraction"], max_mb=s["zram_max_mb"],
-        algorithm=s["zram_algorithm"], priority=s["zram_priority"])
+        size_bytes=size, size_mib=size // MIB, algorithm=s["zram_algorithm"], priority=s["zram_priority"])
     systemd.daemon_reload(name="Reload systemd (zram unit changed)", _if=unit.did_change)
     if host.get_fact(SystemdStatus).get(UNIT):
         # A new size or algorithm re-creates the device: stop swapoffs and resets it.

@@ -95,3 +95,12 @@ def test_partial_file_from_an_interrupted_fetch_is_resumed(upstream, tmp_path):
     part.write_bytes(upstream.k0s[:2000])
     fetch.fetch(upstream.spec(), tmp_path, with_images=False, fetcher=fetcher())
     assert upstream.server.gets(upstream.k0s_path) == ["bytes=2000-"]
+
+
+def test_a_server_that_would_gzip_still_gives_the_exact_bytes(upstream, tmp_path):
+    # raw.githubusercontent.com compresses text for clients that accept gzip
+    unit = "/containerd/containerd/v2.1.4/containerd.service"
+    upstream.server.gzip_paths.add(unit)
+    fetch.fetch(upstream.spec(), tmp_path, with_images=False, fetcher=fetcher())
+    assert (tmp_path / "containerd" / "containerd.service").read_bytes() == \
+        upstream.server.files[unit]

@@ -34,7 +34,7 @@ def test_asset_names_follow_upstream_across_versions():
 
 
 def test_debian_containerd_source_takes_listed_debs():
-    deb = {"url": "http://deb.example/pool/c/containerd/containerd_1.6.20~ds1-1+b1_amd64.deb",
+    deb = {"url": "http://deb.example/pool/c/containerd/containerd_1.6.20~ds1-1%2Bb1_amd64.deb",
            "sha256": "a" * 64}
     arts = spec.artifacts(spec.parse({**BASE, "containerd": {"source": "debian", "debs": [deb]}}))
     d = next(a for a in arts if a.kind == "deb")

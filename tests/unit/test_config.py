@@ -21,6 +21,8 @@ def test_every_default_has_a_rule_and_passes_it():
     ("zram_swappiness", 201, "<= 200"),
     ("zram_priority", -5, ">= 0"),
     ("hosts_address", "10.0.0.1", "loopback"),
+    ("containerd_sandbox_image", 'registry.k8s.io/pause:3.10"\nx', "registry/name:tag"),
+    ("containerd_sandbox_image", "pause", "registry/name:tag"),
     ("hosts_address", "127.0.0.300", "loopback"),
 ])
 def test_bad_values_name_key_value_and_what_is_allowed(key, value, allowed):

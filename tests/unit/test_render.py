@@ -2,8 +2,7 @@ from airnode.render import render
 
 
 def zram_unit(**over):
-    values = dict(size_bytes=1029701632, size_mib=982, memory_mb=1964, fraction=0.5,
-                  max_mb=8192, algorithm="zstd", priority=100)
+    values = dict(size_bytes=1029701632, size_mib=982, algorithm="zstd", priority=100)
     values.update(over)
     return render("airnode-zram.service.j2", **values)
 

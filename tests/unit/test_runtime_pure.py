@@ -100,3 +100,23 @@ def test_parse_status():
     assert k0s.parse_status("Error: k0s not running") is None
     assert k0s.parse_status('{"Args": ["k0s"], "Pid": 1}') == {"Args": ["k0s"], "Pid": 1}
     assert not k0s.needs_reinstall(WANTED, None)  # not installed: install, not reinstall
+
+
+def test_flags_of_a_stopped_k0s_come_from_its_unit():
+    unit = ("[Unit]\nDescription=k0s\n[Service]\nExecStart=/usr/local/bin/k0s controller "
+            + " ".join(WANTED) + "\nRestart=always\n")
+    assert not k0s.needs_reinstall(WANTED, None, unit)
+    assert k0s.needs_reinstall(k0s.install_flags(["metrics-server"], ["--debug"]), None, unit)
+    assert not k0s.needs_reinstall(WANTED, None, "")  # not installed
+
+
+def test_dpkg_epochs_do_not_force_a_reinstall_every_run():
+    status = containerd.parse_dpkg_status(["conntrack 1:1.4.7-1 ii "])
+    assert containerd.debs_to_install(["d/conntrack_1.4.7-1_amd64.deb"], status) == []
+
+
+def test_bad_names_are_named():
+    with pytest.raises(ValueError, match="x.deb: not a Debian package file name"):
+        containerd.deb_version("d/x.deb")
+    with pytest.raises(ValueError, match="containerd version 'latest'"):
+        containerd.config_template("latest")
