@@ -76,6 +76,11 @@ def absolute_path() -> Rule:
 RULES: dict[str, Rule] = {
     # preflight
     "preflight_min_memory_mb": integer(ge=256),
+    # sizing
+    "sizing_reserved_mb": integer(ge=0),
+    "ollama_context_length": integer(ge=256, le=1048576),
+    "ollama_num_parallel": integer(ge=1, le=64),
+    "ollama_kv_cache_type": one_of("f16", "q8_0", "q4_0"),
     # offline bundle
     "bundle_dir": optional_path(),
     "bundle_remote_dir": absolute_path(),

@@ -145,8 +145,10 @@ def table(fits: list[Fit]) -> str:
 
 
 def disk_problem(free_bytes: int, bundle_bytes: int, store_bytes: int) -> str | None:
+    from airnode.bundle.manifest import human
+
     need = bundle_bytes + store_bytes
     if need > free_bytes:
-        return (f"not enough disk: bundle {bundle_bytes // MIB} MiB + model store "
-                f"{store_bytes // MIB} MiB = {need // MIB} MiB, {free_bytes // MIB} MiB free")
+        return (f"not enough disk: bundle {human(bundle_bytes)} + model store "
+                f"{human(store_bytes)} = {human(need)}, {human(free_bytes)} free")
     return None

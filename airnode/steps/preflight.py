@@ -5,8 +5,11 @@ from __future__ import annotations
 from pyinfra import host, logger
 from pyinfra.api import deploy
 
-from airnode import config
-from airnode.facts import HostProfile
+from pyinfra.facts.server import Command
+
+from airnode import config, sizing
+from airnode.bundle import ship
+from airnode.facts import HostProfile, RemoteSha256
 from airnode.preflight import check_host
 from airnode.steps import bundle, containerd, hostname, images, k0s, kernel, swap_off, zram
 from airnode.steps._common import AirnodeError
@@ -14,6 +17,13 @@ from airnode.steps._common import AirnodeError
 DEFAULTS = {
     # Below this much memory (MiB, MemTotal) k0s + monitoring cannot run.
     "preflight_min_memory_mb": 1024,
+    # Memory (MiB) kept for k0s, containerd and monitoring when sizing models.
+    "sizing_reserved_mb": 2048,
+    # How the model server runs each model (Ollama's OLLAMA_CONTEXT_LENGTH,
+    # OLLAMA_NUM_PARALLEL, OLLAMA_KV_CACHE_TYPE): what sizing counts.
+    "ollama_context_length": 4096,
+    "ollama_num_parallel": 1,
+    "ollama_kv_cache_type": "f16",
 }
 # Every step's settings, in the order of deploys/node.py.
 ALL_DEFAULTS = {**DEFAULTS, **bundle.DEFAULTS, **swap_off.DEFAULTS, **zram.DEFAULTS, **kernel.DEFAULTS,
@@ -36,9 +46,35 @@ def preflight():
     if not problems:
         problems += check_host(facts, values["preflight_min_memory_mb"],
                                values["zram_swappiness"])
+    if not problems:
+        problems += _sizing(values, facts.memory_mb)
     if problems:
         raise AirnodeError(
             f"{host.name} cannot become an airnode node; nothing was changed:\n  - "
             + "\n  - ".join(problems))
     host.noop(f"{facts.arch}, {facts.os_release.get('PRETTY_NAME', '?')}, "
               f"kernel {facts.kernel}, {facts.memory_mb} MiB: supported")
+
+
+def _sizing(values: dict, memory_mb: int) -> list[str]:
+    """Every model of the bundle must fit in memory, and the bundle on the node's disk."""
+    b = bundle.current("no models to size") if values["bundle_dir"] else None
+    if b is None:
+        return []
+    problems = []
+    models = [sizing.read_gguf(b.root / a["file"], a["name"]) for a in b.artifacts("model")]
+    fits = sizing.plan(models, memory_mb, values["sizing_reserved_mb"],
+                       values["ollama_context_length"], values["ollama_num_parallel"],
+                       values["ollama_kv_cache_type"])
+    if any(not f.ok for f in fits):
+        problems.append(
+            f"model(s) do not fit in memory (MemTotal {memory_mb} MiB - sizing_reserved_mb "
+            f"{values['sizing_reserved_mb']} MiB; zram swap is not counted):\n"
+            + sizing.table(fits))
+    todo = ship.to_upload(b.data["artifacts"], host.get_fact(RemoteSha256, path=b.remote))
+    free = host.get_fact(Command, "df -P -B1 /var/lib | awk 'NR==2 {print $4}'")
+    problem = sizing.disk_problem(int(free or 0), sum(a["size"] for a in todo), 0) \
+        if (free or "").strip().isdigit() else None
+    if problem:
+        problems.append(f"{problem} on /var/lib")
+    return problems

@@ -86,4 +86,4 @@ def test_plan_says_what_to_change(smol, llama3_8b_shape):
 def test_disk():
     assert disk_problem(10 * MIB, 4 * MIB, 5 * MIB) is None
     assert disk_problem(8 * MIB, 4 * MIB, 5 * MIB) == (
-        "not enough disk: bundle 4 MiB + model store 5 MiB = 9 MiB, 8 MiB free")
+        "not enough disk: bundle 4.0 MiB + model store 5.0 MiB = 9.0 MiB, 8.0 MiB free")
