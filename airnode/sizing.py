@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 MIB = 1024 * 1024
 
 
@@ -28,8 +30,6 @@ def zram_size_bytes(memory_mb: int, fraction: float, max_mb: int) -> int:
 #   overhead = OVERHEAD_MIB for compute buffers and the runtime.
 # available = MemTotal - sizing_reserved_mb (k0s, containerd, monitoring). zram is not counted:
 # it is compressed swap, slow for weights, and reported separately.
-
-from dataclasses import dataclass  # noqa: E402
 
 OVERHEAD_MIB = 512
 KV_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
@@ -60,10 +60,7 @@ def read_gguf(path, name: str | None = None) -> ModelInfo:
 
     def field(key, default=None):
         f = r.fields.get(key)
-        if f is None:
-            return default
-        v = f.contents()
-        return v
+        return default if f is None else f.contents()
 
     arch = field("general.architecture")
     if not arch:
