@@ -3,12 +3,8 @@ node lacks. Pure: no pyinfra."""
 
 from __future__ import annotations
 
-import json
 import re
-import tarfile
 from pathlib import Path
-
-from airnode.bundle.images import normalize
 
 CONFLICTING_UNITS = ("docker.service", "docker.socket", "crio.service")
 
@@ -57,22 +53,9 @@ def parse_ctr_images(lines: list[str]) -> dict[str, str]:
     return out
 
 
-def archive_images(path: Path) -> dict[str, str]:
-    """{image name: manifest digest} of an OCI (or docker-save) archive, without unpacking it."""
-    out: dict[str, str] = {}
-    with tarfile.open(path) as tar:
-        names = {m.name.lstrip("./"): m for m in tar if m.isfile()}
-        if "index.json" in names:
-            for m in json.load(tar.extractfile(names["index.json"])).get("manifests", []):
-                ann = m.get("annotations", {})
-                ref = ann.get("io.containerd.image.name") or ann.get(
-                    "org.opencontainers.image.ref.name")
-                if ref and ("/" in ref or ":" in ref):
-                    out[normalize(ref)] = m["digest"]
-    return out
-
-
-def archives_to_import(archives: dict[str, dict[str, str]], present: dict[str, str]) -> list[str]:
-    """Archives (file -> {name: digest}) holding an image containerd lacks at that digest."""
+def archives_to_import(archives: dict[str, dict[str, str | None]],
+                       present: dict[str, str]) -> list[str]:
+    """Archives (file -> {name: digest}) holding an image containerd lacks at that digest.
+    An archive whose names or digests cannot be read is always imported."""
     return sorted(f for f, imgs in archives.items()
-                  if not imgs or any(present.get(n) != d for n, d in imgs.items()))
+                  if not imgs or any(d is None or present.get(n) != d for n, d in imgs.items()))

@@ -99,12 +99,13 @@ def images_in_kube_prometheus_tarball(path: Path) -> list[str]:
     return sorted(found)
 
 
-def images_in_oci_archive(path: Path) -> list[str]:
-    """Image names in an OCI (or docker-save) archive: index.json annotations / RepoTags."""
+def archive_images(path: Path) -> dict[str, str | None]:
+    """{image name: manifest digest} of an OCI (or docker-save) archive, read without
+    unpacking it: index.json annotations, or docker-save RepoTags (digest unknown: None)."""
     import json
     import tarfile
 
-    names: set[str] = set()
+    out: dict[str, str | None] = {}
     with tarfile.open(path) as tar:
         members = {Path(m.name).as_posix().lstrip("./"): m for m in tar if m.isfile()}
         if "index.json" in members:
@@ -114,8 +115,14 @@ def images_in_oci_archive(path: Path) -> list[str]:
                 name = ann.get("io.containerd.image.name") or ann.get(
                     "org.opencontainers.image.ref.name")
                 if name and ("/" in name or ":" in name):
-                    names.add(normalize(name))
+                    out[normalize(name)] = m.get("digest")
         if "manifest.json" in members:
             for m in json.load(tar.extractfile(members["manifest.json"])):
-                names |= {normalize(t) for t in m.get("RepoTags") or []}
-    return sorted(names)
+                for tag in m.get("RepoTags") or []:
+                    out.setdefault(normalize(tag), None)
+    return out
+
+
+def images_in_oci_archive(path: Path) -> list[str]:
+    """Image names in an OCI (or docker-save) archive."""
+    return sorted(archive_images(path))

@@ -11,6 +11,7 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import server
 
 from airnode import containerd as logic
+from airnode.bundle.images import archive_images
 from airnode.steps import bundle
 
 DEFAULTS: dict = {}
@@ -22,7 +23,7 @@ def images():
     b = bundle.current("no images to import")
     if b is None:
         return
-    archives = {a["file"]: logic.archive_images(b.root / a["file"])
+    archives = {a["file"]: archive_images(b.root / a["file"])
                 for a in b.artifacts(*IMAGE_KINDS)}
     present = logic.parse_ctr_images(
         (host.get_fact(Command, "ctr -n k8s.io images ls 2>/dev/null || true") or "").splitlines())

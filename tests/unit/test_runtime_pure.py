@@ -52,7 +52,9 @@ def test_archives_to_import_by_name_and_digest(tmp_path):
     archive = tmp_path / "a.tar"
     archive.write_bytes(layout_tar(busybox_layout(tmp_path / "l", names=[
         "registry.k8s.io/pause:3.10", "quay.io/k0sproject/kube-proxy:v1.34.1"])))
-    images = containerd.archive_images(archive)
+    from airnode.bundle.images import archive_images
+
+    images = archive_images(archive)
     assert set(images) == {"registry.k8s.io/pause:3.10", "quay.io/k0sproject/kube-proxy:v1.34.1"}
     digest = images["registry.k8s.io/pause:3.10"]
     archives = {"a.tar": images}
@@ -120,3 +122,10 @@ def test_bad_names_are_named():
         containerd.deb_version("d/x.deb")
     with pytest.raises(ValueError, match="containerd version 'latest'"):
         containerd.config_template("latest")
+
+
+def test_an_archive_without_digests_is_always_imported():
+    archives = {"d.tar": {"docker.io/library/x:1": None}}
+    assert containerd.archives_to_import(archives, {}) == ["d.tar"]
+    assert containerd.archives_to_import(archives, {"docker.io/library/x:1": "sha256:a"}) == [
+        "d.tar"]
