@@ -68,6 +68,29 @@ def optional_path() -> Rule:
                 lambda v: v is None or v == "" or isinstance(v, str))
 
 
+def boolean() -> Rule:
+    return Rule("true or false", lambda v: isinstance(v, bool))
+
+
+def pattern(regex: str, allowed: str) -> Rule:
+    return Rule(allowed, lambda v: isinstance(v, str) and re.fullmatch(regex, v) is not None)
+
+
+QUANTITY = r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti)"
+# Ollama settings airnode sets itself: ollama_extra_env may not override them.
+OLLAMA_OWN_ENV = ("OLLAMA_HOST", "OLLAMA_MODELS")
+
+
+def extra_env() -> Rule:
+    def check(v: Any) -> bool:
+        return isinstance(v, dict) and all(
+            isinstance(k, str) and re.fullmatch(r"OLLAMA_[A-Z0-9_]+", k) is not None
+            and k not in OLLAMA_OWN_ENV and isinstance(val, (str, int, float, bool))
+            for k, val in v.items())
+    return Rule("a dict of OLLAMA_* names to strings or numbers, without "
+                + " and ".join(OLLAMA_OWN_ENV) + " (airnode sets those)", check)
+
+
 def absolute_path() -> Rule:
     return Rule("an absolute path", lambda v: isinstance(v, str) and v.startswith("/")
                 and ".." not in v.split("/") and len(v) > 1)
@@ -81,6 +104,32 @@ RULES: dict[str, Rule] = {
     "ollama_context_length": integer(ge=256, le=1048576),
     "ollama_num_parallel": integer(ge=1, le=64),
     "ollama_kv_cache_type": one_of("f16", "q8_0", "q4_0"),
+    # kube-prometheus
+    "monitoring_crd_timeout": integer(ge=10, le=3600),
+    # Ollama and its models
+    "ollama_install_dir": absolute_path(),
+    "model_store_dir": Rule("an absolute path outside /var/lib/k0s (k0s reset wipes that)",
+                            lambda v: absolute_path().check(v)
+                            and not (v.rstrip("/") + "/").startswith("/var/lib/k0s/")),
+    "ollama_seed_port": integer(ge=1024, le=65535),
+    "ollama_seed_timeout": integer(ge=10, le=3600),
+    "ollama_keep_alive": pattern(r"-1|0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+",
+                                 "a duration like 5m, 1h30m, 0 (unload at once) or -1 (never)"),
+    "ollama_max_loaded_models": integer(ge=0, le=64, note="0 lets Ollama decide"),
+    "ollama_flash_attention": boolean(),
+    "ollama_extra_env": extra_env(),
+    # the model server
+    "model_server_namespace": pattern(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
+                                      "a Kubernetes namespace name (lowercase DNS label)"),
+    "model_server_node_port": integer(ge=30000, le=32767, note="Kubernetes' NodePort range"),
+    "model_server_store_size": pattern(QUANTITY, "a Kubernetes quantity like 50Gi"),
+    "model_server_cpu_request": pattern(r"[0-9]+(\.[0-9]+)?|[0-9]+m",
+                                        "a CPU quantity like 1, 0.5 or 500m"),
+    "model_server_memory_request": Rule(
+        "auto (what sizing computes for the largest model) or a quantity like 4Gi",
+        lambda v: v == "auto" or (isinstance(v, str) and re.fullmatch(QUANTITY, v) is not None)),
+    "model_server_rollout_timeout": integer(ge=30, le=3600),
+    "model_server_check_timeout": integer(ge=10, le=3600),
     # offline bundle
     "bundle_dir": optional_path(),
     "bundle_remote_dir": absolute_path(),

@@ -35,6 +35,9 @@ RECIPE = {
         "systemd-sysv", "udev", "dbus", "openssh-server", "linux-image-amd64",
         "initramfs-tools", "iproute2", "kmod", "util-linux", "procps", "sudo",
         "ca-certificates", "zstd",
+        # for the test doubles only (tests/doubles/): customize.sh takes `python3` off PATH,
+        # so a deploy step that needed Python on the node would fail here as on a real node
+        "python3", "python3-yaml",
     ],
     "size": "4G",
     "hostname": "airnode-lab",

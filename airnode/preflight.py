@@ -21,6 +21,7 @@ class HostFacts:
     memory_mb: int
     kernel: str  # uname -r
     modules: dict[str, str] = field(default_factory=dict)  # name -> loaded|builtin|available|missing
+    tools: dict[str, str] = field(default_factory=dict)  # command -> path, for those present
 
 
 def parse_os_release(lines: list[str]) -> dict[str, str]:
@@ -88,12 +89,17 @@ def parse_profile(lines: list[str]) -> HostFacts:
     """Parse the output of the HostProfile fact (see airnode/facts.py)."""
     values: dict[str, str] = {}
     modules: dict[str, str] = {}
+    tools: dict[str, str] = {}
     os_lines: list[str] = []
     for line in lines:
         if line.startswith("os-release:"):
             os_lines.append(line[len("os-release:"):])
         elif line.startswith("module:"):
             modules.update(parse_module_states([line[len("module:"):]]))
+        elif line.startswith("tool:"):
+            name, _, path = line[len("tool:"):].partition(" ")
+            if path.strip() not in ("", "-"):
+                tools[name] = path.strip()
         else:
             key, sep, value = line.partition("=")
             if sep:
@@ -106,4 +112,5 @@ def parse_profile(lines: list[str]) -> HostFacts:
         memory_mb=round(mem_kb / 1024),
         kernel=values.get("kernel", ""),
         modules=modules,
+        tools=tools,
     )

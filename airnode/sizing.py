@@ -141,6 +141,34 @@ def table(fits: list[Fit]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
+def disk_command(paths: list[str]) -> str:
+    """Free space of the filesystem holding each path (or its nearest existing parent):
+    one line '<filesystem> <free bytes> <path>' each."""
+    import shlex
+
+    return "; ".join(
+        f"p={shlex.quote(p)}; while [ ! -e \"$p\" ]; do p=$(dirname \"$p\"); done; "
+        "df -P -B1 \"$p\" | awk -v p=\"$p\" 'NR==2 {print $1, $4, p}'" for p in paths)
+
+
+def disk_problems(df_lines: list[str], bundle_bytes: int, store_bytes: int) -> list[str]:
+    """df_lines: disk_command([bundle dir, model store]) output. Bundle and store on one
+    filesystem must fit together."""
+    rows = [line.split(None, 2) for line in df_lines if len(line.split(None, 2)) == 3]
+    if len(rows) != 2 or not (rows[0][1].isdigit() and rows[1][1].isdigit()):
+        return []  # unreadable: not a reason to refuse
+    (fs_b, free_b, path_b), (fs_s, free_s, path_s) = rows
+    if fs_b == fs_s:
+        problem = disk_problem(int(free_b), bundle_bytes, store_bytes)
+        return [f"{problem} on {path_b}"] if problem else []
+    out = []
+    for problem, path in ((disk_problem(int(free_b), bundle_bytes, 0), path_b),
+                          (disk_problem(int(free_s), 0, store_bytes), path_s)):
+        if problem:
+            out.append(f"{problem} on {path}")
+    return out
+
+
 def disk_problem(free_bytes: int, bundle_bytes: int, store_bytes: int) -> str | None:
     from airnode.bundle.manifest import human
 

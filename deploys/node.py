@@ -19,13 +19,21 @@ from airnode.steps.hostname import hostname  # noqa: E402
 from airnode.steps.containerd import containerd  # noqa: E402
 from airnode.steps.images import images  # noqa: E402
 from airnode.steps.k0s import k0s  # noqa: E402
+from airnode.steps.monitoring import monitoring  # noqa: E402
+from airnode.steps.ollama import ollama  # noqa: E402
+from airnode.steps.models import models  # noqa: E402
+from airnode.steps.model_server import model_server  # noqa: E402
 
-preflight()   # facts, settings, support: refuse before any change
-bundle()      # the offline bundle: verified here first, shipped, verified on the node
-swap_off()    # every disk swap off, for good
-zram()        # zram swap sized from real memory, before the container runtime
-kernel()      # br_netfilter, overlay, forwarding and bridge sysctls, live and at boot
-hostname()    # the hostname resolves locally
-containerd()  # containerd from the bundle: CRI on, SystemdCgroup, restarted only on change
-images()      # every image of the bundle in containerd's k8s.io namespace
-k0s()         # single-node k0s on that containerd, metrics-server off, until the node is Ready
+preflight()     # facts, settings, support: refuse before any change
+bundle()        # the offline bundle: verified here first, shipped, verified on the node
+swap_off()      # every disk swap off, for good
+zram()          # zram swap sized from real memory, before the container runtime
+kernel()        # br_netfilter, overlay, forwarding and bridge sysctls, live and at boot
+hostname()      # the hostname resolves locally
+containerd()    # containerd from the bundle: CRI on, SystemdCgroup, restarted only on change
+images()        # every image of the bundle in containerd's k8s.io namespace
+k0s()           # single-node k0s on that containerd, metrics-server off, until the node is Ready
+monitoring()    # kube-prometheus: setup/, CRDs Established, the rest; airnode's dashboards
+ollama()        # Ollama from its release tarball, one directory per version, system user
+models()        # the bundle's GGUF models seeded into the model store, offline
+model_server()  # Ollama as a StatefulSet on the model store; rollout, health and smoke check

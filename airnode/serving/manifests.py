@@ -12,46 +12,42 @@ import yaml
 from airnode.render import render
 
 K8S_VERSION = "1.34"  # Kubernetes of the pinned k0s (v1.34.x+k0s)
-OLLAMA_ENV_DEFAULTS = {
-    "OLLAMA_KEEP_ALIVE": "5m",          # how long a model stays loaded after its last request
-    "OLLAMA_NUM_PARALLEL": "1",         # parallel requests per model (each one more KV cache)
-    "OLLAMA_MAX_LOADED_MODELS": "1",
-    "OLLAMA_CONTEXT_LENGTH": "4096",
-    "OLLAMA_FLASH_ATTENTION": "0",
-    "OLLAMA_KV_CACHE_TYPE": "f16",
-    "OLLAMA_NOPRUNE": "1",              # never prune blobs seeded offline
-}
 
 
-def render_model_server(*, node: str, image: str, ollama_version: str, uid: int, gid: int,
-                        env: dict[str, Any] | None = None, namespace: str = "airnode",
-                        model_store: str = "/var/lib/airnode/models",
-                        ollama_dir: str = "/opt/airnode/ollama/current",
-                        store_size: str = "50Gi", node_port: int = 31434,
-                        cpu_request: str = "1", memory_request: str = "2Gi") -> list[dict]:
-    text = render("model-server.yaml.j2", node=node, image=image, ollama_version=ollama_version,
-                  uid=uid, gid=gid, env={**OLLAMA_ENV_DEFAULTS, **(env or {})},
-                  namespace=namespace, model_store=model_store, ollama_dir=ollama_dir,
-                  store_size=store_size, node_port=node_port, cpu_request=cpu_request,
-                  memory_request=memory_request, k8s_version=K8S_VERSION)
+def model_server_text(*, node: str, image: str, ollama_version: str, uid: int, gid: int,
+                      env: dict[str, Any], namespace: str = "airnode",
+                      model_store: str = "/var/lib/airnode/models",
+                      ollama_dir: str = "/opt/airnode/ollama/current",
+                      store_size: str = "50Gi", node_port: int = 31434,
+                      cpu_request: str = "1", memory_request: str = "2Gi") -> str:
+    """The model server's manifests as one multi-document YAML text (what is applied).
+    ``env`` is the OLLAMA_* environment (airnode.ollama.server_env); ``ollama_dir`` the
+    version's own directory, so that a new version changes the pod template and rolls it."""
+    return render("model-server.yaml.j2", node=node, image=image, ollama_version=ollama_version,
+                  uid=uid, gid=gid, env=env, namespace=namespace, model_store=model_store,
+                  ollama_dir=ollama_dir, store_size=store_size, node_port=node_port,
+                  cpu_request=cpu_request, memory_request=memory_request,
+                  k8s_version=K8S_VERSION)
+
+
+def documents(text: str) -> list[dict]:
     return [d for d in yaml.safe_load_all(text) if d]
 
 
-def crd_schemas(crd_dir: Path) -> dict[tuple[str, str], dict]:
-    """{(apiVersion, kind): openAPIV3Schema} from CustomResourceDefinition files."""
-    from airnode.bundle.images import load_all
+def render_model_server(**values) -> list[dict]:
+    return documents(model_server_text(**values))
 
-    out = {}
+
+def crd_schemas(crd_dir: Path) -> dict[tuple[str, str], dict]:
+    """{(apiVersion, kind): openAPIV3Schema} from the CustomResourceDefinition files in crd_dir."""
+    from airnode.bundle.images import load_all
+    from airnode.monitoring import crd_schemas as schemas
+
+    docs = []
     for path in sorted(Path(crd_dir).glob("*.yaml")):
         with open(path) as f:
-            for doc in load_all(f):
-                if not doc or doc.get("kind") != "CustomResourceDefinition":
-                    continue
-                spec = doc["spec"]
-                for v in spec["versions"]:
-                    out[(f"{spec['group']}/{v['name']}", spec["names"]["kind"])] = \
-                        v["schema"]["openAPIV3Schema"]
-    return out
+            docs += [d for d in load_all(f) if d]
+    return schemas(docs)
 
 
 def validate(docs: list[dict], crds: dict[tuple[str, str], dict],

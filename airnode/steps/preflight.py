@@ -8,27 +8,27 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import Command
 
 from airnode import config, sizing
+from airnode import ollama as ollamalogic
 from airnode.bundle import ship
 from airnode.facts import HostProfile, RemoteSha256
 from airnode.preflight import check_host
-from airnode.steps import bundle, containerd, hostname, images, k0s, kernel, swap_off, zram
+from airnode.steps import (bundle, containerd, hostname, images, k0s, kernel, model_server,
+                           models, monitoring, ollama, swap_off, zram)
 from airnode.steps._common import AirnodeError
+from airnode.steps.models import store_state
 
 DEFAULTS = {
     # Below this much memory (MiB, MemTotal) k0s + monitoring cannot run.
     "preflight_min_memory_mb": 1024,
-    # Memory (MiB) kept for k0s, containerd and monitoring when sizing models.
+    # Memory (MiB) kept for k0s, containerd and monitoring when sizing models. Sizing counts
+    # the model server's ollama_context_length, ollama_num_parallel, ollama_kv_cache_type.
     "sizing_reserved_mb": 2048,
-    # How the model server runs each model (Ollama's OLLAMA_CONTEXT_LENGTH,
-    # OLLAMA_NUM_PARALLEL, OLLAMA_KV_CACHE_TYPE): what sizing counts.
-    "ollama_context_length": 4096,
-    "ollama_num_parallel": 1,
-    "ollama_kv_cache_type": "f16",
 }
 # Every step's settings, in the order of deploys/node.py.
-ALL_DEFAULTS = {**DEFAULTS, **bundle.DEFAULTS, **swap_off.DEFAULTS, **zram.DEFAULTS, **kernel.DEFAULTS,
-                **hostname.DEFAULTS, **containerd.DEFAULTS, **images.DEFAULTS,
-                **k0s.DEFAULTS}
+ALL_DEFAULTS = {**DEFAULTS, **bundle.DEFAULTS, **swap_off.DEFAULTS, **zram.DEFAULTS,
+                **kernel.DEFAULTS, **hostname.DEFAULTS, **containerd.DEFAULTS, **images.DEFAULTS,
+                **k0s.DEFAULTS, **monitoring.DEFAULTS, **ollama.DEFAULTS, **models.DEFAULTS,
+                **model_server.DEFAULTS}
 # Data keys that belong to pyinfra's connectors, not to airnode.
 CONNECTOR_PREFIXES = ("ssh_", "winrm_", "docker_", "dockerssh_", "local_", "chroot_",
                       "podman_", "terraform_", "vagrant_", "fake_")
@@ -47,7 +47,7 @@ def preflight():
         problems += check_host(facts, values["preflight_min_memory_mb"],
                                values["zram_swappiness"])
     if not problems:
-        problems += _sizing(values, facts.memory_mb)
+        problems += _sizing(values, facts.memory_mb, facts.tools)
     if problems:
         raise AirnodeError(
             f"{host.name} cannot become an airnode node; nothing was changed:\n  - "
@@ -56,7 +56,7 @@ def preflight():
               f"kernel {facts.kernel}, {facts.memory_mb} MiB: supported")
 
 
-def _sizing(values: dict, memory_mb: int) -> list[str]:
+def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
     """Every model of the bundle must fit in memory, and the bundle on the node's disk."""
     b = bundle.current("no models to size") if values["bundle_dir"] else None
     if b is None:
@@ -72,9 +72,21 @@ def _sizing(values: dict, memory_mb: int) -> list[str]:
             f"{values['sizing_reserved_mb']} MiB; zram swap is not counted):\n"
             + sizing.table(fits))
     todo = ship.to_upload(b.data["artifacts"], host.get_fact(RemoteSha256, path=b.remote))
-    free = host.get_fact(Command, "df -P -B1 /var/lib | awk 'NR==2 {print $4}'")
-    problem = sizing.disk_problem(int(free or 0), sum(a["size"] for a in todo), 0) \
-        if (free or "").strip().isdigit() else None
-    if problem:
-        problems.append(f"{problem} on /var/lib")
+    bad_names = []
+    for m in b.artifacts("model"):
+        try:
+            ollamalogic.split_name(m["name"])
+        except ValueError as e:
+            bad_names.append(str(e))
+    problems += bad_names
+    unseeded = ollamalogic.models_to_seed(b.artifacts("model"), *store_state(b)) \
+        if not bad_names else []
+    df = host.get_fact(Command, sizing.disk_command([values["bundle_remote_dir"],
+                                                     values["model_store_dir"]]))
+    problems += sizing.disk_problems((df or "").splitlines(), sum(a["size"] for a in todo),
+                                     sum(m["size"] for m in unseeded))
+    zst = any(a["file"].endswith(".tar.zst") for a in b.artifacts("ollama"))
+    if zst and not tools.get("zstd"):
+        problems.append("the bundle's Ollama tarball is .tar.zst and this host has no zstd "
+                        "(needed to unpack it): install Debian's zstd package first")
     return problems

@@ -39,3 +39,6 @@ chroot "$root" systemctl mask systemd-networkd-wait-online.service
 # The guest is air-gapped: no apt lists (apt would wait on DNS), no timers that reach out.
 rm -rf "$root"/var/lib/apt/lists/*
 chroot "$root" systemctl mask apt-daily.timer apt-daily-upgrade.timer 2>/dev/null || true
+# Python is in the image for the test doubles only (they call /usr/bin/python3.11). Nothing
+# airnode runs on a node may need it: no `python3` on PATH.
+rm -f "$root/usr/bin/python3" "$root/usr/bin/python"

@@ -7,7 +7,9 @@ import copy
 
 import pytest
 
+from airnode.ollama import server_env
 from airnode.serving import manifests
+from airnode.steps.model_server import DEFAULTS
 from tests.upstream import KP_FIXTURE
 
 
@@ -16,9 +18,10 @@ def crds():
     return manifests.crd_schemas(KP_FIXTURE / "manifests" / "setup")
 
 
-def docs(**over):
+def docs(settings=None, **over):
     values = dict(node="airnode-lab", image="docker.io/library/debian:bookworm-slim",
-                  ollama_version="v0.13.5", uid=999, gid=999)
+                  ollama_version="v0.13.5", uid=999, gid=999,
+                  env=server_env({**DEFAULTS, **(settings or {})}))
     values.update(over)
     return manifests.render_model_server(**values)
 
@@ -57,11 +60,15 @@ def test_an_unknown_kind_is_reported(crds):
 
 
 def test_statefulset_shape():
-    ss = by_kind(docs(env={"OLLAMA_NUM_PARALLEL": 4}), "StatefulSet")
+    ss = by_kind(docs({"ollama_num_parallel": 4, "ollama_flash_attention": True,
+                       "ollama_extra_env": {"OLLAMA_DEBUG": 1, "OLLAMA_ORIGINS": 'a"b'}}),
+                 "StatefulSet")
     pod = ss["spec"]["template"]["spec"]
     c = pod["containers"][0]
     env = {e["name"]: e["value"] for e in c["env"]}
     assert env["OLLAMA_NUM_PARALLEL"] == "4" and env["OLLAMA_KEEP_ALIVE"] == "5m"
+    assert env["OLLAMA_FLASH_ATTENTION"] == "1" and env["OLLAMA_NOPRUNE"] == "1"
+    assert env["OLLAMA_DEBUG"] == "1" and env["OLLAMA_ORIGINS"] == 'a"b'  # quoted safely
     assert env["OLLAMA_MODELS"] == "/models" and env["OLLAMA_HOST"] == "0.0.0.0:11434"
     assert c["readinessProbe"]["httpGet"]["path"] == "/"
     assert c["livenessProbe"]["httpGet"]["path"] == "/api/version"

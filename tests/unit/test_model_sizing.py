@@ -73,3 +73,16 @@ def test_disk():
     assert disk_problem(10 * MIB, 4 * MIB, 5 * MIB) is None
     assert disk_problem(8 * MIB, 4 * MIB, 5 * MIB) == (
         "not enough disk: bundle 4.0 MiB + model store 5.0 MiB = 9.0 MiB, 8.0 MiB free")
+
+
+def test_bundle_and_store_on_one_filesystem_must_fit_together():
+    from airnode.sizing import disk_problems
+
+    same = ["/dev/vda1 9437184 /var/lib", "/dev/vda1 9437184 /var/lib"]
+    assert disk_problems(same, 4 * MIB, 4 * MIB) == []
+    assert disk_problems(same, 5 * MIB, 5 * MIB) == [
+        "not enough disk: bundle 5.0 MiB + model store 5.0 MiB = 10.0 MiB, 9.0 MiB free on /var/lib"]
+    apart = ["/dev/vda1 6291456 /var/lib", "/dev/vdb1 4194304 /srv"]
+    assert disk_problems(apart, 5 * MIB, 5 * MIB) == [
+        "not enough disk: bundle 0 B + model store 5.0 MiB = 5.0 MiB, 4.0 MiB free on /srv"]
+    assert disk_problems(["garbage"], 5 * MIB, 5 * MIB) == []  # unreadable df: no refusal

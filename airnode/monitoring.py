@@ -1,0 +1,130 @@
+"""kube-prometheus from its release tarball, with airnode's Grafana dashboards. Pure: no pyinfra.
+
+The tarball's ``manifests/setup/`` (namespace and CRDs) and ``manifests/`` (everything else) are
+concatenated into two multi-document files, in upstream's file order and byte for byte, except
+``grafana-deployment.yaml``: kube-prometheus provisions dashboards as ConfigMaps mounted into
+the grafana Deployment (no sidecar), so airnode's dashboards are added the same way - one
+ConfigMap each, plus its volume and volumeMount under ``/grafana-dashboard-definitions/0/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import yaml
+
+from airnode.bundle.images import load_all
+
+NAMESPACE = "monitoring"
+GRAFANA_DEPLOYMENT = "grafana-deployment.yaml"
+DASHBOARD_DIR = "/grafana-dashboard-definitions/0"
+
+
+class MonitoringError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Rendered:
+    setup: str          # namespace + CRDs: applied first, then wait for Established
+    main: str           # the rest
+
+    @property
+    def sha256(self) -> str:
+        h = hashlib.sha256(self.setup.encode())
+        h.update(b"\0")
+        h.update(self.main.encode())
+        return h.hexdigest()
+
+    def documents(self) -> list[dict]:
+        return [d for text in (self.setup, self.main) for d in load_all(text) if d]
+
+
+def read_tarball(path: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """([(name, text)] of manifests/setup/, [(name, text)] of manifests/), in name order."""
+    setup, main = [], []
+    with tarfile.open(path) as tar:
+        for member in tar:
+            parts = PurePosixPath(member.name).parts
+            if not (member.isfile() and len(parts) >= 3 and parts[1] == "manifests"
+                    and member.name.endswith((".yaml", ".yml"))):
+                continue
+            text = tar.extractfile(member).read().decode()
+            if len(parts) == 4 and parts[2] == "setup":
+                setup.append((parts[3], text))
+            elif len(parts) == 3:
+                main.append((parts[2], text))
+    if not setup or not main:
+        raise MonitoringError(f"{path}: no manifests/setup/ and manifests/ inside: is this a "
+                              "kube-prometheus release tarball?")
+    return sorted(setup), sorted(main)
+
+
+def dashboard_configmap(name: str, dashboard_json: str) -> dict:
+    json.loads(dashboard_json)  # must be JSON
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": f"grafana-dashboard-{name}", "namespace": NAMESPACE,
+                         "labels": {"app.kubernetes.io/component": "grafana",
+                                    "app.kubernetes.io/name": "grafana",
+                                    "app.kubernetes.io/part-of": "airnode"}},
+            "data": {f"{name}.json": dashboard_json}}
+
+
+def add_dashboards(deployment: dict, names: list[str]) -> dict:
+    """The grafana Deployment with one ConfigMap volume and mount per dashboard name."""
+    d = copy.deepcopy(deployment)
+    pod = d["spec"]["template"]["spec"]
+    container = next((c for c in pod["containers"] if c["name"] == "grafana"), None)
+    if container is None:
+        raise MonitoringError("grafana Deployment has no container named grafana")
+    for name in names:
+        vol = f"grafana-dashboard-{name}"
+        if any(v["name"] == vol for v in pod["volumes"]):
+            raise MonitoringError(f"dashboard {name!r}: kube-prometheus already has a volume {vol}")
+        pod["volumes"].append({"name": vol, "configMap": {"name": vol}})
+        container["volumeMounts"].append({"name": vol, "mountPath": f"{DASHBOARD_DIR}/{name}",
+                                          "readOnly": False})
+    return d
+
+
+def render(tarball: Path, dashboards: dict[str, str]) -> Rendered:
+    """setup and main multi-document YAML, with ``dashboards`` ({name: JSON text}) provisioned."""
+    setup, main = read_tarball(tarball)
+    out = []
+    found = False
+    for name, text in main:
+        if name == GRAFANA_DEPLOYMENT and dashboards:
+            found = True
+            docs = [d for d in load_all(text) if d]
+            text = yaml.safe_dump_all([add_dashboards(docs[0], sorted(dashboards))] + docs[1:],
+                                      sort_keys=False)
+        out.append((name, text))
+    if dashboards and not found:
+        raise MonitoringError(f"{tarball}: no manifests/{GRAFANA_DEPLOYMENT}: cannot provision "
+                              "dashboards")
+    for name, body in sorted(dashboards.items()):
+        out.append((f"airnode-dashboard-{name}.yaml",
+                    yaml.safe_dump(dashboard_configmap(name, body), sort_keys=False)))
+
+    def join(files):
+        return "".join(f"# {name}\n---\n{text.rstrip()}\n" for name, text in files)
+
+    return Rendered(join(setup), join(out))
+
+
+def crd_schemas(docs: list[dict]) -> dict[tuple[str, str], dict]:
+    """{(apiVersion, kind): openAPIV3Schema} of the CustomResourceDefinitions among docs."""
+    out = {}
+    for doc in docs:
+        if doc.get("kind") != "CustomResourceDefinition":
+            continue
+        spec = doc["spec"]
+        for v in spec["versions"]:
+            out[(f"{spec['group']}/{v['name']}", spec["names"]["kind"])] = \
+                v["schema"]["openAPIV3Schema"]
+    return out

@@ -1,0 +1,62 @@
+"""Models seeded offline: each GGUF of the bundle becomes an Ollama model (`ollama create` from
+a Modelfile, against a server bound to 127.0.0.1 for the duration) in a model store outside
+/var/lib/k0s. A model already in the store with the same GGUF digest is left alone; models
+are never deleted by a deploy."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.server import Command
+from pyinfra.operations import files, server
+
+from airnode import ollama as logic
+from airnode.steps import bundle
+from airnode.steps._common import settings
+from airnode.steps.ollama import DEFAULTS as OLLAMA_DEFAULTS
+
+DEFAULTS = {
+    # The model store (OLLAMA_MODELS): survives re-runs, upgrades, teardown and `k0s reset`.
+    "model_store_dir": "/var/lib/airnode/models",
+    # Port of the temporary Ollama server `ollama create` talks to (127.0.0.1 only).
+    "ollama_seed_port": 11435,
+    "ollama_seed_timeout": 120,   # seconds to wait for that server to answer
+}
+MODELFILES = "/var/lib/airnode/modelfiles"
+
+
+def store_state(b: bundle.Bundle) -> tuple[dict, dict]:
+    """What the node's store holds of the bundle's models: ({name: manifest}, {blob: size})."""
+    store = settings(DEFAULTS)["model_store_dir"]
+    names = [m["name"] for m in b.artifacts("model")]
+    return logic.parse_store_listing((host.get_fact(
+        Command, logic.store_listing_command(store, names)) or "").splitlines())
+
+
+@deploy("Models (seeded offline)", data_defaults=DEFAULTS)
+def models():
+    s = settings(DEFAULTS)
+    b = bundle.current("no models to seed")
+    if b is None:
+        return
+    store = s["model_store_dir"]
+    files.directory(name=f"Model store {store}", path=store, user=logic.USER, group=logic.USER,
+                    mode="750")
+    wanted = b.artifacts("model")
+    if not wanted:
+        host.noop("the bundle holds no models ([[models]] in the spec)")
+        return
+    todo = logic.models_to_seed(wanted, *store_state(b))
+    modelfiles = []
+    for m in todo:
+        path = f"{MODELFILES}/{logic.modelfile_name(m['name'])}"
+        files.put(name=f"Modelfile for {m['name']}", dest=path, mode="644",
+                  src=StringIO(logic.modelfile(f"{b.remote}/{m['file']}")))
+        modelfiles.append((m["name"], path))
+    if todo:
+        binary = f"{settings(OLLAMA_DEFAULTS)['ollama_install_dir']}/current/bin/ollama"
+        server.shell(name="Seed models offline: " + ", ".join(n for n, _ in modelfiles),
+                     commands=[logic.seed_script(binary, store, s["ollama_seed_port"],
+                                                 s["ollama_seed_timeout"], modelfiles)])
