@@ -25,3 +25,25 @@ def llama3_8b_shaped(path: Path) -> Path:
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def tiny_llama(path: Path, seed: int = 0) -> Path:
+    """A valid, tiny llama-architecture GGUF (2 layers, 64 wide, 4 heads, 2 KV heads, 512
+    context, random F32 weights, about 40 KiB): small to ship, negligible to size."""
+    import gguf
+
+    rng = np.random.default_rng(seed)
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(2)
+    w.add_head_count(4)
+    w.add_head_count_kv(2)
+    w.add_embedding_length(64)
+    w.add_context_length(512)
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    for i in range(2):
+        w.add_tensor(f"blk.{i}.attn_q.weight", rng.standard_normal((64, 64), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path

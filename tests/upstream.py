@@ -25,13 +25,16 @@ def sha(b: bytes) -> str:
 
 
 def tar_bytes(files: dict[str, bytes], gz: bool = False, mode: int = 0o644) -> bytes:
+    import gzip
+
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz" if gz else "w") as t:
+    with tarfile.open(fileobj=buf, mode="w") as t:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), mode
             t.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    # same files, same bytes (gzip's header carries a time unless told otherwise)
+    return gzip.compress(buf.getvalue(), mtime=0) if gz else buf.getvalue()
 
 
 def kube_prometheus_tarball() -> bytes:
@@ -53,6 +56,38 @@ def airgap_bundle() -> bytes:
         return layout_tar(busybox_layout(Path(d) / "layout", names=K0S_IMAGES))
 
 
+OLLAMA_DOUBLE = Path(__file__).resolve().parent / "doubles" / "ollama" / "ollama"
+
+
+def ollama_tarball(version: str) -> bytes:
+    """Ollama's release tarball layout (bin/ollama, lib/ollama/...) holding the Ollama test
+    double: .tgz up to v0.13.x, .tar.zst (made with the zstd CLI) from v0.14.0."""
+    import subprocess
+
+    from airnode.bundle.spec import version_tuple
+
+    files = {"bin/ollama": OLLAMA_DOUBLE.read_bytes().replace(b"@VERSION@", version.encode()),
+             "lib/ollama/libggml-base.so": b"not a real library: the double needs none\n"}
+    if version_tuple(version) < (0, 14, 0):
+        return tar_bytes(files, gz=True, mode=0o755)
+    return subprocess.run(["zstd", "-q", "-c"], input=tar_bytes(files, mode=0o755),
+                          capture_output=True, check=True).stdout
+
+
+def ollama_release(server: FixtureServer, version: str) -> tuple[str, bytes]:
+    """Serve an Ollama release (tarball + sha256sum.txt) as upstream lays it out."""
+    from airnode.bundle.spec import version_tuple
+
+    name = "ollama-linux-amd64" + (".tgz" if version_tuple(version) < (0, 14, 0) else ".tar.zst")
+    rel = f"/ollama/ollama/releases/download/{version}"
+    data = ollama_tarball(version)
+    server.files[f"{rel}/{name}"] = data
+    # upstream format: "<hex>  ./<name>"
+    server.files[f"{rel}/sha256sum.txt"] = (f"{sha(data)}  ./{name}\n"
+                                            f"{'1' * 64}  ./other.tgz\n").encode()
+    return f"{rel}/{name}", data
+
+
 class Upstream:
     """The upstream release layout for the default spec, on a local server."""
 
@@ -63,8 +98,7 @@ class Upstream:
         self.k0s_path = f"{k}/k0s-{K0S}-amd64"
         self.k0s = k0s_binary or os.urandom(3 * 1024 * 1024 + 17)
         airgap = airgap_bundle()
-        self.ollama_path = f"/ollama/ollama/releases/download/{OLLAMA}/ollama-linux-amd64.tgz"
-        self.ollama = tar_bytes({"bin/ollama": b"#!/bin/sh\necho fake\n"}, gz=True)
+        self.ollama_path, self.ollama = ollama_release(server, OLLAMA)
         ctd = tar_bytes({"bin/containerd": b"containerd"}, gz=True)
         runc = b"runc-binary"
         kp = kube_prometheus_tarball()
@@ -77,10 +111,6 @@ class Upstream:
             # upstream format: sha256sum -b, "<hex> *<name>"
             f"{k}/sha256sums.txt": (f"{sha(self.k0s)} *k0s-{K0S}-amd64\n"
                                     f"{sha(airgap)} *k0s-airgap-bundle-{K0S}-amd64\n").encode(),
-            self.ollama_path: self.ollama,
-            # upstream format: "<hex>  ./<name>"
-            f"/ollama/ollama/releases/download/{OLLAMA}/sha256sum.txt":
-                f"{sha(self.ollama)}  ./ollama-linux-amd64.tgz\n{'1' * 64}  ./other.tgz\n".encode(),
             f"{c}/containerd-static-{CTD}-linux-amd64.tar.gz": ctd,
             f"{c}/containerd-static-{CTD}-linux-amd64.tar.gz.sha256sum":
                 f"{sha(ctd)}  containerd-static-{CTD}-linux-amd64.tar.gz\n".encode(),
@@ -183,9 +213,11 @@ def static_release(up: Upstream, debs: list[Path], ctd: str, runc_version: str) 
 
 
 def make_runtime_bundle(dest: Path, image_ref: str, insecure_registry: str,
-                        containerd_source: str = "debian") -> dict:
-    """A bundle with Debian's real containerd and runc .debs, one real image (skopeo) and the
-    k0s test double in place of the k0s binary (k0s cannot be had on this machine)."""
+                        containerd_source: str = "debian", ollama: str = OLLAMA,
+                        models: dict[str, bytes] | None = None) -> dict:
+    """A bundle with Debian's real containerd and runc .debs, one real image (skopeo), the real
+    kube-prometheus manifests, and the test doubles in place of the k0s binary and of Ollama's
+    (neither can be had on this machine). ``models``: {name: GGUF bytes}."""
     from airnode.bundle import images as imagelib
     from airnode.bundle import manifest
 
@@ -204,7 +236,14 @@ def make_runtime_bundle(dest: Path, image_ref: str, insecure_registry: str,
             ctd = {"source": "static", "version": versions[0], "runc_version": versions[1]}
         else:
             ctd = {"source": "debian", "debs": debs}
-        spec = up.spec(containerd=ctd,
+        if ollama != OLLAMA:
+            ollama_release(server, ollama)
+        spec_models = []
+        for name, gguf in (models or {}).items():
+            path = f"/models/{name.replace('/', '_').replace(':', '-')}.gguf"
+            server.files[path] = gguf
+            spec_models.append({"name": name, "url": server.url + path, "sha256": sha(gguf)})
+        spec = up.spec(containerd=ctd, ollama={"version": ollama}, models=spec_models,
                        model_server={"image": image_ref}, insecure_registries=[insecure_registry])
         f = fetchlib.Fetcher(retries=1, backoff=0.01, progress=False,
                              insecure_registries=spec.insecure_registries)

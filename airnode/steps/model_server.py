@@ -23,8 +23,8 @@ from airnode.serving import manifests
 from airnode.steps import bundle
 from airnode.steps._common import AirnodeError, settings
 from airnode.steps.models import DEFAULTS as MODELS_DEFAULTS
-from airnode.steps.monitoring import (KUBECTL, MANIFESTS, APPLY, applied, mark_applied_command,
-                                      rendered)
+from airnode.steps.monitoring import (APPLY, KUBECTL, MANIFESTS, applied, forget_applied_command,
+                                      mark_applied_command, rendered)
 from airnode.steps.ollama import account, artifact, version_dir
 
 DEFAULTS = {
@@ -91,6 +91,7 @@ def _check(state, host, port: int, models: list[str], check_timeout: int) -> boo
     except (HealthError, TunnelError) as e:
         host.log_styled(f"model server check FAILED: {e}", fg="red", log_func=logger.error)
         return False
+    report.base_url = f"{host.name} port {port} (the Service's NodePort)"
     for line in report.lines():
         host.log_styled(line, log_func=logger.info)
     return True
@@ -128,7 +129,8 @@ def model_server():
     if applied("model-server") != want:
         t = s["model_server_rollout_timeout"]
         server.shell(name=f"Apply the model server (server-side) in namespace {ns}",
-                     commands=[f"{APPLY} -f {path} >/dev/null"])
+                     commands=[forget_applied_command("model-server"),
+                               f"{APPLY} -f {path} >/dev/null"])
         server.shell(
             name=f"Wait for the rollout of statefulset/{STATEFULSET} (at most {t}s)",
             commands=[

@@ -5,6 +5,8 @@ changed dashboard); a run cut half-way applies again on the next run."""
 
 from __future__ import annotations
 
+import json
+import shlex
 from functools import cache
 from io import StringIO
 from pathlib import Path
@@ -24,19 +26,36 @@ DEFAULTS = {
     "monitoring_crd_timeout": 120,  # seconds to wait for kube-prometheus's CRDs (Established)
 }
 MANIFESTS = "/var/lib/airnode/manifests"
-STATE = "/var/lib/airnode/state"
+MARK_NAMESPACE = "kube-system"
 KUBECTL = f"{k0slogic.BINARY} kubectl"
 APPLY = f"{KUBECTL} apply --server-side --field-manager=airnode --force-conflicts"
 
 
 def applied(name: str) -> str:
-    """The sha256 of what was last applied for `name` (written only after it succeeded)."""
-    return (host.get_fact(Command, f"cat {STATE}/{name}.applied 2>/dev/null || true")
-            or "").strip()
+    """The sha256 of what was last applied (and checked) for `name`, as the cluster itself
+    records it: a ConfigMap in kube-system, written only after success. Kept in the cluster, it
+    goes with it: after `k0s reset` (or on a fresh node) everything is applied again."""
+    out = host.get_fact(Command, f"{KUBECTL} -n {MARK_NAMESPACE} get configmap "
+                                 f"airnode-applied-{name} -o json 2>/dev/null || true")
+    try:
+        return json.loads(out or "")["data"]["sha256"]
+    except (ValueError, KeyError, TypeError):
+        return ""
 
 
 def mark_applied_command(name: str, sha256: str) -> str:
-    return f"mkdir -p {STATE} && echo {sha256} > {STATE}/{name}.applied"
+    cm = {"apiVersion": "v1", "kind": "ConfigMap",
+          "metadata": {"name": f"airnode-applied-{name}", "namespace": MARK_NAMESPACE,
+                       "labels": {"app.kubernetes.io/part-of": "airnode"}},
+          "data": {"sha256": sha256}}
+    return f"echo {shlex.quote(json.dumps(cm))} | {APPLY} -f - >/dev/null"
+
+
+def forget_applied_command(name: str) -> str:
+    """Run before an apply: a run that fails or is cut after it leaves no record, so the next
+    run applies again (the cluster may hold a half-applied or failed state by then)."""
+    return (f"{KUBECTL} -n {MARK_NAMESPACE} delete configmap airnode-applied-{name} "
+            "--ignore-not-found >/dev/null")
 
 
 def dashboards(namespace: str) -> dict[str, str]:
@@ -84,6 +103,7 @@ def monitoring():
         server.shell(
             name=f"Apply kube-prometheus {version} (server-side): setup, CRDs Established, the rest",
             commands=[
+                forget_applied_command("kube-prometheus"),
                 f"{APPLY} -f {setup} >/dev/null",
                 f"{KUBECTL} wait --for condition=Established --all CustomResourceDefinition "
                 f"--timeout={t}s >/dev/null || {{ echo 'kube-prometheus CRDs not Established "

@@ -1,0 +1,253 @@
+"""A whole node on a real, air-gapped guest: deploys/node.py from a fresh VM to a model server
+that passes its health and smoke check, then re-runs, lost and added models, an Ollama upgrade
+to a .tar.zst release, and a rollout that never gets ready.
+
+Real here: the guest (kernel, systemd, users, files), containerd and the image it must hold,
+the real kube-prometheus v0.18.0 manifests, the GGUF files and their digests, the SSH tunnel the
+health check goes through. Doubles (tests/doubles/): k0s (a toy cluster that runs the
+StatefulSet's pod as a systemd unit with the manifest's mounts, user and env) and Ollama's
+binary (its CLI and HTTP API over the real on-disk store layout)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from airnode.bundle import manifest
+from tests.ggufs import tiny_llama
+from tests.oci import busybox_layout
+from tests.registry import Registry
+from tests.upstream import make_runtime_bundle
+
+pytestmark = pytest.mark.lab
+SETTINGS = ("--data", "sizing_reserved_mb=256")  # a 2 GiB VM; the doubles need little
+STORE = "/var/lib/airnode/models/manifests/registry.ollama.ai"
+POD_UNIT = "k0s-double-pod-airnode-ollama-0.service"
+SEED_UNIT = "airnode-ollama-seed.service"
+CALLS = "/var/lib/k0s-double/calls.log"
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    work = tmp_path_factory.mktemp("serving")
+    ggufs = {name: tiny_llama(work / f"m{i}.gguf", seed=i).read_bytes()
+             for i, name in enumerate(["tiny:1", "airnode/tiny:2", "tiny:3"])}
+    two = {k: ggufs[k] for k in ("tiny:1", "airnode/tiny:2")}
+    out = {"ggufs": ggufs}
+    with Registry(work / "registry") as reg:
+        ref = reg.push_layout(busybox_layout(work / "layout", tag="1"), "1", "airnode/busybox:1")
+        out["first"] = make_runtime_bundle(work / "first", ref, reg.host, models=two)
+        out["more"] = make_runtime_bundle(work / "more", ref, reg.host, models=ggufs)
+        out["zst"] = make_runtime_bundle(work / "zst", ref, reg.host, ollama="v0.14.1",
+                                         models=ggufs)
+    out["dirs"] = {k: work / k for k in ("first", "more", "zst")}
+    return out
+
+
+def deploy(node, bundles, which, *extra, label=""):
+    return node.deploy("--data", f"bundle_dir={bundles['dirs'][which]}", *SETTINGS, *extra,
+                       label=label)
+
+
+
+def cluster(node) -> dict:
+    return json.loads(node.sh("cat /var/lib/k0s/double-cluster.json"))
+
+
+def pod_env(node) -> dict[str, str]:
+    """What the model server's last start was given (the Ollama double logs it)."""
+    out = {}
+    for line in node.sh(f"journalctl -u {POD_UNIT} -o cat --no-pager | grep '^env '").splitlines():
+        k, _, v = line[4:].partition("=")
+        out[k] = v
+    return out
+
+
+def manifest_of(node, name: str) -> dict:
+    ns, _, rest = name.rpartition("/")
+    model, _, tag = rest.partition(":")
+    return json.loads(node.sh(f"cat {STORE}/{ns or 'library'}/{model}/{tag or 'latest'}"))
+
+
+RUNS: dict = {}
+
+
+def test_a_fresh_node_ends_with_a_healthy_model_server(node, bundles):
+    run = deploy(node, bundles, "first", label="deploy #1, whole node (fresh VM)")
+    assert run.rc == 0, run.stderr[-4000:]
+    RUNS["first"] = run
+    assert "Model server (StatefulSet) | Health check: API, 2 model(s) listed, one generation " \
+           "each" in run.changed
+    # the check went through the SSH tunnel to the NodePort and each model generated text
+    assert "airnode-lab port 31434 (the Service's NodePort) (ollama, 0.13.5): healthy, " \
+           "2 model(s) listed" in run.stderr
+    for model in ("tiny:1", "airnode/tiny:2"):
+        assert f"{model}: 'Hello from the Ollama test double: {model} is loaded" in run.stderr
+
+
+def test_the_second_run_reports_zero_changes(node, bundles):
+    run = deploy(node, bundles, "first", label="deploy #2, whole node (no-op)")
+    assert run.rc == 0, run.stderr[-3000:]
+    assert run.changed == []
+
+
+def test_ollama_is_installed_from_the_tarball_in_its_own_version_directory(node):
+    h = node.host
+    assert h.file("/opt/airnode/ollama/v0.13.5/bin/ollama").mode & 0o111
+    assert h.file("/opt/airnode/ollama/current").linked_to == "/opt/airnode/ollama/v0.13.5"
+    assert h.file("/usr/local/bin/ollama").linked_to == "/opt/airnode/ollama/v0.13.5/bin/ollama"
+    assert "client version is 0.13.5" in node.sh("ollama -v")
+    user = h.user("ollama")
+    assert user.exists and user.uid < 1000 and user.shell == "/bin/false"
+    assert user.home == "/usr/share/ollama" and user.group == "ollama"
+    assert h.file("/usr/share/ollama").user == "ollama"
+
+
+def test_models_are_in_the_store_in_ollamas_layout_with_the_bundles_digests(node, bundles):
+    h = node.host
+    store = h.file("/var/lib/airnode/models")
+    assert (store.user, store.group, store.mode) == ("ollama", "ollama", 0o750)
+    for name in ("tiny:1", "airnode/tiny:2"):
+        digest = hashlib.sha256(bundles["ggufs"][name]).hexdigest()
+        m = manifest_of(node, name)
+        layer = next(la for la in m["layers"]
+                     if la["mediaType"] == "application/vnd.ollama.image.model")
+        assert layer["digest"] == f"sha256:{digest}"
+        blob = h.file(f"/var/lib/airnode/models/blobs/sha256-{digest}")
+        assert blob.size == len(bundles["ggufs"][name]) and blob.user == "ollama"
+        assert node.sh(f"sha256sum {blob.path}").split()[0] == digest
+
+
+def test_models_were_seeded_by_a_server_on_127_0_0_1_that_is_gone(node):
+    env = node.sh(f"journalctl -u {SEED_UNIT} -o cat --no-pager | grep '^env '")
+    assert "env OLLAMA_HOST=127.0.0.1:11435" in env
+    assert "env OLLAMA_MODELS=/var/lib/airnode/models" in env
+    assert f"env uid={node.host.user('ollama').uid}" in env
+    assert node.sh(f"systemctl is-active {SEED_UNIT} || true").strip() != "active"
+    assert "127.0.0.1:11435" not in node.sh("ss -ltn")
+
+
+def test_the_statefulset_pod_runs_the_tarballs_ollama_as_the_manifest_says(node):
+    env = pod_env(node)
+    uid = node.host.user("ollama").uid
+    assert env["uid"] == str(uid)  # runAsUser: the host's ollama user, which owns the store
+    assert env["OLLAMA_HOST"] == "0.0.0.0:11434" and env["OLLAMA_MODELS"] == "/models"
+    assert env["OLLAMA_KEEP_ALIVE"] == "5m" and env["OLLAMA_NUM_PARALLEL"] == "1"
+    assert env["OLLAMA_CONTEXT_LENGTH"] == "4096" and env["OLLAMA_NOPRUNE"] == "1"
+    c = cluster(node)
+    sts = c["objects"]["StatefulSet/airnode/ollama"]
+    vols = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert vols["ollama"]["hostPath"]["path"] == "/opt/airnode/ollama/v0.13.5"
+    assert c["objects"]["PersistentVolume//airnode-models-airnode-lab"]["spec"]["local"][
+        "path"] == "/var/lib/airnode/models"
+    assert c["bound"]["airnode/models-ollama-0"] == "airnode-models-airnode-lab"
+    assert "Probe/airnode/ollama" in c["objects"] and "RoleBinding/airnode/prometheus-k8s" in \
+        c["objects"]
+
+
+def test_kube_prometheus_setup_then_established_crds_then_the_rest_with_our_dashboard(node):
+    calls = node.sh(f"cat {CALLS}").splitlines()
+
+    def first(fragment):
+        return next(i for i, c in enumerate(calls) if fragment in c)
+
+    setup = first("kube-prometheus/setup.yaml")
+    wait = first("wait --for condition=Established --all CustomResourceDefinition")
+    main = first("kube-prometheus/main.yaml")
+    server = first("-f /var/lib/airnode/manifests/model-server.yaml")
+    assert setup < wait < main < server
+    assert "--server-side" in calls[setup] and "--server-side" in calls[main]
+    assert sum("kube-prometheus/main.yaml" in c for c in calls) == 1  # the no-op run: no apply
+    c = cluster(node)
+    assert len(c["established"]) == 10  # every CRD of kube-prometheus v0.18.0
+    grafana = c["objects"]["Deployment/monitoring/grafana"]["spec"]["template"]["spec"]
+    assert {"name": "grafana-dashboard-airnode-ollama",
+            "configMap": {"name": "grafana-dashboard-airnode-ollama"}} in grafana["volumes"]
+    mounts = grafana["containers"][0]["volumeMounts"]
+    assert any(m["mountPath"] == "/grafana-dashboard-definitions/0/airnode-ollama"
+               for m in mounts)
+    board = json.loads(c["objects"]["ConfigMap/monitoring/grafana-dashboard-airnode-ollama"][
+        "data"]["airnode-ollama.json"])
+    assert board["uid"] == "airnode-ollama"
+
+
+def test_a_model_lost_from_the_store_is_seeded_again_alone(node, bundles):
+    other = f"{STORE}/airnode/tiny/2"
+    before = node.sh(f"stat -c %Y {other}")
+    node.sh(f"rm {STORE}/library/tiny/1")
+    run = deploy(node, bundles, "first")
+    assert run.rc == 0, run.stderr[-3000:]
+    assert run.changed == ["Models (seeded offline) | Seed models offline: tiny:1"]
+    assert manifest_of(node, "tiny:1")["layers"]
+    assert node.sh(f"stat -c %Y {other}") == before  # the other model was not touched
+
+
+def test_a_model_added_to_the_bundle_is_seeded_alone_and_checked(node, bundles):
+    run = deploy(node, bundles, "more", label="deploy: one model added")
+    assert run.rc == 0, run.stderr[-3000:]
+    seeded = [n for n in run.changed if n.startswith("Models (seeded offline) | Seed")]
+    assert seeded == ["Models (seeded offline) | Seed models offline: tiny:3"]
+    assert "Model server (StatefulSet) | Health check: API, 3 model(s) listed, one generation " \
+           "each" in run.changed
+    assert not [n for n in run.changed if n.startswith(("k0s", "containerd", "kube-prometheus",
+                                                        "Ollama"))]
+    assert deploy(node, bundles, "more").changed == []
+
+
+def test_an_ollama_upgrade_to_a_tar_zst_release_rolls_the_server_and_keeps_the_models(
+        node, bundles):
+    starts = node.sh("grep -c 'start airnode/ollama-0' /var/lib/k0s-double/pods.log").strip()
+    manifests = node.sh(f"find {STORE} -type f | sort | xargs sha256sum")
+    run = deploy(node, bundles, "zst", label="deploy: Ollama v0.13.5 -> v0.14.1 (.tar.zst)")
+    assert run.rc == 0, run.stderr[-3000:]
+    assert "Ollama (offline, from the release tarball) | Unpack Ollama v0.14.1 (.tar.zst) into " \
+           "/opt/airnode/ollama/v0.14.1" in run.changed
+    assert "Model server (StatefulSet) | Wait for the rollout of statefulset/ollama (at most " \
+           "600s)" in run.changed
+    assert "(ollama, 0.14.1): healthy, 3 model(s) listed" in run.stderr
+    assert "Model server (StatefulSet) | Remove Ollama versions no longer in use: v0.13.5" in \
+        run.changed
+    assert not [n for n in run.changed if n.startswith(("k0s", "containerd", "kube-prometheus",
+                                                        "Models"))]
+    assert node.host.file("/opt/airnode/ollama/current").linked_to == \
+        "/opt/airnode/ollama/v0.14.1"
+    assert not node.host.file("/opt/airnode/ollama/v0.13.5").exists
+    assert int(node.sh("grep -c 'start airnode/ollama-0' /var/lib/k0s-double/pods.log")) == \
+        int(starts) + 1  # rolled once
+    assert node.sh(f"find {STORE} -type f | sort | xargs sha256sum") == manifests
+    assert deploy(node, bundles, "zst").changed == []
+
+
+def test_a_server_that_never_gets_ready_fails_the_run_bounded_and_says_why(node, bundles):
+    stuck = ("--data", 'ollama_extra_env={"OLLAMA_DOUBLE_NEVER_READY": "1"}',
+             "--data", "model_server_rollout_timeout=30")
+    run = deploy(node, bundles, "zst", *stuck, label="deploy: rollout never ready (30 s)")
+    assert run.rc != 0
+    assert "statefulset/ollama in airnode not ready after 30s (model_server_rollout_timeout)" \
+        in run.stderr
+    assert "the double was told never to get ready" in run.stderr  # the pod's log is shown
+    assert run.seconds < 240
+    # back to good settings: the next run applies again (the failed one was not recorded)
+    run = deploy(node, bundles, "zst")
+    assert run.rc == 0, run.stderr[-3000:]
+    assert "(ollama, 0.14.1): healthy, 3 model(s) listed" in run.stderr
+    assert deploy(node, bundles, "zst").changed == []
+
+
+def test_after_k0s_reset_the_next_run_rebuilds_the_cluster_and_keeps_the_models(node, bundles):
+    store = node.sh("find /var/lib/airnode/models -type f | sort | xargs sha256sum")
+    node.sh("k0s stop && k0s reset")  # wipes /var/lib/k0s: the cluster and what it recorded
+    run = deploy(node, bundles, "zst", label="deploy after k0s reset")
+    assert run.rc == 0, run.stderr[-3000:]
+    for op in ("kube-prometheus | Apply kube-prometheus v0.18.0 (server-side): setup, CRDs "
+               "Established, the rest",
+               "Model server (StatefulSet) | Apply the model server (server-side) in namespace "
+               "airnode"):
+        assert op in run.changed
+    assert any(n.startswith("k0s | k0s install controller") for n in run.changed)
+    assert "(ollama, 0.14.1): healthy, 3 model(s) listed" in run.stderr
+    assert not [n for n in run.changed if n.startswith("Models")]  # the store survived
+    assert node.sh("find /var/lib/airnode/models -type f | sort | xargs sha256sum") == store
+    assert deploy(node, bundles, "zst").changed == []
