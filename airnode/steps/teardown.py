@@ -1,0 +1,223 @@
+"""Removal, the seed's sequence done safely: model server and monitoring deleted, node drained,
+k0s stopped and reset (retrying busy mounts), Ollama, containerd (when airnode installed it),
+zram removed, the original disk swap, sysctls, modules, units and /etc/hosts put back as
+/var/lib/airnode/before.txt recorded them. The model store is kept unless
+`teardown_purge_models` says so in so many words."""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.server import Command
+from pyinfra.operations import server
+
+from airnode import k0s as k0slogic
+from airnode import ollama as ollamalogic
+from airnode import record as logic
+from airnode import swap
+from airnode.facts import NumberedLines
+from airnode.steps._common import AirnodeError, settings
+from airnode.steps.containerd import STATIC_MARK
+from airnode.steps.kernel import MODULES
+from airnode.steps.model_server import DEFAULTS as SERVER_DEFAULTS
+from airnode.steps.models import DEFAULTS as MODELS_DEFAULTS
+from airnode.steps.models import MODELFILES
+from airnode.steps.monitoring import KUBECTL, MANIFESTS
+from airnode.steps.ollama import DEFAULTS as OLLAMA_DEFAULTS
+from airnode.steps.record import HOSTS_LINE, ZRAM_SYSCTL_FILES
+from airnode.steps.swap_off import MASKED_LIST
+from airnode.steps.zram import UNIT as ZRAM_UNIT
+
+PURGE_PHRASE = "yes, delete every model"
+DEFAULTS = {
+    # The model store survives teardown. To delete it (and the ollama user owning it), set
+    # this to exactly "yes, delete every model".
+    "teardown_purge_models": "",
+    "teardown_reset_attempts": 5,   # k0s reset is retried while mounts are busy
+}
+
+
+def purge() -> bool:
+    value = host.data.get("teardown_purge_models", "")
+    if value not in ("", PURGE_PHRASE):
+        raise AirnodeError(f"teardown_purge_models = {value!r} is not allowed: empty (keep the "
+                           f"model store) or exactly {PURGE_PHRASE!r}; nothing was changed")
+    return value == PURGE_PHRASE
+
+
+def before() -> logic.Before:
+    return logic.parse((host.get_fact(Command, f"cat {logic.BEFORE} 2>/dev/null || true")
+                        or "").splitlines())
+
+
+def k0s_running() -> bool:
+    return bool(host.get_fact(Command, f"{k0slogic.BINARY} status >/dev/null 2>&1 "
+                                       "&& echo yes || true"))
+
+
+@deploy("Remove the model server and monitoring", data_defaults=DEFAULTS)
+def remove_workloads():
+    settings(DEFAULTS)
+    purge()
+    if not k0s_running():
+        host.noop("k0s is not running: no workloads to delete")
+        return
+    ns = settings(SERVER_DEFAULTS)["model_server_namespace"]
+    delete = f"{KUBECTL} delete --ignore-not-found --wait=false"
+    server.shell(name=f"Delete the model server (namespace {ns}; its volume data stays)", commands=[
+        f"[ ! -e {MANIFESTS}/model-server.yaml ] || {delete} -f {MANIFESTS}/model-server.yaml",
+        f"{KUBECTL} -n kube-system delete configmap airnode-applied-model-server "
+        "--ignore-not-found"])
+    server.shell(name="Delete kube-prometheus (the rest, then setup: CRDs, namespace)", commands=[
+        f"[ ! -e {MANIFESTS}/kube-prometheus/main.yaml ] || "
+        f"{delete} -f {MANIFESTS}/kube-prometheus/main.yaml",
+        f"[ ! -e {MANIFESTS}/kube-prometheus/setup.yaml ] || "
+        f"{delete} -f {MANIFESTS}/kube-prometheus/setup.yaml",
+        f"{KUBECTL} -n kube-system delete configmap airnode-applied-kube-prometheus "
+        "--ignore-not-found"])
+
+
+@deploy("Remove k0s", data_defaults=DEFAULTS)
+def remove_k0s():
+    s = settings(DEFAULTS)
+    installed = host.get_fact(Command, f"[ -e {k0slogic.BINARY} ] && echo yes || true")
+    if not installed:
+        host.noop("k0s is not installed")
+        return
+    if k0s_running():
+        node = (host.get_fact(Command, "uname -n") or "").strip().lower()
+        server.shell(name=f"Drain node {node}", commands=[
+            f"{KUBECTL} drain --ignore-daemonsets --delete-emptydir-data --force "
+            f"--timeout=120s {shlex.quote(node)} || true"])
+    n = s["teardown_reset_attempts"]
+    server.shell(name=f"k0s stop and k0s reset (up to {n} attempts while mounts are busy)",
+                 commands=[
+                     f"{k0slogic.BINARY} stop 2>/dev/null || true",
+                     f"for i in $(seq {n}); do {k0slogic.BINARY} reset && exit 0; "
+                     "echo \"k0s reset failed (attempt $i): retrying\" >&2; sleep 5; done; "
+                     f"echo 'k0s reset failed {n} times: see the mounts under /var/lib/k0s' >&2; "
+                     "exit 1"])
+    server.shell(name="Remove the k0s binary and configuration", commands=[
+        f"rm -f {k0slogic.BINARY} {k0slogic.CONFIG}",
+        f"rmdir {k0slogic.CONFIG.rsplit('/', 1)[0]} 2>/dev/null || true",
+        "systemctl daemon-reload"])
+
+
+@deploy("Remove Ollama", data_defaults=DEFAULTS)
+def remove_ollama():
+    base = settings(OLLAMA_DEFAULTS)["ollama_install_dir"]
+    store = settings(MODELS_DEFAULTS)["model_store_dir"]
+    present = host.get_fact(Command, f"ls -d {base} /usr/local/bin/ollama {MODELFILES} "
+                                     "2>/dev/null || true")
+    if present:
+        server.shell(name=f"Remove {base}, /usr/local/bin/ollama and the Modelfiles", commands=[
+            f"systemctl stop {ollamalogic.SEED_UNIT} 2>/dev/null || true",
+            f"rm -rf {base} {MODELFILES} /usr/local/bin/ollama"])
+    if purge():
+        server.shell(name=f"PURGE: delete the model store {store} and the ollama user", commands=[
+            f"rm -rf {shlex.quote(store)}",
+            f"userdel {ollamalogic.USER} 2>/dev/null || true",
+            f"groupdel {ollamalogic.USER} 2>/dev/null || true",
+            f"rm -rf {ollamalogic.HOME}"])
+    else:
+        host.noop(f"model store {store} kept, with the ollama user that owns it")
+
+
+@deploy("Remove containerd (when airnode installed it)", data_defaults=DEFAULTS)
+def remove_containerd():
+    b = before()
+    static = host.get_fact(Command, f"[ -e {STATIC_MARK} ] && echo yes || true")
+    purge_pkgs = [p for p in logic.packages_to_purge(b)
+                  if host.get_fact(Command, f"dpkg-query -W -f='${{db:Status-Abbrev}}' {p} "
+                                            "2>/dev/null || true").startswith("ii")]
+    if not (static or purge_pkgs):
+        host.noop("containerd was not installed by airnode")
+        return
+    cmds = ["systemctl disable --now containerd.service 2>/dev/null || true"]
+    if purge_pkgs:
+        cmds.append("DEBIAN_FRONTEND=noninteractive dpkg --purge " + " ".join(purge_pkgs))
+    if static:
+        cmds += ["rm -f /usr/local/bin/containerd /usr/local/bin/containerd-shim* "
+                 "/usr/local/bin/containerd-stress /usr/local/bin/ctr /usr/local/sbin/runc "
+                 "/etc/systemd/system/containerd.service",
+                 f"rm -rf {STATIC_MARK.rsplit('/', 1)[0]}", "systemctl daemon-reload"]
+    cmds += ["rm -rf /var/lib/containerd /run/containerd /opt/containerd",
+             logic.restore_file_command(b, "/etc/containerd/config.toml"),
+             "rmdir /etc/containerd 2>/dev/null || true"]
+    server.shell(name="Remove containerd and its images: " + (" ".join(purge_pkgs) or "static"),
+                 commands=cmds)
+
+
+@deploy("Restore units airnode disabled", data_defaults=DEFAULTS)
+def restore_units():
+    b = before()
+    for unit, (enabled, active) in sorted(b.units.items()):
+        if enabled in ("enabled", "disabled") or active == "active":
+            now = host.get_fact(Command, f"systemctl is-enabled {unit} 2>/dev/null || true; "
+                                         f"systemctl is-active {unit} 2>/dev/null || true")
+            cmds = []
+            if enabled == "enabled" and "enabled" not in (now or ""):
+                cmds.append(f"systemctl enable {unit}")
+            if active == "active":
+                cmds.append(f"systemctl start {unit}")
+            if cmds and (now or "").split() != [enabled, active]:
+                server.shell(name=f"{unit} back to {enabled}, {active}", commands=cmds)
+
+
+@deploy("Restore the kernel settings, zram and disk swap", data_defaults=DEFAULTS)
+def restore_host():
+    b = before()
+    # zram off and gone
+    unit_present = host.get_fact(Command, f"[ -e /etc/systemd/system/{ZRAM_UNIT} ] && echo yes "
+                                          "|| true")
+    if unit_present:
+        server.shell(name=f"Remove {ZRAM_UNIT} (swapoff, reset)", commands=[
+            f"systemctl disable --now {ZRAM_UNIT}",
+            f"rm -f /etc/systemd/system/{ZRAM_UNIT}", "systemctl daemon-reload"])
+    ours = " ".join(["/etc/modules-load.d/airnode-kubernetes.conf", *ZRAM_SYSCTL_FILES])
+    if host.get_fact(Command, f"ls {ours} 2>/dev/null || true"):
+        server.shell(name="Remove airnode's sysctl.d and modules-load.d files",
+                     commands=[f"rm -f {ours}"])
+    restore = logic.restore_sysctls_command(b)
+    if restore:
+        server.shell(name="Sysctls back to their values before airnode", commands=[restore])
+    unload = [m for m in logic.modules_to_unload(b) if m in (*MODULES, "zram")]
+    if unload:
+        server.shell(name="Unload modules airnode loaded: " + ", ".join(unload), commands=[
+            f"modprobe -r {m} 2>/dev/null || true" for m in unload])
+
+    # disk swap back: fstab lines unmarked, units unmasked, swapon
+    entries = [(n, line) for n, line in host.get_fact(NumberedLines, path="/etc/fstab")
+               if line.startswith(swap.FSTAB_MARKER)]
+    masked = (host.get_fact(Command, f"cat {MASKED_LIST} 2>/dev/null || true") or "").split()
+    if entries:
+        server.shell(name="fstab swap lines back as they were: "
+                          + ", ".join(str(n) for n, _ in entries),
+                     commands=[swap.uncomment_command([n for n, _ in entries])])
+    if masked:
+        server.shell(name="Unmask swap units: " + ", ".join(masked), commands=[
+            "systemctl unmask " + " ".join(shlex.quote(u) for u in masked),
+            "systemctl daemon-reload"])
+    if entries or masked:
+        server.shell(name="Disk swap on again (swapon -a)", commands=["swapon -a"])
+
+    # the /etc/hosts line we added
+    line = (host.get_fact(Command, f"cat {HOSTS_LINE} 2>/dev/null || true") or "").strip()
+    if line:
+        found = [n for n, text in host.get_fact(NumberedLines, path="/etc/hosts") if text == line]
+        if found:
+            server.shell(name=f"Remove the /etc/hosts line airnode added: {line}",
+                         commands=[f"sed -i '{found[-1]}d' /etc/hosts"])
+
+
+@deploy("Remove airnode's state (the model store stays)", data_defaults=DEFAULTS)
+def remove_state():
+    store = settings(MODELS_DEFAULTS)["model_store_dir"]
+    left = host.get_fact(Command, f"ls -A {logic.STATE_DIR} 2>/dev/null || true")
+    names = [n for n in (left or "").split() if f"{logic.STATE_DIR}/{n}" != store]
+    if names:
+        server.shell(name=f"Remove {logic.STATE_DIR} (" + ", ".join(sorted(names)) + ")", commands=[
+            "rm -rf " + " ".join(shlex.quote(f"{logic.STATE_DIR}/{n}") for n in sorted(names)),
+            f"rmdir {logic.STATE_DIR} 2>/dev/null || true"])
