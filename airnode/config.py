@@ -130,6 +130,9 @@ RULES: dict[str, Rule] = {
         lambda v: v == "auto" or (isinstance(v, str) and re.fullmatch(QUANTITY, v) is not None)),
     "model_server_rollout_timeout": integer(ge=30, le=3600),
     "model_server_check_timeout": integer(ge=10, le=3600),
+    # teardown
+    "teardown_purge_models": one_of("", "yes, delete every model"),
+    "teardown_reset_attempts": integer(ge=1, le=20),
     # offline bundle
     "bundle_dir": optional_path(),
     "bundle_remote_dir": absolute_path(),

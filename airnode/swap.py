@@ -122,3 +122,13 @@ def comment_out_command(entries: list[FstabSwap], path: str = "/etc/fstab") -> s
         exprs += ["-e", f"{e.lineno}{{/^[[:space:]]*#/!{{/[[:space:]]swap([[:space:]]|$)/"
                         f"s/^/{FSTAB_MARKER}/}}}}"]
     return "sed -E -i " + " ".join(shlex.quote(x) for x in exprs) + " " + shlex.quote(path)
+
+
+def uncomment_command(linenos: list[int], path: str = "/etc/fstab") -> str | None:
+    """Teardown: remove FSTAB_MARKER from those lines, which puts each back byte for byte."""
+    if not linenos:
+        return None
+    exprs = []
+    for n in linenos:  # the marker holds no sed-special character
+        exprs += ["-e", f"{n}s/^{FSTAB_MARKER}//"]
+    return "sed -i " + " ".join(shlex.quote(x) for x in exprs) + " " + shlex.quote(path)

@@ -11,6 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from any cwd
 
 from airnode.steps.preflight import preflight  # noqa: E402
+from airnode.steps.record import record  # noqa: E402
 from airnode.steps.bundle import bundle  # noqa: E402
 from airnode.steps.swap_off import swap_off  # noqa: E402
 from airnode.steps.zram import zram  # noqa: E402
@@ -25,6 +26,7 @@ from airnode.steps.models import models  # noqa: E402
 from airnode.steps.model_server import model_server  # noqa: E402
 
 preflight()     # facts, settings, support: refuse before any change
+record()        # the host as it was, for teardown (first run only)
 bundle()        # the offline bundle: verified here first, shipped, verified on the node
 swap_off()      # every disk swap off, for good
 zram()          # zram swap sized from real memory, before the container runtime

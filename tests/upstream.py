@@ -37,11 +37,13 @@ def tar_bytes(files: dict[str, bytes], gz: bool = False, mode: int = 0o644) -> b
     return gzip.compress(buf.getvalue(), mtime=0) if gz else buf.getvalue()
 
 
-def kube_prometheus_tarball() -> bytes:
+def kube_prometheus_tarball(version: str = KP) -> bytes:
+    """The release source tarball's layout, with the real v0.18.0 manifests (whatever the
+    version it is named for)."""
     files = {}
     for p in sorted((KP_FIXTURE / "manifests").rglob("*.yaml")):
         rel = p.relative_to(KP_FIXTURE).as_posix()
-        files[f"kube-prometheus-0.18.0/{rel}"] = p.read_bytes()
+        files[f"kube-prometheus-{version.lstrip('v')}/{rel}"] = p.read_bytes()
     return tar_bytes(files, gz=True)
 
 
@@ -91,8 +93,11 @@ def ollama_release(server: FixtureServer, version: str) -> tuple[str, bytes]:
 class Upstream:
     """The upstream release layout for the default spec, on a local server."""
 
-    def __init__(self, server: FixtureServer, k0s_binary: bytes | None = None):
+    def __init__(self, server: FixtureServer, k0s_binary: bytes | None = None,
+                 k0s_version: str = K0S, kp_version: str = KP):
         self.server = server
+        self.k0s_version, self.kp_version = k0s_version, kp_version
+        K0S = k0s_version  # noqa: N806 - the release being served
         gh = ""
         k = f"{gh}/k0sproject/k0s/releases/download/{K0S}"
         self.k0s_path = f"{k}/k0s-{K0S}-amd64"
@@ -101,7 +106,7 @@ class Upstream:
         self.ollama_path, self.ollama = ollama_release(server, OLLAMA)
         ctd = tar_bytes({"bin/containerd": b"containerd"}, gz=True)
         runc = b"runc-binary"
-        kp = kube_prometheus_tarball()
+        kp = kube_prometheus_tarball(kp_version)
         self.kp_sha = sha(kp)
         c = f"/containerd/containerd/releases/download/v{CTD}"
         r = f"/opencontainers/runc/releases/download/v{RUNC}"
@@ -117,17 +122,17 @@ class Upstream:
             f"/containerd/containerd/v{CTD}/containerd.service": b"[Unit]\nDescription=containerd\n",
             f"{r}/runc.amd64": runc,
             f"{r}/runc.sha256sum": f"{sha(runc)}  runc.amd64\n".encode(),
-            f"/prometheus-operator/kube-prometheus/archive/refs/tags/{KP}.tar.gz": kp,
+            f"/prometheus-operator/kube-prometheus/archive/refs/tags/{kp_version}.tar.gz": kp,
         })
 
     def spec(self, **over) -> speclib.Spec:
         data = {
             "arch": "amd64",
             "sources": {"github": self.server.url, "github_raw": self.server.url},
-            "k0s": {"version": K0S},
+            "k0s": {"version": self.k0s_version},
             "containerd": {"source": "static", "version": CTD, "runc_version": RUNC},
             "ollama": {"version": OLLAMA},
-            "kube_prometheus": {"version": KP, "sha256": self.kp_sha},
+            "kube_prometheus": {"version": self.kp_version, "sha256": self.kp_sha},
             "model_server": {"image": "debian:bookworm-slim"},
         }
         data.update(over)
@@ -212,9 +217,29 @@ def static_release(up: Upstream, debs: list[Path], ctd: str, runc_version: str) 
     })
 
 
+def bumped_deb(deb: Path, suffix: str, dest: Path) -> Path:
+    """Debian's own .deb, same files, version + suffix: an upgrade dpkg really performs."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run(["dpkg-deb", "-R", str(deb), d], check=True)
+        control = Path(d) / "DEBIAN" / "control"
+        text = control.read_text()
+        version = next(line.split(": ", 1)[1] for line in text.splitlines()
+                       if line.startswith("Version: "))
+        control.write_text(text.replace(f"Version: {version}", f"Version: {version}{suffix}"))
+        name, _, arch = deb.name.removesuffix(".deb").split("_")
+        out = dest / f"{name}_{version}{suffix}_{arch}.deb"
+        dest.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["dpkg-deb", "-b", "-Zxz", d, str(out)], check=True, capture_output=True)
+    return out
+
+
 def make_runtime_bundle(dest: Path, image_ref: str, insecure_registry: str,
                         containerd_source: str = "debian", ollama: str = OLLAMA,
-                        models: dict[str, bytes] | None = None) -> dict:
+                        models: dict[str, bytes] | None = None, k0s_version: str = K0S,
+                        kp_version: str = KP, debs: list[Path] | None = None) -> dict:
     """A bundle with Debian's real containerd and runc .debs, one real image (skopeo), the real
     kube-prometheus manifests, and the test doubles in place of the k0s binary and of Ollama's
     (neither can be had on this machine). ``models``: {name: GGUF bytes}."""
@@ -222,9 +247,11 @@ def make_runtime_bundle(dest: Path, image_ref: str, insecure_registry: str,
     from airnode.bundle import manifest
 
     with FixtureServer() as server:
-        up = Upstream(server, k0s_binary=K0S_DOUBLE.read_bytes())
-        debs = []
-        for deb in debian_debs():
+        double = K0S_DOUBLE.read_bytes().replace(f'VERSION = "{K0S}"'.encode(),
+                                                 f'VERSION = "{k0s_version}"'.encode())
+        up = Upstream(server, k0s_binary=double, k0s_version=k0s_version, kp_version=kp_version)
+        deb_files, debs = debs or debian_debs(), []
+        for deb in deb_files:
             path = f"/debian/pool/{deb.name}"
             server.files[path] = deb.read_bytes()
             debs.append({"url": server.url + path, "sha256": sha(server.files[path])})

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from io import StringIO
 
 from pyinfra import host
+from pyinfra.facts.server import Command
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.operations import files
 
@@ -30,3 +32,25 @@ def put_rendered(template: str, dest: str, name: str, mode: str = "644", **value
     text = render(template, **values)
     return files.put(name=name, src=StringIO(text), dest=dest, mode=mode,
                      user="root", group="root")
+
+
+# What a service last (re)started with: written right after the restart succeeds. A run cut
+# between writing a config and restarting on it leaves the old record, so the next run
+# restarts even though the file itself no longer changes.
+APPLIED_DIR = "/var/lib/airnode/applied"
+
+
+def digest(*parts: str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def applied_on_node(name: str) -> str:
+    return (host.get_fact(Command, f"cat {APPLIED_DIR}/{name} 2>/dev/null || true") or "").strip()
+
+
+def record_applied_command(name: str, value: str) -> str:
+    return f"mkdir -p {APPLIED_DIR} && echo {value} > {APPLIED_DIR}/{name}"

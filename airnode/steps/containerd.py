@@ -12,7 +12,9 @@ from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations import server, systemd
 
 from airnode import containerd as logic
-from airnode.steps._common import AirnodeError, put_rendered, settings
+from airnode.render import render
+from airnode.steps._common import (AirnodeError, applied_on_node, digest, put_rendered,
+                                   record_applied_command, settings)
 from airnode.steps import bundle
 
 DEFAULTS = {
@@ -41,11 +43,13 @@ def containerd():
                      + " ".join(shlex.quote(logic.deb_version(d["file"])[0]) for d in debs)
                      + " 2>/dev/null || true") or "").splitlines())
         todo = logic.debs_to_install([d["file"] for d in debs], installed)
+        installed_identity = " ".join(sorted(d["sha256"] for d in debs))
         version = next(logic.deb_version(d["file"])[1] for d in debs
                        if logic.deb_version(d["file"])[0] == "containerd")
         install = server.shell(
             name="Install " + ", ".join(" ".join(logic.deb_version(f)) for f in todo),
-            commands=["DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold "
+            commands=["DEBIAN_FRONTEND=noninteractive dpkg --configure -a",  # after a cut dpkg
+                      "DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold "
                       + " ".join(shlex.quote(f"{remote}/{f}") for f in todo)]) if todo else None
     else:
         needed = {k: b.artifacts(k) for k in ("containerd", "runc", "containerd-unit")}
@@ -57,6 +61,7 @@ def containerd():
         version = tgz["version"]
         mark = host.get_fact(Command, f"cat {STATIC_MARK} 2>/dev/null || true")
         want = f"{tgz['sha256']} {runc['sha256']} {unit['sha256']}"
+        installed_identity = want
         install = None
         if (mark or "").strip() != want:
             install = server.shell(name=f"Install containerd {version} (static) and runc "
@@ -69,13 +74,17 @@ def containerd():
                 f"mkdir -p {STATIC_MARK.rsplit('/', 1)[0]} && echo {shlex.quote(want)} > {STATIC_MARK}",
             ])
 
-    config = put_rendered(logic.config_template(version), "/etc/containerd/config.toml",
-                          name="containerd config (CRI, SystemdCgroup)", version=version,
-                          sandbox_image=s["containerd_sandbox_image"], cni_bin_dir="/opt/cni/bin")
-    changed = [op for op in (install, config) if op is not None]
-    server.shell(name="Restart containerd (installed or config changed)",
-                 commands=["systemctl restart containerd.service"],
-                 _if=lambda: any(op.did_change() for op in changed))
+    values = dict(version=version, sandbox_image=s["containerd_sandbox_image"],
+                  cni_bin_dir="/opt/cni/bin")
+    put_rendered(logic.config_template(version), "/etc/containerd/config.toml",
+                 name="containerd config (CRI, SystemdCgroup)", **values)
+    # Restart when what containerd runs with (its install and config) is not what it last
+    # started with, whether this run changed it or a cut run left the restart undone.
+    want = digest(render(logic.config_template(version), **values), installed_identity)
+    if install is not None or applied_on_node("containerd") != want:
+        server.shell(name="Restart containerd (installed or config changed)",
+                     commands=["systemctl daemon-reload", "systemctl restart containerd.service",
+                               record_applied_command("containerd", want)])
     systemd.service(name="containerd running and enabled at boot", service="containerd.service",
                     running=True, enabled=True)
 

@@ -12,6 +12,7 @@ from pyinfra.operations import server
 
 from airnode import hosts
 from airnode.steps._common import AirnodeError, settings
+from airnode.steps.record import HOSTS_LINE
 
 DEFAULTS = {
     # Address for the hostname line added when no /etc/hosts line names the host.
@@ -30,6 +31,8 @@ def hostname():
     if not hosts.hostname_resolves(lines, name):
         line = hosts.hosts_line(s["hosts_address"], name)
         # Appended; a last line without its newline gets one first. Nothing else is touched.
+        # The line is recorded first, so that teardown removes exactly it, even after a cut run.
         server.shell(name=f"{name} resolves locally: {line}", commands=[
+            f"mkdir -p {HOSTS_LINE.rsplit('/', 1)[0]} && echo {shlex.quote(line)} > {HOSTS_LINE}",
             '[ -z "$(tail -c1 /etc/hosts)" ] || echo >> /etc/hosts; '
             f"echo {shlex.quote(line)} >> /etc/hosts"])

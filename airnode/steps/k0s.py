@@ -12,7 +12,9 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import server
 
 from airnode import k0s as logic
-from airnode.steps._common import AirnodeError, put_rendered, settings
+from airnode.render import render
+from airnode.steps._common import (AirnodeError, applied_on_node, digest, put_rendered,
+                                   record_applied_command, settings)
 from airnode.steps import bundle
 
 DEFAULTS = {
@@ -47,13 +49,18 @@ def k0s():
             f"install -m 755 {shlex.quote(src)} {logic.BINARY}.new",
             f"mv {logic.BINARY}.new {logic.BINARY}"]))
 
+    values = dict(network_provider=s["k0s_network_provider"], pull_policy="Never")
     config = put_rendered("k0s.yaml.j2", logic.CONFIG, name=f"{logic.CONFIG}", mode="600",
-                          network_provider=s["k0s_network_provider"], pull_policy="Never")
+                          **values)
+    flags = logic.install_flags(s["k0s_disable_components"], s["k0s_extra_install_flags"])
+    # What k0s should be running with; recorded after each successful restart, so that a run
+    # cut between a change and the restart still restarts on the next run.
+    want = digest(binary["sha256"], render("k0s.yaml.j2", **values), " ".join(flags))
+    stale = applied_on_node("k0s") != want
     server.shell(name="Validate k0s.yaml (k0s config validate)",
                  commands=[f"{logic.BINARY} config validate --config {logic.CONFIG}"],
-                 _if=config.did_change)
+                 _if=lambda: config.did_change() or stale)
 
-    flags = logic.install_flags(s["k0s_disable_components"], s["k0s_extra_install_flags"])
     cmd = f"{logic.BINARY} install controller " + " ".join(shlex.quote(f) for f in flags)
     if not installed:
         ops.append(server.shell(name="k0s install controller " + " ".join(flags), commands=[cmd]))
@@ -61,10 +68,10 @@ def k0s():
         ops.append(server.shell(name="k0s flags changed: install controller --force",
                                 commands=[cmd + " --force", "systemctl daemon-reload"]))
     ops.append(config)
-    server.shell(name="Restart k0s (binary, flags or config changed)",
-                 commands=[f"systemctl restart {logic.UNIT}"],
-                 _if=lambda: any(op.did_change() for op in ops))
-    woken = list(ops)
+    restart = server.shell(name="Restart k0s (binary, flags or config changed)",
+                           commands=[f"systemctl restart {logic.UNIT}"],
+                           _if=lambda: stale or any(op.did_change() for op in ops))
+    woken = [*ops, restart]
     if installed and status is None:
         woken.append(server.shell(name="Start k0s", commands=[f"{logic.BINARY} start"]))
     timeout = s["k0s_ready_timeout"]
@@ -77,7 +84,10 @@ def k0s():
             f"if [ $(date +%s) -ge $end ]; then echo 'k0s node not Ready after {timeout}s: "
             f"see journalctl -u {logic.UNIT} and k0s kubectl get nodes' >&2; exit 1; fi; "
             "sleep 5; done",
-            f"chmod 600 {logic.ADMIN_KUBECONFIG}"],
+            f"chmod 600 {logic.ADMIN_KUBECONFIG}",
+            # recorded once Ready: a run cut before (or a node that never got Ready) restarts
+            # and waits again next time
+            record_applied_command("k0s", want)],
         _if=lambda: any(op.did_change() for op in woken))
     mode = (host.get_fact(Command, f"stat -c %a {logic.ADMIN_KUBECONFIG} 2>/dev/null || true")
             or "").strip()

@@ -20,7 +20,7 @@ from airnode import k0s as k0slogic
 from airnode import monitoring as logic
 from airnode.render import render
 from airnode.steps import bundle
-from airnode.steps._common import AirnodeError, settings
+from airnode.steps._common import AirnodeError, digest, settings
 
 DEFAULTS = {
     "monitoring_crd_timeout": 120,  # seconds to wait for kube-prometheus's CRDs (Established)
@@ -98,7 +98,8 @@ def monitoring():
               src=StringIO(r.setup), dest=setup, mode="600")
     files.put(name=f"kube-prometheus {version} manifests: the rest, with airnode's dashboards",
               src=StringIO(r.main), dest=main, mode="600")
-    if applied("kube-prometheus") != r.sha256:
+    want = digest(version, r.sha256)  # a new version is applied even if its files are alike
+    if applied("kube-prometheus") != want:
         t = s["monitoring_crd_timeout"]
         server.shell(
             name=f"Apply kube-prometheus {version} (server-side): setup, CRDs Established, the rest",
@@ -109,4 +110,4 @@ def monitoring():
                 f"--timeout={t}s >/dev/null || {{ echo 'kube-prometheus CRDs not Established "
                 f"after {t}s (monitoring_crd_timeout): see k0s kubectl get crd' >&2; exit 1; }}",
                 f"{APPLY} -f {main} >/dev/null",
-                mark_applied_command("kube-prometheus", r.sha256)])
+                mark_applied_command("kube-prometheus", want)])

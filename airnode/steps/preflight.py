@@ -29,6 +29,8 @@ ALL_DEFAULTS = {**DEFAULTS, **bundle.DEFAULTS, **swap_off.DEFAULTS, **zram.DEFAU
                 **kernel.DEFAULTS, **hostname.DEFAULTS, **containerd.DEFAULTS, **images.DEFAULTS,
                 **k0s.DEFAULTS, **monitoring.DEFAULTS, **ollama.DEFAULTS, **models.DEFAULTS,
                 **model_server.DEFAULTS}
+# Settings of deploys/teardown.py: known here, so that they are not reported as typos.
+TEARDOWN_DEFAULTS = {"teardown_purge_models": "", "teardown_reset_attempts": 5}
 # Data keys that belong to pyinfra's connectors, not to airnode.
 CONNECTOR_PREFIXES = ("ssh_", "winrm_", "docker_", "dockerssh_", "local_", "chroot_",
                       "podman_", "terraform_", "vagrant_", "fake_")
@@ -39,7 +41,8 @@ def preflight():
     values = {key: host.data.get(key, default) for key, default in ALL_DEFAULTS.items()}
     problems = [str(e) for e in config.check_all(values)]
 
-    for key in config.unknown_keys(host.data.dict().keys(), ALL_DEFAULTS, CONNECTOR_PREFIXES):
+    known = {**ALL_DEFAULTS, **TEARDOWN_DEFAULTS}
+    for key in config.unknown_keys(host.data.dict().keys(), known, CONNECTOR_PREFIXES):
         logger.warning(f"{host.name}: unknown setting {key}: ignored")
 
     facts = host.get_fact(HostProfile)

@@ -24,6 +24,7 @@ from airnode.steps.kernel import MODULES
 from airnode.steps.model_server import DEFAULTS as SERVER_DEFAULTS
 from airnode.steps.models import DEFAULTS as MODELS_DEFAULTS
 from airnode.steps.models import MODELFILES
+from airnode.steps.preflight import TEARDOWN_DEFAULTS
 from airnode.steps.monitoring import KUBECTL, MANIFESTS
 from airnode.steps.ollama import DEFAULTS as OLLAMA_DEFAULTS
 from airnode.steps.record import HOSTS_LINE, ZRAM_SYSCTL_FILES
@@ -31,20 +32,15 @@ from airnode.steps.swap_off import MASKED_LIST
 from airnode.steps.zram import UNIT as ZRAM_UNIT
 
 PURGE_PHRASE = "yes, delete every model"
-DEFAULTS = {
-    # The model store survives teardown. To delete it (and the ollama user owning it), set
-    # this to exactly "yes, delete every model".
-    "teardown_purge_models": "",
-    "teardown_reset_attempts": 5,   # k0s reset is retried while mounts are busy
-}
+# teardown_purge_models: the model store survives teardown; to delete it (and the ollama user
+# that owns it), set it to exactly "yes, delete every model".
+# teardown_reset_attempts: k0s reset is retried while mounts are busy.
+DEFAULTS = TEARDOWN_DEFAULTS
 
 
 def purge() -> bool:
-    value = host.data.get("teardown_purge_models", "")
-    if value not in ("", PURGE_PHRASE):
-        raise AirnodeError(f"teardown_purge_models = {value!r} is not allowed: empty (keep the "
-                           f"model store) or exactly {PURGE_PHRASE!r}; nothing was changed")
-    return value == PURGE_PHRASE
+    """Checked by the first step, at plan time: a bad value stops before any change."""
+    return settings(DEFAULTS)["teardown_purge_models"] == PURGE_PHRASE
 
 
 def before() -> logic.Before:
@@ -114,7 +110,8 @@ def remove_ollama():
     if present:
         server.shell(name=f"Remove {base}, /usr/local/bin/ollama and the Modelfiles", commands=[
             f"systemctl stop {ollamalogic.SEED_UNIT} 2>/dev/null || true",
-            f"rm -rf {base} {MODELFILES} /usr/local/bin/ollama"])
+            f"rm -rf {base} {MODELFILES} /usr/local/bin/ollama",
+            f"rmdir {base.rsplit('/', 1)[0]} 2>/dev/null || true"])
     if purge():
         server.shell(name=f"PURGE: delete the model store {store} and the ollama user", commands=[
             f"rm -rf {shlex.quote(store)}",
@@ -130,8 +127,8 @@ def remove_containerd():
     b = before()
     static = host.get_fact(Command, f"[ -e {STATIC_MARK} ] && echo yes || true")
     purge_pkgs = [p for p in logic.packages_to_purge(b)
-                  if host.get_fact(Command, f"dpkg-query -W -f='${{db:Status-Abbrev}}' {p} "
-                                            "2>/dev/null || true").startswith("ii")]
+                  if (host.get_fact(Command, f"dpkg-query -W -f='${{db:Status-Abbrev}}' {p} "
+                                             "2>/dev/null || true") or "").startswith("ii")]
     if not (static or purge_pkgs):
         host.noop("containerd was not installed by airnode")
         return

@@ -75,6 +75,32 @@ class Node:
         return run
 
 
+    def deploy_killed_at(self, fragment: str, *extra: str, delay: float = 0.0,
+                         deploy: str = "deploys/node.py") -> str:
+        """The real CLI, SIGKILLed (pyinfra and its SSH connection) when it starts the first
+        operation whose name contains ``fragment``: a cut network, a Ctrl-C that does not wait,
+        a control machine losing power. Returns what it printed until then."""
+        import signal
+
+        env = dict(os.environ, AIRNODE_LAB_DIR=str(self.inst.dir))
+        argv = [PYINFRA, "-y", *extra, str(ROOT / "inventories/lab.py"), str(ROOT / deploy)]
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             env=env, cwd="/", start_new_session=True)
+        seen = []
+        killed = False
+        for line in p.stderr:
+            seen.append(line)
+            if "Starting operation:" in line and fragment in line:
+                time.sleep(delay)
+                os.killpg(p.pid, signal.SIGKILL)
+                killed = True
+                break
+        p.wait(60)
+        out = "".join(seen)
+        assert killed, f"the run never reached an operation named *{fragment}*:\n{out[-3000:]}"
+        return out
+
+
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     vmdir = tmp_path_factory.mktemp("lab") / "vm"

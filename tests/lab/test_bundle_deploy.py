@@ -143,7 +143,7 @@ def test_bundle_for_another_architecture_is_refused(node, bundle_dir, tmp_path):
 
 
 # k0s, against the test double (tests/doubles/k0s) that records every call it gets.
-CALLS = "/var/lib/k0s-double/calls.log"
+CALLS = "/run/k0s-double/calls.log"
 WANTED = ("install controller --single --config=/etc/k0s/k0s.yaml "
           "--cri-socket=remote:unix:///run/containerd/containerd.sock "
           "--disable-components=metrics-server")
@@ -237,7 +237,7 @@ def test_switching_to_the_static_release_keeps_everything_running(node, runtime)
 
 
 def test_a_node_that_never_gets_ready_fails_with_a_bounded_clear_timeout(node, runtime):
-    node.sh("touch /var/lib/k0s-double/never-ready")
+    node.sh("touch /run/k0s-double/never-ready")
     args = ("--data", f"bundle_dir={runtime['static']}", "--data", "containerd_source=static",
             "--data", 'k0s_disable_components=["metrics-server","helm"]',
             "--data", "k0s_ready_timeout=30")  # network provider back to kuberouter: a restart
@@ -245,4 +245,4 @@ def test_a_node_that_never_gets_ready_fails_with_a_bounded_clear_timeout(node, r
     assert run.rc != 0
     assert "k0s node not Ready after 30s: see journalctl -u k0scontroller.service" in run.stderr
     assert run.seconds < 180
-    node.sh("rm /var/lib/k0s-double/never-ready")
+    node.sh("rm /run/k0s-double/never-ready")

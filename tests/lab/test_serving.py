@@ -26,7 +26,7 @@ SETTINGS = ("--data", "sizing_reserved_mb=256")  # a 2 GiB VM; the doubles need 
 STORE = "/var/lib/airnode/models/manifests/registry.ollama.ai"
 POD_UNIT = "k0s-double-pod-airnode-ollama-0.service"
 SEED_UNIT = "airnode-ollama-seed.service"
-CALLS = "/var/lib/k0s-double/calls.log"
+CALLS = "/run/k0s-double/calls.log"
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +198,7 @@ def test_a_model_added_to_the_bundle_is_seeded_alone_and_checked(node, bundles):
 
 def test_an_ollama_upgrade_to_a_tar_zst_release_rolls_the_server_and_keeps_the_models(
         node, bundles):
-    starts = node.sh("grep -c 'start airnode/ollama-0' /var/lib/k0s-double/pods.log").strip()
+    starts = node.sh("grep -c 'start airnode/ollama-0' /run/k0s-double/pods.log").strip()
     manifests = node.sh(f"find {STORE} -type f | sort | xargs sha256sum")
     run = deploy(node, bundles, "zst", label="deploy: Ollama v0.13.5 -> v0.14.1 (.tar.zst)")
     assert run.rc == 0, run.stderr[-3000:]
@@ -214,7 +214,7 @@ def test_an_ollama_upgrade_to_a_tar_zst_release_rolls_the_server_and_keeps_the_m
     assert node.host.file("/opt/airnode/ollama/current").linked_to == \
         "/opt/airnode/ollama/v0.14.1"
     assert not node.host.file("/opt/airnode/ollama/v0.13.5").exists
-    assert int(node.sh("grep -c 'start airnode/ollama-0' /var/lib/k0s-double/pods.log")) == \
+    assert int(node.sh("grep -c 'start airnode/ollama-0' /run/k0s-double/pods.log")) == \
         int(starts) + 1  # rolled once
     assert node.sh(f"find {STORE} -type f | sort | xargs sha256sum") == manifests
     assert deploy(node, bundles, "zst").changed == []

@@ -1,12 +1,13 @@
 import pytest
 
 from airnode import config
-from airnode.steps.preflight import ALL_DEFAULTS
+from airnode.steps.preflight import ALL_DEFAULTS, TEARDOWN_DEFAULTS
 
 
 def test_every_default_has_a_rule_and_passes_it():
-    assert set(ALL_DEFAULTS) == set(config.RULES)
-    assert config.check(ALL_DEFAULTS) == ALL_DEFAULTS
+    every = {**ALL_DEFAULTS, **TEARDOWN_DEFAULTS}
+    assert set(every) == set(config.RULES)
+    assert config.check(every) == every
 
 
 @pytest.mark.parametrize("key, value, allowed", [

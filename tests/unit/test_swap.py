@@ -104,3 +104,24 @@ def test_comment_out_never_touches_a_line_that_changed_meanwhile(tmp_path):
 
 def test_nothing_to_comment_out():
     assert swap.comment_out_command([]) is None
+
+
+def test_teardown_uncomments_exactly_the_marked_lines_byte_for_byte(tmp_path):
+    import subprocess
+
+    from airnode.swap import comment_out_command, fstab_swaps, parse_numbered, uncomment_command
+
+    original = ("# a comment\nUUID=abc / ext4 defaults 0 1\n/swapfile none swap sw 0 0\n"
+                "/dev/sdb2\tnone\tswap\tsw,pri=5\t0\t0\n#/old none swap sw 0 0\n")
+    fstab = tmp_path / "fstab"
+    fstab.write_text(original)
+    numbered = parse_numbered(subprocess.run(["grep", "-n", "", str(fstab)], capture_output=True,
+                                             text=True).stdout.splitlines())
+    subprocess.run(["sh", "-c", comment_out_command(fstab_swaps(numbered), str(fstab))], check=True)
+    marked = fstab.read_text()
+    assert marked.count("#airnode-swapoff# ") == 2
+    lines = [n for n, line in enumerate(marked.splitlines(), 1)
+             if line.startswith("#airnode-swapoff# ")]
+    subprocess.run(["sh", "-c", uncomment_command(lines, str(fstab))], check=True)
+    assert fstab.read_text() == original
+    assert uncomment_command([]) is None
