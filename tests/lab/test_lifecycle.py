@@ -116,10 +116,14 @@ def test_a_run_cut_before_the_containerd_restart_restarts_next_time(node, life):
     assert 'sandbox_image = "registry.k8s.io/pause:3.9"' in node.sh("containerd config dump")
 
 
+# Where the three tests above leave the settings; the upgrade keeps them.
+SETTLED = ("--data", "zram_fraction=0.25",
+           "--data", "containerd_sandbox_image=registry.k8s.io/pause:3.9",
+           "--data", "k0s_network_provider=calico")
+
+
 def test_a_run_cut_before_the_k0s_restart_restarts_and_waits_next_time(node, life):
-    change = ("--data", "zram_fraction=0.25",
-              "--data", "containerd_sandbox_image=registry.k8s.io/pause:3.9",
-              "--data", "k0s_network_provider=calico")
+    change = SETTLED
     before = pid(node, "k0scontroller")
     killed(node, life, "k0s | Restart k0s", *change)
     assert pid(node, "k0scontroller") == before
@@ -133,7 +137,8 @@ def test_a_run_cut_before_the_k0s_restart_restarts_and_waits_next_time(node, lif
 
 def test_an_upgrade_of_k0s_containerd_and_kube_prometheus_changes_just_those(node, life):
     k0s_pid, ctd_pid = pid(node, "k0scontroller"), pid(node, "containerd")
-    up = run(node, life, "upgrade", label="deploy: k0s, containerd, kube-prometheus upgrade")
+    up = run(node, life, "upgrade", *SETTLED,
+             label="deploy: k0s, containerd, kube-prometheus upgrade")
     assert up.rc == 0, up.stderr[-3000:]
     changed = up.changed
     assert "k0s | Install k0s v1.34.2+k0s.0 to /usr/local/bin/k0s" in changed
@@ -149,7 +154,7 @@ def test_an_upgrade_of_k0s_containerd_and_kube_prometheus_changes_just_those(nod
     assert node.sh("k0s version").strip() == "v1.34.2+k0s.0"
     assert "+airnode1" in node.sh("dpkg-query -W -f='${Version}' containerd")
     assert pid(node, "k0scontroller") != k0s_pid and pid(node, "containerd") != ctd_pid
-    assert run(node, life, "upgrade").changed == []
+    assert run(node, life, "upgrade", *SETTLED).changed == []
 
 
 def test_teardown_puts_the_host_back_and_keeps_the_model_store(node, life):
