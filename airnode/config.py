@@ -91,9 +91,16 @@ def extra_env() -> Rule:
                 + " and ".join(OLLAMA_OWN_ENV) + " (airnode sets those)", check)
 
 
-def absolute_path() -> Rule:
-    return Rule("an absolute path", lambda v: isinstance(v, str) and v.startswith("/")
-                and ".." not in v.split("/") and len(v) > 1)
+SAFE_PATH = r"(/[A-Za-z0-9_][A-Za-z0-9._-]*)+"
+
+
+def absolute_path(min_depth: int = 1) -> Rule:
+    """A plain absolute path (letters, digits, '.', '_', '-'; no '..', no trailing '/'), at
+    least min_depth levels deep: airnode owns it and may remove it, so never /opt or /var."""
+    return Rule(f"an absolute path of letters, digits, '.', '_', '-', at least {min_depth} "
+                f"level(s) deep{' (a directory of its own, not /opt or /var/lib)' if min_depth > 1 else ''}",
+                lambda v: isinstance(v, str) and re.fullmatch(SAFE_PATH, v) is not None
+                and ".." not in v.split("/") and v.count("/") >= min_depth)
 
 
 RULES: dict[str, Rule] = {
@@ -107,16 +114,22 @@ RULES: dict[str, Rule] = {
     # kube-prometheus
     "monitoring_crd_timeout": integer(ge=10, le=3600),
     # Ollama and its models
-    "ollama_install_dir": absolute_path(),
-    "model_store_dir": Rule("an absolute path outside /var/lib/k0s (k0s reset wipes that)",
-                            lambda v: absolute_path().check(v)
-                            and not (v.rstrip("/") + "/").startswith("/var/lib/k0s/")),
+    "ollama_install_dir": absolute_path(min_depth=2),
+    "model_store_dir": Rule(
+        "an absolute path of letters, digits, '.', '_', '-', at least 2 levels deep, outside "
+        "/var/lib/k0s (k0s reset wipes that) and not /var/lib/airnode itself",
+        lambda v: absolute_path(min_depth=2).check(v) and not (v + "/").startswith("/var/lib/k0s/")
+        and not "/var/lib/airnode".startswith(v)),
     "ollama_seed_port": integer(ge=1024, le=65535),
     "ollama_seed_timeout": integer(ge=10, le=3600),
     "ollama_keep_alive": pattern(r"-1|0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+",
                                  "a duration like 5m, 1h30m, 0 (unload at once) or -1 (never)"),
     "ollama_max_loaded_models": integer(ge=0, le=64, note="0 lets Ollama decide"),
-    "ollama_flash_attention": boolean(),
+    "ollama_flash_attention": Rule("auto (Ollama decides per model), true or false",
+                                   lambda v: v == "auto" or isinstance(v, bool)),
+    "model_server_check_url": Rule(
+        "empty (check through the SSH connection) or an http(s):// URL of the model server",
+        lambda v: v == "" or isinstance(v, str) and re.fullmatch(r"https?://[^\s/]+/?", v) is not None),
     "ollama_extra_env": extra_env(),
     # the model server
     "model_server_namespace": pattern(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
@@ -135,7 +148,7 @@ RULES: dict[str, Rule] = {
     "teardown_reset_attempts": integer(ge=1, le=20),
     # offline bundle
     "bundle_dir": optional_path(),
-    "bundle_remote_dir": absolute_path(),
+    "bundle_remote_dir": absolute_path(min_depth=2),
     # zram
     "zram_fraction": number(gt=0, le=2),
     "zram_max_mb": integer(ge=0, note="0 means no cap"),
@@ -146,8 +159,9 @@ RULES: dict[str, Rule] = {
     # containerd
     "containerd_source": one_of("debian", "static"),
     "containerd_sandbox_image": Rule(
-        "an image reference with a tag (registry/name:tag)",
-        lambda v: isinstance(v, str) and re.fullmatch(
+        "auto (the pause image of k0s's airgap bundle) or an image reference with a tag "
+        "(registry/name:tag)",
+        lambda v: v == "auto" or isinstance(v, str) and re.fullmatch(
             r"[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+:[A-Za-z0-9._-]+", v) is not None),
     # k0s
     "k0s_disable_components": Rule(

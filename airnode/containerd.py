@@ -59,3 +59,15 @@ def archives_to_import(archives: dict[str, dict[str, str | None]],
     An archive whose names or digests cannot be read is always imported."""
     return sorted(f for f, imgs in archives.items()
                   if not imgs or any(d is None or present.get(n) != d for n, d in imgs.items()))
+
+
+def sandbox_image(setting: str, k0s_images: list[str]) -> str:
+    """containerd's pause image: the setting, or with "auto" the pause image of k0s's airgap
+    bundle (the one k0s's kubelet expects, and the only one an air-gapped node has)."""
+    if setting != "auto":
+        return setting
+    pauses = sorted(i for i in k0s_images if i.rsplit("/", 1)[-1].startswith("pause:"))
+    if not pauses:
+        raise ValueError("containerd_sandbox_image = 'auto' but the bundle lists no pause image "
+                         "among k0s's airgap images: set containerd_sandbox_image explicitly")
+    return pauses[-1]

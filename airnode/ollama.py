@@ -80,14 +80,24 @@ def model_digest(manifest_text: str | None) -> str | None:
     return digest.removeprefix("sha256:")
 
 
+def layer_digests(manifest_text: str | None) -> set[str]:
+    """Every layer's sha256 (hex) in an Ollama manifest, whatever its media type (a GGUF with
+    vision tensors is stored as a projector layer, not a model layer)."""
+    try:
+        return {la["digest"].removeprefix("sha256:") for la in json.loads(manifest_text or "")[
+            "layers"]}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return set()
+
+
 def models_to_seed(models: list[dict], manifests: dict[str, str | None],
                    blobs: dict[str, int]) -> list[dict]:
     """Bundle models (artifacts with name, sha256, size) that the store lacks: no manifest, a
-    manifest pointing at another GGUF, or the blob missing/short."""
+    manifest without that GGUF among its layers, or the blob missing/short."""
     out = []
     for m in models:
-        digest = model_digest(manifests.get(m["name"]))
-        if digest != m["sha256"] or blobs.get(f"sha256-{digest}") != m["size"]:
+        present = m["sha256"] in layer_digests(manifests.get(m["name"]))
+        if not present or blobs.get(f"sha256-{m['sha256']}") != m["size"]:
             out.append(m)
     return out
 
@@ -161,10 +171,11 @@ def server_env(settings: dict[str, Any]) -> dict[str, str]:
         "OLLAMA_NUM_PARALLEL": str(settings["ollama_num_parallel"]),
         "OLLAMA_MAX_LOADED_MODELS": str(settings["ollama_max_loaded_models"]),
         "OLLAMA_CONTEXT_LENGTH": str(settings["ollama_context_length"]),
-        "OLLAMA_FLASH_ATTENTION": "1" if settings["ollama_flash_attention"] else "0",
         "OLLAMA_KV_CACHE_TYPE": str(settings["ollama_kv_cache_type"]),
         "OLLAMA_NOPRUNE": "1",  # never prune blobs seeded offline
     }
+    if settings["ollama_flash_attention"] != "auto":  # unset: Ollama decides per model
+        env["OLLAMA_FLASH_ATTENTION"] = "1" if settings["ollama_flash_attention"] else "0"
     env.update({k: str(v) for k, v in settings.get("ollama_extra_env", {}).items()})
     return env
 
@@ -183,6 +194,9 @@ def seed_script(binary: str, store: str, port: int, timeout: int,
         "set -e",
         f"systemctl stop {unit} 2>/dev/null || true",
         f"systemctl reset-failed {unit} 2>/dev/null || true",
+        f"if ss -ltnH 'sport = :{port}' 2>/dev/null | grep -q .; then echo '127.0.0.1:{port} "
+        "is taken by another program: seeding would talk to it; set ollama_seed_port to a free "
+        "port' >&2; exit 1; fi",
         f"systemd-run --unit={unit} --collect -q --uid={USER} --gid={USER} "
         f"-p WorkingDirectory={HOME} --setenv=HOME={HOME} "
         f"--setenv=OLLAMA_HOST=127.0.0.1:{port} --setenv=OLLAMA_MODELS={q(store)} "
@@ -204,3 +218,12 @@ def seed_script(binary: str, store: str, port: int, timeout: int,
         lines.append(f"{q(binary)} create {q(name)} -f {q(path)} || "
                      f"{{ echo {q(f'ollama create {name} -f {path} failed')} >&2; exit 1; }}")
     return "\n".join(lines)
+
+
+def versions_command(base: str) -> str:
+    """The version directories airnode unpacked under base (those carrying .airnode-sha256, and
+    leftovers of cut unpacks, *.tmp), one name per line: nothing else there is ever removed."""
+    b = shlex.quote(base)
+    return (f"for d in {b}/*; do [ -d \"$d\" ] || continue; case \"$d\" in *.tmp) "
+            "basename \"$d\"; continue;; esac; [ -e \"$d/.airnode-sha256\" ] && "
+            "basename \"$d\"; done; true")

@@ -70,4 +70,7 @@ def forward(transport, dest_host: str, dest_port: int) -> Iterator[str]:
                               "nothing listening there?") from e
         raise
     finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() so its thread ends
         listener.close()
+        thread.join(5)

@@ -19,8 +19,8 @@ from airnode.steps import bundle
 
 DEFAULTS = {
     "containerd_source": "debian",   # debian: the bundle's .debs (dpkg -i); static: upstream tarball
-    # The pause image (from k0s's airgap bundle); must match what the k0s version expects.
-    "containerd_sandbox_image": "registry.k8s.io/pause:3.10",
+    # The pause image; "auto": the one in k0s's airgap bundle (what its kubelet expects).
+    "containerd_sandbox_image": "auto",
 }
 STATIC_MARK = "/usr/local/lib/airnode/containerd-static.sha256"
 
@@ -74,8 +74,12 @@ def containerd():
                 f"mkdir -p {STATIC_MARK.rsplit('/', 1)[0]} && echo {shlex.quote(want)} > {STATIC_MARK}",
             ])
 
-    values = dict(version=version, sandbox_image=s["containerd_sandbox_image"],
-                  cni_bin_dir="/opt/cni/bin")
+    try:
+        sandbox = logic.sandbox_image(s["containerd_sandbox_image"],
+                                      b.data.get("images", {}).get("k0s", []))
+    except ValueError as e:
+        raise AirnodeError(f"{host.name}: {e}") from None
+    values = dict(version=version, sandbox_image=sandbox, cni_bin_dir="/opt/cni/bin")
     put_rendered(logic.config_template(version), "/etc/containerd/config.toml",
                  name="containerd config (CRI, SystemdCgroup)", **values)
     # Restart when what containerd runs with (its install and config) is not what it last

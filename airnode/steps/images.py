@@ -29,6 +29,10 @@ def images():
         (host.get_fact(Command, "ctr -n k8s.io images ls 2>/dev/null || true") or "").splitlines())
     for file in logic.archives_to_import(archives, present):
         names = ", ".join(sorted(archives[file])) or file
+        # pinned: kubelet's image garbage collection must never delete what cannot be pulled
+        # again on an air-gapped node (containerd >= 1.7 honours the label)
         server.shell(name=f"Import {names}", commands=[
-            "ctr -n k8s.io images import "
-            + shlex.quote(f"{b.remote}/{file}")])
+            "ctr -n k8s.io images import " + shlex.quote(f"{b.remote}/{file}"),
+            *[f"ctr -n k8s.io images label {shlex.quote(n)} io.cri-containerd.pinned=pinned "
+              f">/dev/null 2>&1 || echo 'note: could not pin {n}' >&2"
+              for n in sorted(archives[file])]])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from functools import cache
 from io import StringIO
 
@@ -23,8 +24,8 @@ from airnode.serving import manifests
 from airnode.steps import bundle
 from airnode.steps._common import AirnodeError, settings
 from airnode.steps.models import DEFAULTS as MODELS_DEFAULTS
-from airnode.steps.monitoring import (APPLY, KUBECTL, MANIFESTS, applied, forget_applied_command,
-                                      mark_applied_command, rendered)
+from airnode.steps.monitoring import (APPLY, KUBECTL, MANIFESTS, WAIT_API, applied,
+                                      forget_applied_command, mark_applied_command, rendered)
 from airnode.steps.ollama import account, artifact, version_dir
 
 DEFAULTS = {
@@ -36,13 +37,16 @@ DEFAULTS = {
     "model_server_memory_request": "auto",
     "model_server_rollout_timeout": 600,     # seconds to wait for the pod to be Ready
     "model_server_check_timeout": 300,       # seconds for the health check and each generation
+    # Empty: the check goes through pyinfra's SSH connection to the NodePort (needs sshd's
+    # AllowTcpForwarding); or a URL the control machine reaches the server at.
+    "model_server_check_url": "",
     # The server's environment (Ollama's OLLAMA_* variables); sizing counts the first three.
     "ollama_context_length": 4096,           # OLLAMA_CONTEXT_LENGTH: context per slot
     "ollama_num_parallel": 1,                # OLLAMA_NUM_PARALLEL: parallel requests per model
     "ollama_kv_cache_type": "f16",           # OLLAMA_KV_CACHE_TYPE: f16, q8_0, q4_0
     "ollama_keep_alive": "5m",               # OLLAMA_KEEP_ALIVE: how long a model stays loaded
     "ollama_max_loaded_models": 1,           # OLLAMA_MAX_LOADED_MODELS (0: Ollama decides)
-    "ollama_flash_attention": False,         # OLLAMA_FLASH_ATTENTION
+    "ollama_flash_attention": "auto",        # OLLAMA_FLASH_ATTENTION: auto (unset), true, false
     "ollama_extra_env": {},                  # any other OLLAMA_* variable, e.g. OLLAMA_DEBUG
 }
 STATEFULSET = "ollama"
@@ -70,14 +74,17 @@ def server_image(b: bundle.Bundle) -> str:
     return imagelib.normalize(image)
 
 
-def _check(state, host, port: int, models: list[str], check_timeout: int) -> bool:
+def _check(state, host, port: int, models: list[str], check_timeout: int, url: str) -> bool:
     """pyinfra callback: health and smoke check over pyinfra's own SSH connection."""
     from airnode.serving.health import HealthError, check
     from airnode.serving.tunnel import TunnelError, forward
 
     client = getattr(host.connector, "client", None)
     try:
-        if client is not None:  # ssh: tunnel to the NodePort as the node sees it
+        if url:
+            report = check(url, models, "ollama", ready_timeout=check_timeout,
+                           timeout=check_timeout)
+        elif client is not None:  # ssh: tunnel to the NodePort as the node sees it
             with forward(client.get_transport(), "127.0.0.1", port) as url:
                 report = check(url, models, "ollama", ready_timeout=check_timeout,
                                timeout=check_timeout)
@@ -91,7 +98,7 @@ def _check(state, host, port: int, models: list[str], check_timeout: int) -> boo
     except (HealthError, TunnelError) as e:
         host.log_styled(f"model server check FAILED: {e}", fg="red", log_func=logger.error)
         return False
-    report.base_url = f"{host.name} port {port} (the Service's NodePort)"
+    report.base_url = url or f"{host.name} port {port} (the Service's NodePort)"
     for line in report.lines():
         host.log_styled(line, log_func=logger.info)
     return True
@@ -106,11 +113,12 @@ def model_server():
     tarball = artifact(b)
     uid, gid = account()
     node = (host.get_fact(Hostname) or "").lower()
+    store = settings(MODELS_DEFAULTS)["model_store_dir"]
     env = ollamalogic.server_env(s)
     text = manifests.model_server_text(
         node=node, image=server_image(b), ollama_version=tarball["version"], uid=uid, gid=gid,
         env=env, namespace=s["model_server_namespace"],
-        model_store=settings(MODELS_DEFAULTS)["model_store_dir"],
+        model_store=store,
         ollama_dir=version_dir(tarball["version"]), store_size=s["model_server_store_size"],
         node_port=s["model_server_node_port"], cpu_request=s["model_server_cpu_request"],
         memory_request=memory_request(s, b))
@@ -126,10 +134,24 @@ def model_server():
     want = hashlib.sha256(json.dumps(
         [text, [(m["name"], m["sha256"]) for m in b.artifacts("model")]]).encode()).hexdigest()
     ns = s["model_server_namespace"]
-    if applied("model-server") != want:
+    last = applied("model-server")
+    # What Kubernetes will not change in place (the PersistentVolume's path, the claim's size,
+    # where the objects live): refused with the way out, before any change.
+    fixed = json.dumps({"namespace": ns, "node": node, "model_store_dir": store,
+                        "model_server_store_size": s["model_server_store_size"]}, sort_keys=True)
+    if last.get("fixed") and last["fixed"] != fixed:
+        was, now = json.loads(last["fixed"]), json.loads(fixed)
+        changes = ", ".join(f"{k} {was.get(k)!r} -> {now[k]!r}" for k in sorted(now)
+                            if was.get(k) != now[k])
+        raise AirnodeError(
+            f"{host.name}: {changes}: Kubernetes cannot change these on a running model server "
+            "(the PersistentVolume and the StatefulSet's volume claim are immutable). Remove the "
+            "node first with deploys/teardown.py (the model store is kept; move it by hand if "
+            "its path changes), then deploy again; nothing was changed")
+    if last.get("sha256") != want:
         t = s["model_server_rollout_timeout"]
         server.shell(name=f"Apply the model server (server-side) in namespace {ns}",
-                     commands=[forget_applied_command("model-server"),
+                     commands=[WAIT_API, forget_applied_command("model-server"),
                                f"{APPLY} -f {path} >/dev/null"])
         server.shell(
             name=f"Wait for the rollout of statefulset/{STATEFULSET} (at most {t}s)",
@@ -142,16 +164,17 @@ def model_server():
                 f"{KUBECTL} -n {ns} logs {STATEFULSET}-0 --tail=20 >&2; exit 1; }}"])
         python.call(name=f"Health check: API, {len(models)} model(s) listed, one generation each",
                     function=_check, port=s["model_server_node_port"], models=models,
-                    check_timeout=s["model_server_check_timeout"])
+                    check_timeout=s["model_server_check_timeout"],
+                    url=s["model_server_check_url"])
         server.shell(name="Record the applied model server",
-                     commands=[mark_applied_command("model-server", want)])
+                     commands=[mark_applied_command("model-server", want, fixed=fixed)])
 
     base = version_dir("").rstrip("/")
-    old = [d for d in (host.get_fact(Command, f"ls -1 {base} 2>/dev/null || true") or ""
-                       ).split() if d not in (tarball["version"], "current")]
+    old = [d for d in (host.get_fact(Command, ollamalogic.versions_command(base)) or ""
+                       ).split() if d != tarball["version"]]
     if old:
         server.shell(name="Remove Ollama versions no longer in use: " + ", ".join(old),
-                     commands=["rm -rf " + " ".join(f"{base}/{d}" for d in old)])
+                     commands=["rm -rf " + " ".join(shlex.quote(f"{base}/{d}") for d in old)])
 
 
 @cache

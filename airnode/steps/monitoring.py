@@ -31,24 +31,34 @@ KUBECTL = f"{k0slogic.BINARY} kubectl"
 APPLY = f"{KUBECTL} apply --server-side --field-manager=airnode --force-conflicts"
 
 
-def applied(name: str) -> str:
-    """The sha256 of what was last applied (and checked) for `name`, as the cluster itself
-    records it: a ConfigMap in kube-system, written only after success. Kept in the cluster, it
-    goes with it: after `k0s reset` (or on a fresh node) everything is applied again."""
+def applied(name: str) -> dict:
+    """What was last applied (and checked) for `name`, as the cluster itself records it: a
+    ConfigMap in kube-system ({"sha256": ..., and what else was recorded}), written only after
+    success. Kept in the cluster, it goes with it: after `k0s reset` (or on a fresh node)
+    everything is applied again."""
     out = host.get_fact(Command, f"{KUBECTL} -n {MARK_NAMESPACE} get configmap "
                                  f"airnode-applied-{name} -o json 2>/dev/null || true")
     try:
-        return json.loads(out or "")["data"]["sha256"]
+        data = json.loads(out or "")["data"]
     except (ValueError, KeyError, TypeError):
-        return ""
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
-def mark_applied_command(name: str, sha256: str) -> str:
+def mark_applied_command(name: str, sha256: str, **extra: str) -> str:
     cm = {"apiVersion": "v1", "kind": "ConfigMap",
           "metadata": {"name": f"airnode-applied-{name}", "namespace": MARK_NAMESPACE,
                        "labels": {"app.kubernetes.io/part-of": "airnode"}},
-          "data": {"sha256": sha256}}
+          "data": {"sha256": sha256, **extra}}
     return f"echo {shlex.quote(json.dumps(cm))} | {APPLY} -f - >/dev/null"
+
+
+# Before each apply: the API must answer (after a reboot, or while k0s restarts, it may not yet).
+WAIT_API = ("end=$(( $(date +%s) + 300 )); "
+            f"until {KUBECTL} wait node --all --for=condition=Ready --timeout=10s >/dev/null 2>&1; "
+            "do if [ $(date +%s) -ge $end ]; then echo 'the Kubernetes API (k0s) has not answered "
+            "for 300s: see k0s status and journalctl -u k0scontroller' >&2; exit 1; fi; "
+            "sleep 3; done")
 
 
 def forget_applied_command(name: str) -> str:
@@ -99,11 +109,12 @@ def monitoring():
     files.put(name=f"kube-prometheus {version} manifests: the rest, with airnode's dashboards",
               src=StringIO(r.main), dest=main, mode="600")
     want = digest(version, r.sha256)  # a new version is applied even if its files are alike
-    if applied("kube-prometheus") != want:
+    if applied("kube-prometheus").get("sha256") != want:
         t = s["monitoring_crd_timeout"]
         server.shell(
             name=f"Apply kube-prometheus {version} (server-side): setup, CRDs Established, the rest",
             commands=[
+                WAIT_API,
                 forget_applied_command("kube-prometheus"),
                 f"{APPLY} -f {setup} >/dev/null",
                 f"{KUBECTL} wait --for condition=Established --all CustomResourceDefinition "

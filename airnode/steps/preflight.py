@@ -6,11 +6,12 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 
 from pyinfra.facts.server import Command
+from pyinfra.facts.systemd import SystemdStatus
 
 from airnode import config, sizing
 from airnode import ollama as ollamalogic
 from airnode.bundle import ship
-from airnode.facts import HostProfile, RemoteSha256
+from airnode.facts import HostProfile, ProcSwaps, RemoteSha256
 from airnode.preflight import check_host
 from airnode.steps import (bundle, containerd, hostname, images, k0s, kernel, model_server,
                            models, monitoring, ollama, swap_off, zram)
@@ -49,6 +50,12 @@ def preflight():
     if not problems:
         problems += check_host(facts, values["preflight_min_memory_mb"],
                                values["zram_swappiness"])
+        problems += cross_checks(values)
+        zram_swaps = [sw.name for sw in host.get_fact(ProcSwaps) if sw.is_zram]
+        if zram_swaps and not host.get_fact(SystemdStatus).get(zram.UNIT):
+            problems.append(f"a zram swap not made by airnode is active ({', '.join(zram_swaps)}: "
+                            "zram-tools or systemd-zram-generator?): disable it first, airnode "
+                            "sets up its own")
     if not problems:
         problems += _sizing(values, facts.memory_mb, facts.tools)
     if problems:
@@ -57,6 +64,15 @@ def preflight():
             + "\n  - ".join(problems))
     host.noop(f"{facts.arch}, {facts.os_release.get('PRETTY_NAME', '?')}, "
               f"kernel {facts.kernel}, {facts.memory_mb} MiB: supported")
+
+
+def cross_checks(values: dict) -> list[str]:
+    """Settings that are each allowed but not together."""
+    if values["ollama_kv_cache_type"] != "f16" and values["ollama_flash_attention"] is False:
+        return [f"ollama_kv_cache_type = {values['ollama_kv_cache_type']!r} needs flash "
+                "attention, but ollama_flash_attention = false: set it to auto or true, or use "
+                "ollama_kv_cache_type = 'f16'"]
+    return []
 
 
 def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:

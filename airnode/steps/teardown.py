@@ -19,6 +19,7 @@ from airnode import record as logic
 from airnode import swap
 from airnode.facts import NumberedLines
 from airnode.steps._common import AirnodeError, settings
+from airnode.steps.bundle import DEFAULTS as BUNDLE_DEFAULTS
 from airnode.steps.containerd import STATIC_MARK
 from airnode.steps.kernel import MODULES
 from airnode.steps.model_server import DEFAULTS as SERVER_DEFAULTS
@@ -61,18 +62,21 @@ def remove_workloads():
         host.noop("k0s is not running: no workloads to delete")
         return
     ns = settings(SERVER_DEFAULTS)["model_server_namespace"]
+    # `|| true`: once the CRDs are gone (a teardown cut half-way), kubectl fails on the custom
+    # resources with "no matches for kind"; k0s reset wipes whatever is left anyway
     delete = f"{KUBECTL} delete --ignore-not-found --wait=false"
     server.shell(name=f"Delete the model server (namespace {ns}; its volume data stays)", commands=[
-        f"[ ! -e {MANIFESTS}/model-server.yaml ] || {delete} -f {MANIFESTS}/model-server.yaml",
+        f"[ ! -e {MANIFESTS}/model-server.yaml ] || {delete} -f {MANIFESTS}/model-server.yaml "
+        "|| true",
         f"{KUBECTL} -n kube-system delete configmap airnode-applied-model-server "
-        "--ignore-not-found"])
+        "--ignore-not-found || true"])
     server.shell(name="Delete kube-prometheus (the rest, then setup: CRDs, namespace)", commands=[
         f"[ ! -e {MANIFESTS}/kube-prometheus/main.yaml ] || "
-        f"{delete} -f {MANIFESTS}/kube-prometheus/main.yaml",
+        f"{delete} -f {MANIFESTS}/kube-prometheus/main.yaml || true",
         f"[ ! -e {MANIFESTS}/kube-prometheus/setup.yaml ] || "
-        f"{delete} -f {MANIFESTS}/kube-prometheus/setup.yaml",
+        f"{delete} -f {MANIFESTS}/kube-prometheus/setup.yaml || true",
         f"{KUBECTL} -n kube-system delete configmap airnode-applied-kube-prometheus "
-        "--ignore-not-found"])
+        "--ignore-not-found || true"])
 
 
 @deploy("Remove k0s", data_defaults=DEFAULTS)
@@ -91,7 +95,10 @@ def remove_k0s():
     server.shell(name=f"k0s stop and k0s reset (up to {n} attempts while mounts are busy)",
                  commands=[
                      f"{k0slogic.BINARY} stop 2>/dev/null || true",
-                     f"for i in $(seq {n}); do {k0slogic.BINARY} reset && exit 0; "
+                     # the CRI socket: without it k0s reset cleans up its own bundled
+                     # containerd, not the system one the pods ran on
+                     f"for i in $(seq {n}); do {k0slogic.BINARY} reset "
+                     f"--cri-socket={k0slogic.CRI_SOCKET} --config={k0slogic.CONFIG} && exit 0; "
                      "echo \"k0s reset failed (attempt $i): retrying\" >&2; sleep 5; done; "
                      f"echo 'k0s reset failed {n} times: see the mounts under /var/lib/k0s' >&2; "
                      "exit 1"])
@@ -105,13 +112,18 @@ def remove_k0s():
 def remove_ollama():
     base = settings(OLLAMA_DEFAULTS)["ollama_install_dir"]
     store = settings(MODELS_DEFAULTS)["model_store_dir"]
-    present = host.get_fact(Command, f"ls -d {base} /usr/local/bin/ollama {MODELFILES} "
-                                     "2>/dev/null || true")
-    if present:
-        server.shell(name=f"Remove {base}, /usr/local/bin/ollama and the Modelfiles", commands=[
+    versions = (host.get_fact(Command, ollamalogic.versions_command(base)) or "").split()
+    link = host.get_fact(Command, "readlink /usr/local/bin/ollama 2>/dev/null || true") or ""
+    ours = link.startswith(f"{base}/")  # an ollama airnode did not install stays
+    if versions or ours or host.get_fact(Command, f"ls -d {MODELFILES} 2>/dev/null || true"):
+        q = shlex.quote
+        server.shell(name=f"Remove Ollama {', '.join(versions) or ''} from {base}, its link and "
+                          "the Modelfiles", commands=[
             f"systemctl stop {ollamalogic.SEED_UNIT} 2>/dev/null || true",
-            f"rm -rf {base} {MODELFILES} /usr/local/bin/ollama",
-            f"rmdir {base.rsplit('/', 1)[0]} 2>/dev/null || true"])
+            *(["rm -f /usr/local/bin/ollama"] if ours else []),
+            f"rm -rf {MODELFILES} " + " ".join(q(f"{base}/{v}") for v in versions),
+            f"rm -f {q(base + '/current')}",
+            f"rmdir {q(base)} {q(base.rsplit('/', 1)[0])} 2>/dev/null || true"])
     if purge():
         server.shell(name=f"PURGE: delete the model store {store} and the ollama user", commands=[
             f"rm -rf {shlex.quote(store)}",
@@ -130,7 +142,15 @@ def remove_containerd():
                   if (host.get_fact(Command, f"dpkg-query -W -f='${{db:Status-Abbrev}}' {p} "
                                              "2>/dev/null || true") or "").startswith("ii")]
     if not (static or purge_pkgs):
-        host.noop("containerd was not installed by airnode")
+        # containerd was there before airnode: it stays, with its own config back
+        ours = host.get_fact(Command, "grep -qs 'Managed by airnode' "
+                                      "/etc/containerd/config.toml && echo yes || true")
+        if ours and "/etc/containerd/config.toml" in b.files:
+            server.shell(name="containerd (there before airnode) back on its own config",
+                         commands=[logic.restore_file_command(b, "/etc/containerd/config.toml"),
+                                   "systemctl try-restart containerd.service"])
+        else:
+            host.noop("containerd was not installed by airnode")
         return
     cmds = ["systemctl disable --now containerd.service 2>/dev/null || true"]
     if purge_pkgs:
@@ -212,9 +232,23 @@ def restore_host():
 @deploy("Remove airnode's state (the model store stays)", data_defaults=DEFAULTS)
 def remove_state():
     store = settings(MODELS_DEFAULTS)["model_store_dir"]
-    left = host.get_fact(Command, f"ls -A {logic.STATE_DIR} 2>/dev/null || true")
-    names = [n for n in (left or "").split() if f"{logic.STATE_DIR}/{n}" != store]
-    if names:
-        server.shell(name=f"Remove {logic.STATE_DIR} (" + ", ".join(sorted(names)) + ")", commands=[
-            "rm -rf " + " ".join(shlex.quote(f"{logic.STATE_DIR}/{n}") for n in sorted(names)),
+    remote = settings(BUNDLE_DEFAULTS)["bundle_remote_dir"]
+    # every entry, flagged when it holds a model store (blobs/ and manifests/): that one stays
+    # whatever the settings say, unless teardown_purge_models already removed it
+    entries = (host.get_fact(Command, f"for e in {logic.STATE_DIR}/* {logic.STATE_DIR}/.[!.]*; "
+                                      "do [ -e \"$e\" ] || continue; if [ -d \"$e/blobs\" ] && "
+                                      "[ -d \"$e/manifests\" ]; then echo \"store $e\"; "
+                                      "else echo \"other $e\"; fi; done; true") or "").splitlines()
+    doomed = []
+    for line in entries:
+        kind, _, path = line.partition(" ")
+        if kind == "store" or path == store or store.startswith(path + "/"):
+            continue
+        doomed.append(path)
+    if not remote.startswith(logic.STATE_DIR + "/") and host.get_fact(
+            Command, f"[ -d {shlex.quote(remote)} ] && echo yes || true"):
+        doomed.append(remote)
+    if doomed:
+        server.shell(name="Remove airnode's state: " + ", ".join(sorted(doomed)), commands=[
+            "rm -rf " + " ".join(shlex.quote(p) for p in sorted(doomed)),
             f"rmdir {logic.STATE_DIR} 2>/dev/null || true"])

@@ -59,3 +59,37 @@ def test_typos_are_found_with_a_suggestion():
     assert "zram_bogus" in found
     assert not any(k.startswith(("zram_fraction ", "ssh_port", "_private", "site_name"))
                    for k in found)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("ollama_install_dir", "/opt"),                  # would own all of /opt
+    ("ollama_install_dir", "/opt/air node"),         # a space: never in a shell command
+    ("ollama_install_dir", "/opt/airnode/"),         # trailing slash
+    ("model_store_dir", "/var/lib/airnode"),         # the state directory itself
+    ("model_store_dir", "/var/lib/k0s/models"),      # wiped by k0s reset
+    ("bundle_remote_dir", "/var/lib/airnode//bundle"),
+    ("containerd_sandbox_image", "pause"),
+    ("model_server_check_url", "ftp://x"),
+    ("ollama_flash_attention", "yes"),
+])
+def test_paths_and_values_airnode_could_misuse_are_refused(key, value):
+    with pytest.raises(config.SettingError):
+        config.check({key: value})
+
+
+def test_kv_cache_quantization_without_flash_attention_is_refused():
+    from airnode.steps.preflight import cross_checks
+
+    values = {**ALL_DEFAULTS, "ollama_kv_cache_type": "q8_0", "ollama_flash_attention": False}
+    assert "needs flash attention" in cross_checks(values)[0]
+    assert cross_checks({**values, "ollama_flash_attention": "auto"}) == []
+
+
+def test_the_sandbox_image_is_k0s_own_pause_image_by_default():
+    from airnode.containerd import sandbox_image
+
+    k0s = ["quay.io/k0sproject/kube-proxy:v1.34.1", "registry.k8s.io/pause:3.10.1"]
+    assert sandbox_image("auto", k0s) == "registry.k8s.io/pause:3.10.1"
+    assert sandbox_image("registry.k8s.io/pause:3.9", k0s) == "registry.k8s.io/pause:3.9"
+    with pytest.raises(ValueError, match="lists no pause image"):
+        sandbox_image("auto", ["quay.io/k0sproject/kube-proxy:v1.34.1"])

@@ -134,3 +134,31 @@ def test_seed_script_binds_127_0_0_1_and_always_stops_its_server():
 def test_modelfile_names_the_bundles_gguf():
     assert ollama.modelfile("/b/models/x.gguf").endswith("FROM /b/models/x.gguf\n")
     assert ollama.modelfile_name("me/x:1") == "me_x_1.Modelfile"
+
+
+def test_only_directories_airnode_unpacked_are_listed_for_removal(tmp_path):
+    base = tmp_path / "ollama"
+    for d in ("v0.13.5", "v0.14.1", "v0.15.0.tmp", "somebody-elses", "current"):
+        (base / d).mkdir(parents=True)
+    for d in ("v0.13.5", "v0.14.1"):
+        (base / d / ".airnode-sha256").write_text("x")
+    out = subprocess.run(["sh", "-c", ollama.versions_command(str(base))], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert sorted(out) == ["v0.13.5", "v0.14.1", "v0.15.0.tmp"]
+    assert subprocess.run(["sh", "-c", ollama.versions_command(str(tmp_path / "none"))],
+                          capture_output=True, text=True, check=True).stdout == ""
+
+
+def test_a_gguf_stored_as_another_layer_type_counts_as_present():
+    sha = "f" * 64
+    projector = json.dumps({"layers": [{"mediaType": "application/vnd.ollama.image.projector",
+                                        "digest": f"sha256:{sha}", "size": 7}]})
+    model = {"name": "vision:1", "sha256": sha, "size": 7}
+    assert ollama.models_to_seed([model], {"vision:1": projector}, {f"sha256-{sha}": 7}) == []
+
+
+def test_flash_attention_auto_leaves_the_variable_unset():
+    env = ollama.server_env({**DEFAULTS})
+    assert "OLLAMA_FLASH_ATTENTION" not in env
+    assert ollama.server_env({**DEFAULTS, "ollama_flash_attention": False})[
+        "OLLAMA_FLASH_ATTENTION"] == "0"
