@@ -220,6 +220,17 @@ def test_an_ollama_upgrade_to_a_tar_zst_release_rolls_the_server_and_keeps_the_m
     assert deploy(node, bundles, "zst").changed == []
 
 
+def test_a_setting_kubernetes_cannot_change_in_place_is_refused_before_any_change(
+        node, bundles):
+    node.mark()
+    before = node.fingerprint()
+    run = deploy(node, bundles, "zst", "--data", "model_server_store_size=80Gi")
+    assert run.rc != 0
+    assert "model_server_store_size '50Gi' -> '80Gi': Kubernetes cannot change these" in run.stderr
+    assert "deploys/teardown.py" in run.stderr and "nothing was changed" in run.stderr
+    assert node.fingerprint() == before
+
+
 def test_a_server_that_never_gets_ready_fails_the_run_bounded_and_says_why(node, bundles):
     stuck = ("--data", 'ollama_extra_env={"OLLAMA_DOUBLE_NEVER_READY": "1"}',
              "--data", "model_server_rollout_timeout=30")

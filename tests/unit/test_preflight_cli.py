@@ -128,3 +128,13 @@ def test_not_enough_disk_for_the_bundle_stops_the_run(tmp_path):
     assert re.search(r"not enough disk: bundle 8.4 KiB \+ model store 8.4 KiB = 16.8 KiB, "
                      r"1000 B free on /var/lib", r.stderr), r.stderr[-1500:]
     assert "Beginning operation run" not in r.stderr
+
+
+def test_an_artifact_missing_from_the_bundle_stops_the_run_naming_it(tmp_path):
+    bundle = llama3_shaped_bundle(tmp_path)
+    (bundle / "models" / "l3.gguf").unlink()
+    r = run_sized(bundle)
+    assert r.returncode != 0
+    assert "missing: models/l3.gguf (model llama3:8b)" in r.stderr
+    assert "nothing was changed" in r.stderr
+    assert "Beginning operation run" not in r.stderr
