@@ -224,6 +224,6 @@ def versions_command(base: str) -> str:
     """The version directories airnode unpacked under base (those carrying .airnode-sha256, and
     leftovers of cut unpacks, *.tmp), one name per line: nothing else there is ever removed."""
     b = shlex.quote(base)
-    return (f"for d in {b}/*; do [ -d \"$d\" ] || continue; case \"$d\" in *.tmp) "
-            "basename \"$d\"; continue;; esac; [ -e \"$d/.airnode-sha256\" ] && "
-            "basename \"$d\"; done; true")
+    return (f"for d in {b}/*; do [ -d \"$d\" ] && [ ! -L \"$d\" ] || continue; "
+            "case \"$d\" in *.tmp) basename \"$d\"; continue;; esac; "
+            "[ -e \"$d/.airnode-sha256\" ] && basename \"$d\"; done; true")

@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import subprocess
+import sys
 
 import pytest
 
+from airnode import lab
 from airnode.bundle import manifest
+from airnode.paths import ROOT
 from tests.ggufs import tiny_llama
 from tests.oci import busybox_layout
 from tests.registry import Registry
@@ -91,6 +96,22 @@ def test_the_second_run_reports_zero_changes(node, bundles):
     run = deploy(node, bundles, "first", label="deploy #2, whole node (no-op)")
     assert run.rc == 0, run.stderr[-3000:]
     assert run.changed == []
+
+
+def acceptance(node, *args):
+    """The acceptance suite users run against a real node (tests/node), here against the lab
+    VM, without the checks that need a real Kubernetes API."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", str(ROOT / "tests/node"), f"--hosts=ssh://{lab.SSH_ALIAS}",
+         f"--ssh-config={node.inst.ssh_config}", "-m", "not cluster", "-p", "no:cacheprovider",
+         "-q", *args], capture_output=True, text=True, cwd=ROOT, timeout=900)
+
+
+def test_the_acceptance_suite_passes_on_the_deployed_node(node):
+    r = acceptance(node)
+    assert r.returncode == 0, r.stdout[-4000:]
+    passed = re.search(r"(\d+) passed", r.stdout)
+    assert passed and int(passed.group(1)) >= 14, r.stdout[-2000:]
 
 
 def test_ollama_is_installed_from_the_tarball_in_its_own_version_directory(node):
@@ -264,3 +285,11 @@ def test_after_k0s_reset_the_next_run_rebuilds_the_cluster_and_keeps_the_models(
     assert not [n for n in run.changed if n.startswith("Models")]  # the store survived
     assert node.sh("find /var/lib/airnode/models -type f | sort | xargs sha256sum") == store
     assert deploy(node, bundles, "zst").changed == []
+
+
+def test_the_acceptance_suite_fails_naming_what_is_wrong(node):
+    node.sh(f"systemctl stop {POD_UNIT}")  # the model server is down
+    r = acceptance(node, "-k", "serving or runtime")
+    assert r.returncode != 0
+    assert "test_the_api_answers" in r.stdout and "FAILED" in r.stdout
+    assert re.search(r"\d+ failed", r.stdout)

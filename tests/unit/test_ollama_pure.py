@@ -138,10 +138,11 @@ def test_modelfile_names_the_bundles_gguf():
 
 def test_only_directories_airnode_unpacked_are_listed_for_removal(tmp_path):
     base = tmp_path / "ollama"
-    for d in ("v0.13.5", "v0.14.1", "v0.15.0.tmp", "somebody-elses", "current"):
+    for d in ("v0.13.5", "v0.14.1", "v0.15.0.tmp", "somebody-elses"):
         (base / d).mkdir(parents=True)
     for d in ("v0.13.5", "v0.14.1"):
         (base / d / ".airnode-sha256").write_text("x")
+    (base / "current").symlink_to("v0.14.1")  # the link is never a version to remove
     out = subprocess.run(["sh", "-c", ollama.versions_command(str(base))], capture_output=True,
                          text=True, check=True).stdout.split()
     assert sorted(out) == ["v0.13.5", "v0.14.1", "v0.15.0.tmp"]

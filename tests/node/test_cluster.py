@@ -1,0 +1,32 @@
+"""What needs a real Kubernetes API: pods, and Prometheus' view of the model server."""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.cluster
+
+
+def pods(host, namespace):
+    return json.loads(host.check_output(f"k0s kubectl -n {namespace} get pods -o json"))["items"]
+
+
+@pytest.mark.parametrize("ns", ["monitoring", "MODEL"])
+def test_every_pod_is_running_and_ready(host, ns, namespace):
+    ns = namespace if ns == "MODEL" else ns
+    items = pods(host, ns)
+    assert items, f"no pods in {ns}"
+    bad = [p["metadata"]["name"] for p in items
+           if p["status"].get("phase") != "Running"
+           or not all(c.get("ready") for c in p["status"].get("containerStatuses", []))]
+    assert bad == [], f"not Running and Ready in {ns}: {bad}"
+
+
+def test_prometheus_sees_the_model_server_as_a_healthy_target(host):
+    raw = host.check_output("k0s kubectl get --raw "
+                            "/api/v1/namespaces/monitoring/services/prometheus-k8s:web/proxy"
+                            "/api/v1/targets?state=active")
+    targets = json.loads(raw)["data"]["activeTargets"]
+    ours = [t for t in targets if t["labels"].get("job") == "ollama"]
+    assert ours, "Prometheus has no target with job=ollama (the blackbox Probe)"
+    assert all(t["health"] == "up" for t in ours), [t["lastError"] for t in ours]
