@@ -1,14 +1,16 @@
-"""Shared by the steps: settings lookup with validation, errors, uploads of rendered text."""
+"""Shared by the steps: settings lookup with validation, errors, uploads of rendered text, and
+reads of the node (batched: see `prefetch`)."""
 
 from __future__ import annotations
 
 import hashlib
+import shlex
 from io import StringIO
 
 from pyinfra import host
 from pyinfra.facts.server import Command
 from pyinfra.api.exceptions import PyinfraError
-from pyinfra.operations import files
+from pyinfra.operations import files, systemd
 
 from airnode import config
 from airnode.render import render
@@ -29,9 +31,110 @@ def settings(defaults: dict) -> dict:
 
 def put_rendered(template: str, dest: str, name: str, mode: str = "644", **values):
     """Upload a file rendered from templates/; changes only when its content differs."""
-    text = render(template, **values)
-    return files.put(name=name, src=StringIO(text), dest=dest, mode=mode,
-                     user="root", group="root")
+    return put_text(render(template, **values), dest, name, mode)
+
+
+# -- operations skipped outright when the node already is as wanted -----------------------
+# pyinfra's own operations read the node with a few facts each (content hash, mode, owner,
+# parent directory; unit states; links; users): on a no-op run that was most of the time.
+# These helpers read the same through the one prefetched batch and add the operation only
+# when something differs, so the operation (and its facts) run only when there is work.
+
+def changed(op) -> bool:
+    """did_change() of an operation that may not have been added (None: nothing to do)."""
+    return op is not None and op.did_change()
+
+
+def file_state_read(path: str) -> str:
+    q = shlex.quote(path)
+    return f"sha256sum {q} 2>/dev/null | cut -c1-64; stat -c '%a %U %G' {q} 2>/dev/null"
+
+
+def file_is(path: str, sha256: str, mode: str, user: str = "root", group: str = "root") -> bool:
+    return remote(file_state_read(path)).splitlines() == [sha256, f"{mode} {user} {group}"]
+
+
+def put_text(text: str, dest: str, name: str, mode: str = "644"):
+    if file_is(dest, hashlib.sha256(text.encode()).hexdigest(), mode):
+        return None
+    return files.put(name=name, src=StringIO(text), dest=dest, mode=mode, user="root",
+                     group="root")
+
+
+def put_local(src, dest: str, name: str, sha256: str, mode: str = "644"):
+    if file_is(dest, sha256, mode):
+        return None
+    return files.put(name=name, src=str(src), dest=dest, mode=mode, user="root", group="root")
+
+
+def dir_state_read(path: str) -> str:
+    return f"stat -c '%F %a %U %G' {shlex.quote(path)} 2>/dev/null || true"
+
+
+def directory(path: str, name: str, mode: str, user: str = "root", group: str = "root"):
+    if remote(dir_state_read(path)).strip() == f"directory {mode} {user} {group}":
+        return None
+    return files.directory(name=name, path=path, mode=mode, user=user, group=group)
+
+
+def link_read(path: str) -> str:
+    return f"readlink {shlex.quote(path)} 2>/dev/null || true"
+
+
+def link(path: str, target: str, name: str):
+    if remote(link_read(path)).strip() == target:
+        return None
+    return files.link(name=name, path=path, target=target)
+
+
+def service_read(unit: str) -> str:
+    q = shlex.quote(unit)
+    return f"systemctl is-active {q} 2>/dev/null; systemctl is-enabled {q} 2>/dev/null; true"
+
+
+def service_state(unit: str) -> tuple[str, str]:
+    """(is-active, is-enabled) of a unit, e.g. ("active", "enabled"), ("inactive", "")."""
+    parts = remote(service_read(unit)).split()
+    return (parts[0] if parts else "", parts[1] if len(parts) > 1 else "")
+
+
+def running_and_enabled(unit: str, name: str):
+    if service_state(unit) == ("active", "enabled"):
+        return None
+    return systemd.service(name=name, service=unit, running=True, enabled=True)
+
+
+def sysctl_read(keys) -> str:
+    return "sysctl " + " ".join(shlex.quote(k) for k in sorted(keys)) + " 2>/dev/null; true"
+
+
+def sysctl_values(keys) -> dict[str, str]:
+    out = {}
+    for line in remote(sysctl_read(keys)).splitlines():
+        key, sep, value = line.partition(" = ")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+# -- the node's basic facts, read through the batch too ---------------------------------
+def profile_read() -> str:
+    from airnode.facts import HostProfile
+
+    return HostProfile().command()
+
+
+def profile():
+    """arch, kernel, init, memory, modules, tools, os-release (airnode.preflight.HostFacts)."""
+    from airnode.preflight import parse_profile
+
+    return parse_profile(remote(profile_read()).splitlines())
+
+
+PROC_SWAPS = "cat /proc/swaps"
+FSTAB = "grep -n '' /etc/fstab 2>/dev/null || true"
+HOSTS = "cat /etc/hosts 2>/dev/null || true"
+UNAME_N = "uname -n"
 
 
 # What a service last (re)started with: written right after the restart succeeds. A run cut
@@ -48,9 +151,38 @@ def digest(*parts: str) -> str:
     return h.hexdigest()
 
 
+def applied_command(name: str) -> str:
+    return f"cat {APPLIED_DIR}/{name} 2>/dev/null || true"
+
+
 def applied_on_node(name: str) -> str:
-    return (host.get_fact(Command, f"cat {APPLIED_DIR}/{name} 2>/dev/null || true") or "").strip()
+    return remote(applied_command(name)).strip()
 
 
 def record_applied_command(name: str, value: str) -> str:
     return f"mkdir -p {APPLIED_DIR} && echo {value} > {APPLIED_DIR}/{name}"
+
+
+# Reads of the node: `remote(cmd)` is what `host.get_fact(Command, cmd)` gives, but served from
+# one batch when preflight has prefetched that exact command (every step lists its reads in a
+# `reads()` function). A command not prefetched is simply read on its own: only slower.
+_PREFETCHED: dict[str, dict[str, str]] = {}
+
+
+def prefetch(commands: list[str]) -> None:
+    from airnode.facts import Batch
+
+    commands = list(dict.fromkeys(c for c in commands if c))
+    got = host.get_fact(Batch, commands=tuple(commands)) or {}
+    cache = _PREFETCHED.setdefault(host.name, {})
+    for i, command in enumerate(commands):
+        if i in got:
+            cache[command] = "\n".join(got[i])
+
+
+def remote(command: str) -> str:
+    """Output of a read-only shell command on the node ("" when it printed nothing)."""
+    cached = _PREFETCHED.get(host.name, {})
+    if command in cached:
+        return cached[command]
+    return host.get_fact(Command, command) or ""

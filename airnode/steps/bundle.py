@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -12,9 +13,10 @@ from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
 from airnode.bundle import manifest, ship
-from airnode.facts import HostProfile, RemoteSha256
+from airnode.bundle.spec import parse_checksums
 from airnode.paths import ROOT
-from airnode.steps._common import AirnodeError, settings
+from airnode.steps._common import (AirnodeError, directory, file_state_read, profile, put_local,
+                                   remote, settings)
 
 DEFAULTS = {
     # The bundle directory made by `airnode bundle fetch`, on the machine running pyinfra.
@@ -62,19 +64,35 @@ def local_bundle(root: Path, bundle_dir: str) -> dict:
     return data
 
 
+def remote_sums_command(path: str) -> str:
+    return (f"cd {shlex.quote(path)} 2>/dev/null && "
+            "find . -type f -print0 | xargs -0 -r sha256sum || true")
+
+
+def remote_sums(b: Bundle) -> dict[str, str]:
+    """sha256 of every file of the bundle directory on the node: {relative path: hex}."""
+    return parse_checksums(remote(remote_sums_command(b.remote)))
+
+
+def reads(b: Bundle | None) -> list[str]:
+    if b is None:
+        return []
+    return [remote_sums_command(b.remote), file_state_read(f"{b.remote}/{manifest.MANIFEST}")]
+
+
 @deploy("Offline bundle", data_defaults=DEFAULTS)
 def bundle():
     b = current("skipping the offline bundle")
     if b is None:
         return
     root, data, remote_dir = b.root, b.data, b.remote
-    problem = ship.arch_problem(data["arch"], host.get_fact(HostProfile).arch)
+    problem = ship.arch_problem(data["arch"], profile().arch)
     if problem:
         raise AirnodeError(f"{host.name}: {problem}; nothing was changed")
 
-    todo = ship.to_upload(data["artifacts"], host.get_fact(RemoteSha256, path=remote_dir))
+    todo = ship.to_upload(data["artifacts"], remote_sums(b))
     if todo:
-        files.directory(name="Bundle directory", path=remote_dir, mode="755")
+        directory(remote_dir, "Bundle directory", "755")
     for a in todo:
         files.put(name=f"Upload {a['file']} ({manifest.human(a['size'])})", src=str(root / a["file"]),
                   dest=f"{remote_dir}/{a['file']}", mode="644", user="root", group="root")
@@ -82,5 +100,5 @@ def bundle():
         server.shell(name=f"Verify {len(todo)} uploaded file(s) on the node (sha256)",
                      commands=[ship.check_command(remote_dir, todo)])
     # The manifest goes last: on the node it means "everything listed here arrived intact".
-    files.put(name="Bundle manifest", src=str(root / manifest.MANIFEST),
-              dest=f"{remote_dir}/{manifest.MANIFEST}", mode="644", user="root", group="root")
+    put_local(root / manifest.MANIFEST, f"{remote_dir}/{manifest.MANIFEST}", "Bundle manifest",
+              manifest.sha256_file(root / manifest.MANIFEST))

@@ -7,14 +7,13 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command
-from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations import server, systemd
 
 from airnode import containerd as logic
 from airnode.render import render
-from airnode.steps._common import (AirnodeError, applied_on_node, digest, put_rendered,
-                                   record_applied_command, settings)
+from airnode.steps._common import (AirnodeError, applied_command, applied_on_node, digest,
+                                   file_state_read, put_rendered, record_applied_command, remote,
+                                   running_and_enabled, service_read, service_state, settings)
 from airnode.steps import bundle
 
 DEFAULTS = {
@@ -23,6 +22,23 @@ DEFAULTS = {
     "containerd_sandbox_image": "auto",
 }
 STATIC_MARK = "/usr/local/lib/airnode/containerd-static.sha256"
+CONFIG = "/etc/containerd/config.toml"
+UNIT = "containerd.service"
+STATIC_MARK_READ = f"cat {STATIC_MARK} 2>/dev/null || true"
+
+
+def dpkg_command(b: bundle.Bundle) -> str:
+    names = sorted({logic.deb_version(d["file"])[0] for d in b.artifacts("deb")})
+    return ("dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\\n' "
+            + " ".join(shlex.quote(n) for n in names) + " 2>/dev/null || true")
+
+
+def reads(b: bundle.Bundle | None) -> list[str]:
+    if b is None:
+        return []
+    return [dpkg_command(b) if b.artifacts("deb") else "", STATIC_MARK_READ,
+            applied_command("containerd"), file_state_read(CONFIG), service_read(UNIT),
+            *[service_read(u) for u in logic.CONFLICTING_UNITS]]
 
 
 @deploy("containerd", data_defaults=DEFAULTS)
@@ -31,17 +47,14 @@ def containerd():
     b = bundle.current("containerd comes from the offline bundle")
     if b is None:
         return
-    remote = b.remote
+    where = b.remote
 
     if s["containerd_source"] == "debian":
         debs = b.artifacts("deb")
         if not any(logic.deb_version(d["file"])[0] == "containerd" for d in debs):
             raise AirnodeError("containerd_source = 'debian' but the bundle holds no containerd "
                                ".deb: list them under [[containerd.debs]] in the spec, re-fetch")
-        installed = logic.parse_dpkg_status((host.get_fact(
-            Command, "dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\\n' "
-                     + " ".join(shlex.quote(logic.deb_version(d["file"])[0]) for d in debs)
-                     + " 2>/dev/null || true") or "").splitlines())
+        installed = logic.parse_dpkg_status(remote(dpkg_command(b)).splitlines())
         todo = logic.debs_to_install([d["file"] for d in debs], installed)
         installed_identity = " ".join(sorted(d["sha256"] for d in debs))
         version = next(logic.deb_version(d["file"])[1] for d in debs
@@ -50,7 +63,7 @@ def containerd():
             name="Install " + ", ".join(" ".join(logic.deb_version(f)) for f in todo),
             commands=["DEBIAN_FRONTEND=noninteractive dpkg --configure -a",  # after a cut dpkg
                       "DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold "
-                      + " ".join(shlex.quote(f"{remote}/{f}") for f in todo)]) if todo else None
+                      + " ".join(shlex.quote(f"{where}/{f}") for f in todo)]) if todo else None
     else:
         needed = {k: b.artifacts(k) for k in ("containerd", "runc", "containerd-unit")}
         missing = [k for k, v in needed.items() if not v]
@@ -59,16 +72,16 @@ def containerd():
                                "containerd.source = \"static\" in the spec and re-fetch")
         tgz, runc, unit = (needed[k][0] for k in ("containerd", "runc", "containerd-unit"))
         version = tgz["version"]
-        mark = host.get_fact(Command, f"cat {STATIC_MARK} 2>/dev/null || true")
+        mark = remote(STATIC_MARK_READ)
         want = f"{tgz['sha256']} {runc['sha256']} {unit['sha256']}"
         installed_identity = want
         install = None
         if (mark or "").strip() != want:
             install = server.shell(name=f"Install containerd {version} (static) and runc "
                                         f"{runc['version']} into /usr/local", commands=[
-                f"tar -xzf {shlex.quote(remote + '/' + tgz['file'])} -C /usr/local",
-                f"install -m 755 {shlex.quote(remote + '/' + runc['file'])} /usr/local/sbin/runc",
-                f"install -D -m 644 {shlex.quote(remote + '/' + unit['file'])} "
+                f"tar -xzf {shlex.quote(where + '/' + tgz['file'])} -C /usr/local",
+                f"install -m 755 {shlex.quote(where + '/' + runc['file'])} /usr/local/sbin/runc",
+                f"install -D -m 644 {shlex.quote(where + '/' + unit['file'])} "
                 "/etc/systemd/system/containerd.service",
                 "systemctl daemon-reload",
                 f"mkdir -p {STATIC_MARK.rsplit('/', 1)[0]} && echo {shlex.quote(want)} > {STATIC_MARK}",
@@ -80,7 +93,7 @@ def containerd():
     except ValueError as e:
         raise AirnodeError(f"{host.name}: {e}") from None
     values = dict(version=version, sandbox_image=sandbox, cni_bin_dir="/opt/cni/bin")
-    put_rendered(logic.config_template(version), "/etc/containerd/config.toml",
+    put_rendered(logic.config_template(version), CONFIG,
                  name="containerd config (CRI, SystemdCgroup)", **values)
     # Restart when what containerd runs with (its install and config) is not what it last
     # started with, whether this run changed it or a cut run left the restart undone.
@@ -89,11 +102,10 @@ def containerd():
         server.shell(name="Restart containerd (installed or config changed)",
                      commands=["systemctl daemon-reload", "systemctl restart containerd.service",
                                record_applied_command("containerd", want)])
-    systemd.service(name="containerd running and enabled at boot", service="containerd.service",
-                    running=True, enabled=True)
+    running_and_enabled(UNIT, "containerd running and enabled at boot")
 
-    present = set(host.get_fact(SystemdStatus)) | set(host.get_fact(SystemdEnabled))
     for unit in logic.CONFLICTING_UNITS:
-        if unit in present:
+        active, enabled = service_state(unit)
+        if active == "active" or enabled in ("enabled", "enabled-runtime", "linked"):
             systemd.service(name=f"Conflicting runtime {unit} stopped and disabled",
                             service=unit, running=False, enabled=False)

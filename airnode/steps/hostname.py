@@ -6,12 +6,10 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import FileContents
-from pyinfra.facts.server import Hostname
 from pyinfra.operations import server
 
 from airnode import hosts
-from airnode.steps._common import AirnodeError, settings
+from airnode.steps._common import HOSTS, UNAME_N, AirnodeError, remote, settings
 from airnode.steps.record import HOSTS_LINE
 
 DEFAULTS = {
@@ -21,13 +19,17 @@ DEFAULTS = {
 }
 
 
+def reads(b=None) -> list[str]:
+    return [UNAME_N, HOSTS]
+
+
 @deploy("Hostname in /etc/hosts", data_defaults=DEFAULTS)
 def hostname():
     s = settings(DEFAULTS)
-    name = host.get_fact(Hostname)
+    name = remote(UNAME_N).strip()
     if not name:
         raise AirnodeError(f"{host.name}: `uname -n` printed no hostname")
-    lines = host.get_fact(FileContents, path="/etc/hosts") or []
+    lines = remote(HOSTS).splitlines()
     if not hosts.hostname_resolves(lines, name):
         line = hosts.hosts_line(s["hosts_address"], name)
         # Appended; a last line without its newline gets one first. Nothing else is touched.

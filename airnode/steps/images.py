@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import shlex
 
-from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command
 from pyinfra.operations import server
 
 from airnode import containerd as logic
 from airnode.bundle.images import archive_images
 from airnode.steps import bundle
+from airnode.steps._common import remote
 
 DEFAULTS: dict = {}
 IMAGE_KINDS = ("image", "k0s-airgap")
+CTR_IMAGES = "ctr -n k8s.io images ls 2>/dev/null || true"
+
+
+def reads(b=None) -> list[str]:
+    return [CTR_IMAGES] if b else []
 
 
 @deploy("Images into containerd", data_defaults=DEFAULTS)
@@ -25,8 +29,7 @@ def images():
         return
     archives = {a["file"]: archive_images(b.root / a["file"])
                 for a in b.artifacts(*IMAGE_KINDS)}
-    present = logic.parse_ctr_images(
-        (host.get_fact(Command, "ctr -n k8s.io images ls 2>/dev/null || true") or "").splitlines())
+    present = logic.parse_ctr_images(remote(CTR_IMAGES).splitlines())
     for file in logic.archives_to_import(archives, present):
         names = ", ".join(sorted(archives[file])) or file
         # pinned: kubelet's image garbage collection must never delete what cannot be pulled

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import shlex
 
-from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command
 from pyinfra.operations import server
 
 from airnode import k0s as logic
 from airnode.render import render
-from airnode.steps._common import (AirnodeError, applied_on_node, digest, put_rendered,
-                                   record_applied_command, settings)
+from airnode.steps._common import (AirnodeError, applied_command, applied_on_node, changed,
+                                   digest, file_state_read, put_rendered, record_applied_command,
+                                   remote, settings)
 from airnode.steps import bundle
 
 DEFAULTS = {
@@ -23,6 +22,17 @@ DEFAULTS = {
     "k0s_network_provider": "kuberouter",
     "k0s_ready_timeout": 600,         # seconds to wait for the node to become Ready
 }
+
+
+SHA = f"sha256sum {logic.BINARY} 2>/dev/null || true"
+STATUS = f"{logic.BINARY} status -o json 2>/dev/null || true"
+UNIT_TEXT = f"cat /etc/systemd/system/{logic.UNIT} 2>/dev/null || true"
+ADMIN_MODE = f"stat -c %a {logic.ADMIN_KUBECONFIG} 2>/dev/null || true"
+
+
+def reads(b=None) -> list[str]:
+    return [SHA, STATUS, UNIT_TEXT, ADMIN_MODE, applied_command("k0s"),
+            file_state_read(logic.CONFIG)] if b else []
 
 
 @deploy("k0s", data_defaults=DEFAULTS)
@@ -36,10 +46,9 @@ def k0s():
     binary = b.artifacts("k0s")[0]
     src = f"{b.remote}/{binary['file']}"
 
-    have = (host.get_fact(Command, f"sha256sum {logic.BINARY} 2>/dev/null || true") or "").split()
-    status = logic.parse_status(host.get_fact(
-        Command, f"{logic.BINARY} status -o json 2>/dev/null || true") or "")
-    unit_text = host.get_fact(Command, f"cat /etc/systemd/system/{logic.UNIT} 2>/dev/null || true")
+    have = remote(SHA).split()
+    status = logic.parse_status(remote(STATUS))
+    unit_text = remote(UNIT_TEXT)
     installed = bool(unit_text)
     ops = []
     if not have or have[0] != binary["sha256"]:
@@ -59,7 +68,7 @@ def k0s():
     stale = applied_on_node("k0s") != want
     server.shell(name="Validate k0s.yaml (k0s config validate)",
                  commands=[f"{logic.BINARY} config validate --config {logic.CONFIG}"],
-                 _if=lambda: config.did_change() or stale)
+                 _if=lambda: changed(config) or stale)
 
     cmd = f"{logic.BINARY} install controller " + " ".join(shlex.quote(f) for f in flags)
     if not installed:
@@ -67,7 +76,8 @@ def k0s():
     elif logic.needs_reinstall(flags, status, unit_text):
         ops.append(server.shell(name="k0s flags changed: install controller --force",
                                 commands=[cmd + " --force", "systemctl daemon-reload"]))
-    ops.append(config)
+    if config is not None:
+        ops.append(config)
     restart = server.shell(name="Restart k0s (binary, flags or config changed)",
                            commands=[f"systemctl restart {logic.UNIT}"],
                            _if=lambda: stale or any(op.did_change() for op in ops))
@@ -89,8 +99,7 @@ def k0s():
             # and waits again next time
             record_applied_command("k0s", want)],
         _if=lambda: any(op.did_change() for op in woken))
-    mode = (host.get_fact(Command, f"stat -c %a {logic.ADMIN_KUBECONFIG} 2>/dev/null || true")
-            or "").strip()
+    mode = remote(ADMIN_MODE).strip()
     if mode and mode != "600":
         server.shell(name=f"{logic.ADMIN_KUBECONFIG} readable by root only",
                      commands=[f"chmod 600 {logic.ADMIN_KUBECONFIG}"])

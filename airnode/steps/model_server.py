@@ -10,19 +10,18 @@ import hashlib
 import json
 import shlex
 from functools import cache
-from io import StringIO
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command, Hostname
-from pyinfra.operations import files, python, server
+from pyinfra.operations import python, server
 
 from airnode import ollama as ollamalogic
 from airnode import sizing
 from airnode.bundle import images as imagelib
 from airnode.serving import manifests
 from airnode.steps import bundle
-from airnode.steps._common import AirnodeError, settings
+from airnode.steps._common import (UNAME_N, AirnodeError, file_state_read, put_text, remote,
+                                   settings)
 from airnode.steps.models import DEFAULTS as MODELS_DEFAULTS
 from airnode.steps.monitoring import (APPLY, KUBECTL, MANIFESTS, WAIT_API, applied,
                                       forget_applied_command, mark_applied_command, rendered)
@@ -50,6 +49,7 @@ DEFAULTS = {
     "ollama_extra_env": {},                  # any other OLLAMA_* variable, e.g. OLLAMA_DEBUG
 }
 STATEFULSET = "ollama"
+MANIFEST = f"{MANIFESTS}/model-server.yaml"
 
 
 @cache
@@ -85,8 +85,8 @@ def _check(state, host, port: int, models: list[str], check_timeout: int, url: s
             report = check(url, models, "ollama", ready_timeout=check_timeout,
                            timeout=check_timeout)
         elif client is not None:  # ssh: tunnel to the NodePort as the node sees it
-            with forward(client.get_transport(), "127.0.0.1", port) as url:
-                report = check(url, models, "ollama", ready_timeout=check_timeout,
+            with forward(client.get_transport(), "127.0.0.1", port) as tunnel:
+                report = check(tunnel, models, "ollama", ready_timeout=check_timeout,
                                timeout=check_timeout)
         elif host.name.startswith("@local"):
             report = check(f"http://127.0.0.1:{port}", models, "ollama",
@@ -104,6 +104,13 @@ def _check(state, host, port: int, models: list[str], check_timeout: int, url: s
     return True
 
 
+def reads(b: bundle.Bundle | None) -> list[str]:
+    if b is None:
+        return []
+    return [ollamalogic.versions_command(version_dir("").rstrip("/")), UNAME_N,
+            file_state_read(MANIFEST)]
+
+
 @deploy("Model server (StatefulSet)", data_defaults=DEFAULTS)
 def model_server():
     s = settings(DEFAULTS)
@@ -112,7 +119,7 @@ def model_server():
         return
     tarball = artifact(b)
     uid, gid = account()
-    node = (host.get_fact(Hostname) or "").lower()
+    node = remote(UNAME_N).strip().lower()
     store = settings(MODELS_DEFAULTS)["model_store_dir"]
     env = ollamalogic.server_env(s)
     text = manifests.model_server_text(
@@ -127,9 +134,8 @@ def model_server():
         raise AirnodeError("the model server's manifests do not validate; nothing was "
                            "changed:\n  - " + "\n  - ".join(problems))
 
-    path = f"{MANIFESTS}/model-server.yaml"
-    files.put(name=f"Model server manifests ({path})", src=StringIO(text), dest=path,
-              mode="600")
+    path = MANIFEST
+    put_text(text, path, f"Model server manifests ({path})", mode="600")
     models = sorted(m["name"] for m in b.artifacts("model"))
     want = hashlib.sha256(json.dumps(
         [text, [(m["name"], m["sha256"]) for m in b.artifacts("model")]]).encode()).hexdigest()
@@ -170,8 +176,8 @@ def model_server():
                      commands=[mark_applied_command("model-server", want, fixed=fixed)])
 
     base = version_dir("").rstrip("/")
-    old = [d for d in (host.get_fact(Command, ollamalogic.versions_command(base)) or ""
-                       ).split() if d != tarball["version"]]
+    old = [d for d in remote(ollamalogic.versions_command(base)).split()
+           if d != tarball["version"]]
     if old:
         server.shell(name="Remove Ollama versions no longer in use: " + ", ".join(old),
                      commands=["rm -rf " + " ".join(shlex.quote(f"{base}/{d}") for d in old)])

@@ -9,12 +9,11 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
 from airnode import ollama as logic
 from airnode.steps import bundle
-from airnode.steps._common import settings
+from airnode.steps._common import dir_state_read, directory, remote, settings
 from airnode.steps.ollama import DEFAULTS as OLLAMA_DEFAULTS
 
 DEFAULTS = {
@@ -27,12 +26,21 @@ DEFAULTS = {
 MODELFILES = "/var/lib/airnode/modelfiles"
 
 
+def store_read(b: bundle.Bundle) -> str:
+    return logic.store_listing_command(settings(DEFAULTS)["model_store_dir"],
+                                       [m["name"] for m in b.artifacts("model")])
+
+
+def reads(b: bundle.Bundle | None) -> list[str]:
+    try:
+        return [store_read(b), dir_state_read(settings(DEFAULTS)["model_store_dir"])] if b else []
+    except ValueError:  # a bad model name: preflight names it
+        return []
+
+
 def store_state(b: bundle.Bundle) -> tuple[dict, dict]:
     """What the node's store holds of the bundle's models: ({name: manifest}, {blob: size})."""
-    store = settings(DEFAULTS)["model_store_dir"]
-    names = [m["name"] for m in b.artifacts("model")]
-    return logic.parse_store_listing((host.get_fact(
-        Command, logic.store_listing_command(store, names)) or "").splitlines())
+    return logic.parse_store_listing(remote(store_read(b)).splitlines())
 
 
 @deploy("Models (seeded offline)", data_defaults=DEFAULTS)
@@ -42,8 +50,7 @@ def models():
     if b is None:
         return
     store = s["model_store_dir"]
-    files.directory(name=f"Model store {store}", path=store, user=logic.USER, group=logic.USER,
-                    mode="750")
+    directory(store, f"Model store {store}", "750", user=logic.USER, group=logic.USER)
     wanted = b.artifacts("model")
     if not wanted:
         host.noop("the bundle holds no models ([[models]] in the spec)")

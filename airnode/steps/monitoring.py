@@ -8,25 +8,24 @@ from __future__ import annotations
 import json
 import shlex
 from functools import cache
-from io import StringIO
 from pathlib import Path
 
-from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command
-from pyinfra.operations import files, server
+from pyinfra.operations import server
 
 from airnode import k0s as k0slogic
 from airnode import monitoring as logic
 from airnode.render import render
 from airnode.steps import bundle
-from airnode.steps._common import AirnodeError, digest, settings
+from airnode.steps._common import AirnodeError, digest, file_state_read, put_text, remote, settings
 
 DEFAULTS = {
     "monitoring_crd_timeout": 120,  # seconds to wait for kube-prometheus's CRDs (Established)
 }
 MANIFESTS = "/var/lib/airnode/manifests"
 MARK_NAMESPACE = "kube-system"
+SETUP = f"{MANIFESTS}/kube-prometheus/setup.yaml"
+MAIN = f"{MANIFESTS}/kube-prometheus/main.yaml"
 KUBECTL = f"{k0slogic.BINARY} kubectl"
 APPLY = f"{KUBECTL} apply --server-side --field-manager=airnode --force-conflicts"
 
@@ -36,13 +35,23 @@ def applied(name: str) -> dict:
     ConfigMap in kube-system ({"sha256": ..., and what else was recorded}), written only after
     success. Kept in the cluster, it goes with it: after `k0s reset` (or on a fresh node)
     everything is applied again."""
-    out = host.get_fact(Command, f"{KUBECTL} -n {MARK_NAMESPACE} get configmap "
-                                 f"airnode-applied-{name} -o json 2>/dev/null || true")
     try:
-        data = json.loads(out or "")["data"]
+        data = json.loads(remote(applied_read(name)))["data"]
     except (ValueError, KeyError, TypeError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def applied_read(name: str) -> str:
+    return (f"[ -x {k0slogic.BINARY} ] && {KUBECTL} -n {MARK_NAMESPACE} get configmap "
+            f"airnode-applied-{name} -o json 2>/dev/null || true")
+
+
+def reads(b=None) -> list[str]:
+    if b is None:
+        return []
+    return [applied_read("kube-prometheus"), applied_read("model-server"),
+            file_state_read(SETUP), file_state_read(MAIN)]
 
 
 def mark_applied_command(name: str, sha256: str, **extra: str) -> str:
@@ -103,11 +112,11 @@ def monitoring():
         return
     version = b.artifacts("kube-prometheus")[0]["version"] if b.artifacts("kube-prometheus") else ""
     r = rendered(b)
-    setup, main = f"{MANIFESTS}/kube-prometheus/setup.yaml", f"{MANIFESTS}/kube-prometheus/main.yaml"
-    files.put(name=f"kube-prometheus {version} manifests: setup (namespace, CRDs)",
-              src=StringIO(r.setup), dest=setup, mode="600")
-    files.put(name=f"kube-prometheus {version} manifests: the rest, with airnode's dashboards",
-              src=StringIO(r.main), dest=main, mode="600")
+    setup, main = SETUP, MAIN
+    put_text(r.setup, setup, f"kube-prometheus {version} manifests: setup (namespace, CRDs)",
+             mode="600")
+    put_text(r.main, main, f"kube-prometheus {version} manifests: the rest, with airnode's "
+             "dashboards", mode="600")
     want = digest(version, r.sha256)  # a new version is applied even if its files are alike
     if applied("kube-prometheus").get("sha256") != want:
         t = s["monitoring_crd_timeout"]

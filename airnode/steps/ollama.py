@@ -4,19 +4,34 @@ the bundle switches the node on the next run (the model server rolls onto it).""
 
 from __future__ import annotations
 
-from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command
-from pyinfra.operations import files, server
+from pyinfra.operations import server
 
 from airnode import ollama as logic
 from airnode.steps import bundle
-from airnode.steps._common import AirnodeError, settings
+from airnode.steps._common import (AirnodeError, dir_state_read, link, link_read, remote,
+                                   settings)
 
 DEFAULTS = {
     # One directory per Ollama version under it, and `current` pointing at the one in use.
     "ollama_install_dir": "/opt/airnode/ollama",
 }
+
+
+GETENT = "getent passwd; echo @@group; getent group"
+LINK = "/usr/local/bin/ollama"
+
+
+def mark_read(version: str) -> str:
+    return f"cat {version_dir(version)}/.airnode-sha256 2>/dev/null || true"
+
+
+def reads(b: bundle.Bundle | None) -> list[str]:
+    if b is None or not b.artifacts("ollama"):
+        return []
+    base = settings(DEFAULTS)["ollama_install_dir"]
+    return [GETENT, mark_read(artifact(b)["version"]), link_read(f"{base}/current"),
+            link_read(LINK), dir_state_read(logic.HOME)]
 
 
 def artifact(b: bundle.Bundle) -> dict:
@@ -30,14 +45,27 @@ def artifact(b: bundle.Bundle) -> dict:
 def account() -> tuple[int, int]:
     """uid and gid of the `ollama` system user: the existing ones, or those useradd would pick
     (so that the model server's manifest, which runs as that uid, is known before any change)."""
-    users, groups = logic.parse_ids((host.get_fact(
-        Command, "getent passwd; echo @@group; getent group") or "").splitlines())
+    users, groups = logic.parse_ids(remote(GETENT).splitlines())
     if logic.USER in users:
         return users[logic.USER], groups.get(logic.USER, users[logic.USER])
     if logic.USER in groups:
         return logic.pick_system_id(set(users.values()), set()), groups[logic.USER]
     free = logic.pick_system_id(set(users.values()), set(groups.values()))
     return free, free
+
+
+def account_in_place(uid: int, gid: int) -> bool:
+    """The ollama user and group exist as server.user/server.group would leave them."""
+    text = remote(GETENT)
+    want_user = f"{logic.USER}:x:{uid}:{gid}:"
+    users = [line for line in text.split("@@group")[0].splitlines()
+             if line.startswith(want_user)]
+    groups = [line for line in text.split("@@group")[-1].splitlines()
+              if line.startswith(f"{logic.USER}:x:{gid}:")]
+    home_ok = remote(dir_state_read(logic.HOME)).split()[:1] == ["directory"] and \
+        remote(dir_state_read(logic.HOME)).split()[2:3] == [logic.USER]
+    return bool(users and groups and home_ok
+                and users[0].split(":")[5:7] == [logic.HOME, "/bin/false"])
 
 
 def version_dir(version: str) -> str:
@@ -53,18 +81,17 @@ def ollama():
     tarball = artifact(b)
     version, base = tarball["version"], s["ollama_install_dir"]
     uid, gid = account()
-    server.group(name=f"System group {logic.USER}", group=logic.USER, system=True, gid=gid)
-    server.user(name=f"System user {logic.USER} (home {logic.HOME})", user=logic.USER,
-                group=logic.USER, system=True, uid=uid, home=logic.HOME, shell="/bin/false",
-                create_home=True)
+    if not account_in_place(uid, gid):
+        server.group(name=f"System group {logic.USER}", group=logic.USER, system=True, gid=gid)
+        server.user(name=f"System user {logic.USER} (home {logic.HOME})", user=logic.USER,
+                    group=logic.USER, system=True, uid=uid, home=logic.HOME,
+                    shell="/bin/false", create_home=True)
 
-    mark = host.get_fact(Command, f"cat {version_dir(version)}/.airnode-sha256 2>/dev/null || true")
-    if (mark or "").strip() != tarball["sha256"]:
+    if remote(mark_read(version)).strip() != tarball["sha256"]:
         server.shell(
             name=f"Unpack Ollama {version} ({logic.tarball_kind(tarball['file'])}) into "
                  f"{version_dir(version)}",
             commands=[logic.install_script(f"{b.remote}/{tarball['file']}", tarball["sha256"],
                                            base, version)])
-    files.link(name=f"{base}/current -> {version}", path=f"{base}/current", target=version)
-    files.link(name="/usr/local/bin/ollama on the current version", path="/usr/local/bin/ollama",
-               target=f"{base}/current/bin/ollama")
+    link(f"{base}/current", version, f"{base}/current -> {version}")
+    link(LINK, f"{base}/current/bin/ollama", f"{LINK} on the current version")

@@ -5,17 +5,15 @@ from __future__ import annotations
 from pyinfra import host, logger
 from pyinfra.api import deploy
 
-from pyinfra.facts.server import Command
-from pyinfra.facts.systemd import SystemdStatus
 
-from airnode import config, sizing
+from airnode import config, sizing, swap
 from airnode import ollama as ollamalogic
 from airnode.bundle import ship
-from airnode.facts import HostProfile, ProcSwaps, RemoteSha256
 from airnode.preflight import check_host
 from airnode.steps import (bundle, containerd, hostname, images, k0s, kernel, model_server,
-                           models, monitoring, ollama, swap_off, zram)
-from airnode.steps._common import AirnodeError
+                           models, monitoring, ollama, record, swap_off, zram)
+from airnode.steps._common import (PROC_SWAPS, AirnodeError, prefetch, profile, profile_read,
+                                   remote, service_read, service_state)
 from airnode.steps.models import store_state
 
 DEFAULTS = {
@@ -37,22 +35,41 @@ CONNECTOR_PREFIXES = ("ssh_", "winrm_", "docker_", "dockerssh_", "local_", "chro
                       "podman_", "terraform_", "vagrant_", "fake_")
 
 
+def _prefetch(values: dict) -> None:
+    """Every read the steps will make of the node, in one remote command (see _common)."""
+    try:
+        b = bundle.current("") if values["bundle_dir"] else None
+    except AirnodeError:
+        return  # the bundle is refused below, by the step that reads it
+    reads = [profile_read(), PROC_SWAPS, service_read(zram.UNIT)]
+    for step in (record, bundle, swap_off, zram, kernel, hostname, containerd, images, k0s,
+                 monitoring, ollama, models, model_server):
+        reads += step.reads(b)
+    if b is not None:
+        reads.append(sizing.disk_command([values["bundle_remote_dir"],
+                                          values["model_store_dir"]]))
+    prefetch(reads)
+
+
 @deploy("Preflight", data_defaults=DEFAULTS)
 def preflight():
     values = {key: host.data.get(key, default) for key, default in ALL_DEFAULTS.items()}
     problems = [str(e) for e in config.check_all(values)]
+    if not problems:
+        _prefetch(values)
 
     known = {**ALL_DEFAULTS, **TEARDOWN_DEFAULTS}
     for key in config.unknown_keys(host.data.dict().keys(), known, CONNECTOR_PREFIXES):
         logger.warning(f"{host.name}: unknown setting {key}: ignored")
 
-    facts = host.get_fact(HostProfile)
+    facts = profile()
     if not problems:
         problems += check_host(facts, values["preflight_min_memory_mb"],
                                values["zram_swappiness"])
         problems += cross_checks(values)
-        zram_swaps = [sw.name for sw in host.get_fact(ProcSwaps) if sw.is_zram]
-        if zram_swaps and not host.get_fact(SystemdStatus).get(zram.UNIT):
+        zram_swaps = [sw.name for sw in swap.parse_proc_swaps(remote(PROC_SWAPS).splitlines())
+                      if sw.is_zram]
+        if zram_swaps and service_state(zram.UNIT)[0] != "active":
             problems.append(f"a zram swap not made by airnode is active ({', '.join(zram_swaps)}: "
                             "zram-tools or systemd-zram-generator?): disable it first, airnode "
                             "sets up its own")
@@ -90,7 +107,7 @@ def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
             f"model(s) do not fit in memory (MemTotal {memory_mb} MiB - sizing_reserved_mb "
             f"{values['sizing_reserved_mb']} MiB; zram swap is not counted):\n"
             + sizing.table(fits))
-    todo = ship.to_upload(b.data["artifacts"], host.get_fact(RemoteSha256, path=b.remote))
+    todo = ship.to_upload(b.data["artifacts"], bundle.remote_sums(b))
     bad_names = []
     for m in b.artifacts("model"):
         try:
@@ -100,9 +117,8 @@ def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
     problems += bad_names
     unseeded = ollamalogic.models_to_seed(b.artifacts("model"), *store_state(b)) \
         if not bad_names else []
-    df = host.get_fact(Command, sizing.disk_command([values["bundle_remote_dir"],
-                                                     values["model_store_dir"]]))
-    problems += sizing.disk_problems((df or "").splitlines(), sum(a["size"] for a in todo),
+    df = remote(sizing.disk_command([values["bundle_remote_dir"], values["model_store_dir"]]))
+    problems += sizing.disk_problems(df.splitlines(), sum(a["size"] for a in todo),
                                      sum(m["size"] for m in unseeded))
     zst = any(a["file"].endswith(".tar.zst") for a in b.artifacts("ollama"))
     if zst and not tools.get("zstd"):

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command
 from pyinfra.operations import server
 
 from airnode import containerd as containerd_logic
 from airnode import record as logic
+from airnode.steps._common import remote
 from airnode.steps.kernel import MODULES, SYSCTLS
 
 DEFAULTS: dict = {}
@@ -25,9 +25,16 @@ ZRAM_SYSCTL_FILES = ["/etc/sysctl.d/90-airnode-zram.conf",
 HOSTS_LINE = f"{logic.STATE_DIR}/hosts-line"
 
 
+RECORDED = f"[ -e {logic.BEFORE} ] && echo yes || true"
+
+
+def reads(b=None) -> list[str]:
+    return [RECORDED]
+
+
 @deploy("Remember the host as it was (first run only)", data_defaults=DEFAULTS)
 def record():
-    if host.get_fact(Command, f"[ -e {logic.BEFORE} ] && echo yes || true"):
+    if remote(RECORDED):
         host.noop(f"{logic.BEFORE} already records the host before airnode")
         return
     server.shell(name=f"Record sysctls, modules, packages, units and files in {logic.BEFORE}",

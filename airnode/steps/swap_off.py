@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import shlex
 
-from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
 from airnode import swap
-from airnode.facts import NumberedLines, ProcSwaps
+from airnode.steps._common import FSTAB, PROC_SWAPS, remote
 
 DEFAULTS: dict = {}
 STATE_DIR = "/var/lib/airnode"
@@ -17,10 +16,14 @@ STATE_DIR = "/var/lib/airnode"
 MASKED_LIST = f"{STATE_DIR}/masked-swap-units"
 
 
+def reads(b=None) -> list[str]:
+    return [PROC_SWAPS, FSTAB]
+
+
 @deploy("Disk swap off", data_defaults=DEFAULTS)
 def swap_off():
-    active = swap.disk_swaps(host.get_fact(ProcSwaps))
-    entries = swap.fstab_swaps(host.get_fact(NumberedLines, path="/etc/fstab"))
+    active = swap.disk_swaps(swap.parse_proc_swaps(remote(PROC_SWAPS).splitlines()))
+    entries = swap.fstab_swaps(swap.parse_numbered(remote(FSTAB).splitlines()))
 
     if active:
         units = swap.units_to_mask(active)

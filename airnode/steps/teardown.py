@@ -18,7 +18,7 @@ from airnode import ollama as ollamalogic
 from airnode import record as logic
 from airnode import swap
 from airnode.facts import NumberedLines
-from airnode.steps._common import AirnodeError, settings
+from airnode.steps._common import settings
 from airnode.steps.bundle import DEFAULTS as BUNDLE_DEFAULTS
 from airnode.steps.containerd import STATIC_MARK
 from airnode.steps.kernel import MODULES

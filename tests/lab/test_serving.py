@@ -19,7 +19,6 @@ import sys
 import pytest
 
 from airnode import lab
-from airnode.bundle import manifest
 from airnode.paths import ROOT
 from tests.ggufs import tiny_llama
 from tests.oci import busybox_layout
