@@ -88,6 +88,7 @@ class Guest:
         self.sh(f"printf '%s\\n' '{SWAP_LINE}' >> /etc/fstab")
         self.sh("echo 'LogLevel DEBUG' > /etc/ssh/sshd_config.d/bench.conf && "
                 "systemctl reload ssh")
+        self.inst.wait_ssh(60)  # sshd re-executes on reload: refused for a moment
         self.calibrate()
 
     def sh(self, cmd: str) -> str:
