@@ -13,6 +13,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airnode.llama_server import OWN_FLAGS as OWN_LLAMA_FLAGS
+from airnode.llama_server import extra_args_problem
+
 
 class SettingError(ValueError):
     """A setting with a value outside what is allowed."""
@@ -143,6 +146,23 @@ RULES: dict[str, Rule] = {
         lambda v: v == "auto" or (isinstance(v, str) and re.fullmatch(QUANTITY, v) is not None)),
     "model_server_rollout_timeout": integer(ge=30, le=3600),
     "model_server_check_timeout": integer(ge=10, le=3600),
+    "model_server": one_of("ollama", "llama-server"),
+    # llama-server (model_server = llama-server)
+    "llama_server_model": Rule(
+        "empty (the bundle's only model) or the name of a model of the bundle",
+        lambda v: isinstance(v, str)),
+    "llama_server_context_length": integer(ge=256, le=1048576, note="context per slot"),
+    "llama_server_parallel": integer(ge=1, le=64),
+    "llama_server_threads": integer(ge=0, le=1024, note="0 lets llama-server decide"),
+    "llama_server_extra_args": Rule(
+        "a list of llama-server arguments starting with a flag, without the flags airnode "
+        "sets (" + ", ".join(OWN_LLAMA_FLAGS) + ")",
+        lambda v: extra_args_problem(v) is None),
+    # Open WebUI
+    "open_webui": boolean(),
+    "open_webui_node_port": integer(ge=30000, le=32767, note="Kubernetes' NodePort range"),
+    "open_webui_data_dir": absolute_path(min_depth=2),
+    "open_webui_store_size": pattern(QUANTITY, "a Kubernetes quantity like 5Gi"),
     # teardown
     "teardown_purge_models": one_of("", "yes, delete every model"),
     "teardown_reset_attempts": integer(ge=1, le=20),

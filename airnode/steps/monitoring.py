@@ -77,10 +77,25 @@ def forget_applied_command(name: str) -> str:
             "--ignore-not-found >/dev/null")
 
 
-def dashboards(namespace: str) -> dict[str, str]:
-    """airnode's Grafana dashboards, {name: JSON}."""
+BACKEND_DASHBOARDS = {"ollama": "airnode-ollama", "llama-server": "airnode-llama-server"}
+
+
+def dashboards(namespace: str, backend: str = "ollama") -> dict[str, str]:
+    """airnode's Grafana dashboards for the model server's backend, {name: JSON}."""
+    if backend == "llama-server":
+        return {"airnode-llama-server": render("dashboard-llama-server.json.j2",
+                                               namespace=namespace, container="llama-server",
+                                               job="llama-server")}
     return {"airnode-ollama": render("dashboard-ollama.json.j2", namespace=namespace,
                                      container="ollama", probe_job="ollama")}
+
+
+def other_dashboards_command(backend: str) -> str:
+    """Delete the dashboard ConfigMaps of the other backends (after switching backends)."""
+    names = " ".join(f"grafana-dashboard-{n}" for b, n in sorted(BACKEND_DASHBOARDS.items())
+                     if b != backend)
+    return (f"{KUBECTL} -n {logic.NAMESPACE} delete configmap {names} --ignore-not-found "
+            ">/dev/null")
 
 
 @cache
@@ -99,19 +114,23 @@ def rendered(b: bundle.Bundle) -> logic.Rendered:
     if not found:
         raise AirnodeError(f"bundle {b.root} holds no kube-prometheus: add [kube_prometheus] to "
                            "the spec and re-fetch")
-    namespace = settings(SERVER_DEFAULTS)["model_server_namespace"]
+    s = settings(SERVER_DEFAULTS)
     return _render(b.root / found[0]["file"], found[0]["sha256"],
-                   tuple(sorted(dashboards(namespace).items())))
+                   tuple(sorted(dashboards(s["model_server_namespace"],
+                                           s["model_server"]).items())))
 
 
 @deploy("kube-prometheus", data_defaults=DEFAULTS)
 def monitoring():
+    from airnode.steps.model_server import DEFAULTS as SERVER_DEFAULTS
+
     s = settings(DEFAULTS)
     b = bundle.current("kube-prometheus comes from the offline bundle")
     if b is None:
         return
     version = b.artifacts("kube-prometheus")[0]["version"] if b.artifacts("kube-prometheus") else ""
     r = rendered(b)
+    backend = settings(SERVER_DEFAULTS)["model_server"]
     setup, main = SETUP, MAIN
     put_text(r.setup, setup, f"kube-prometheus {version} manifests: setup (namespace, CRDs)",
              mode="600")
@@ -130,4 +149,5 @@ def monitoring():
                 f"--timeout={t}s >/dev/null || {{ echo 'kube-prometheus CRDs not Established "
                 f"after {t}s (monitoring_crd_timeout): see k0s kubectl get crd' >&2; exit 1; }}",
                 f"{APPLY} -f {main} >/dev/null",
+                other_dashboards_command(backend),
                 mark_applied_command("kube-prometheus", want)])

@@ -4,6 +4,7 @@ the bundle switches the node on the next run (the model server rolls onto it).""
 
 from __future__ import annotations
 
+from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
@@ -26,9 +27,17 @@ def mark_read(version: str) -> str:
     return f"cat {version_dir(version)}/.airnode-sha256 2>/dev/null || true"
 
 
+def backend() -> str:
+    from airnode.steps.model_server import DEFAULTS as SERVER_DEFAULTS
+
+    return settings({"model_server": SERVER_DEFAULTS["model_server"]})["model_server"]
+
+
 def reads(b: bundle.Bundle | None) -> list[str]:
-    if b is None or not b.artifacts("ollama"):
+    if b is None:
         return []
+    if backend() != "ollama" or not b.artifacts("ollama"):
+        return [GETENT, dir_state_read(logic.HOME)]
     base = settings(DEFAULTS)["ollama_install_dir"]
     return [GETENT, mark_read(artifact(b)["version"]), link_read(f"{base}/current"),
             link_read(LINK), dir_state_read(logic.HOME)]
@@ -74,18 +83,24 @@ def version_dir(version: str) -> str:
 
 @deploy("Ollama (offline, from the release tarball)", data_defaults=DEFAULTS)
 def ollama():
+    """The system user `ollama` owns the model store whichever backend serves it; Ollama itself
+    is installed when it is the model server (model_server: ollama)."""
     s = settings(DEFAULTS)
     b = bundle.current("Ollama comes from the offline bundle")
     if b is None:
         return
-    tarball = artifact(b)
-    version, base = tarball["version"], s["ollama_install_dir"]
     uid, gid = account()
     if not account_in_place(uid, gid):
         server.group(name=f"System group {logic.USER}", group=logic.USER, system=True, gid=gid)
         server.user(name=f"System user {logic.USER} (home {logic.HOME})", user=logic.USER,
                     group=logic.USER, system=True, uid=uid, home=logic.HOME,
                     shell="/bin/false", create_home=True)
+    if backend() != "ollama":
+        host.noop("model_server is llama-server: Ollama not installed (the ollama user owns "
+                  "the model store)")
+        return
+    tarball = artifact(b)
+    version, base = tarball["version"], s["ollama_install_dir"]
 
     if remote(mark_read(version)).strip() != tarball["sha256"]:
         server.shell(

@@ -85,6 +85,8 @@ def preflight():
 
 def cross_checks(values: dict) -> list[str]:
     """Settings that are each allowed but not together."""
+    if values["model_server"] == "llama-server":
+        return []
     if values["ollama_kv_cache_type"] != "f16" and values["ollama_flash_attention"] is False:
         return [f"ollama_kv_cache_type = {values['ollama_kv_cache_type']!r} needs flash "
                 "attention, but ollama_flash_attention = false: set it to auto or true, or use "
@@ -98,14 +100,21 @@ def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
     if b is None:
         return []
     problems = []
-    models = [sizing.read_gguf(b.root / a["file"], a["name"]) for a in b.artifacts("model")]
-    fits = sizing.plan(models, memory_mb, values["sizing_reserved_mb"],
-                       values["ollama_context_length"], values["ollama_num_parallel"],
-                       values["ollama_kv_cache_type"])
+    try:
+        served = model_server.served_models(values, b)
+    except AirnodeError as e:
+        return [str(e)]
+    context, parallel, kv_type = model_server.sizing_settings(values)
+    models = [sizing.read_gguf(b.root / a["file"], a["name"]) for a in served]
+    fits = sizing.plan(models, memory_mb, values["sizing_reserved_mb"], context, parallel,
+                       kv_type)
     if any(not f.ok for f in fits):
+        keys = ("llama_server_context_length, llama_server_parallel"
+                if values["model_server"] == "llama-server" else
+                "ollama_context_length, ollama_num_parallel, ollama_kv_cache_type")
         problems.append(
             f"model(s) do not fit in memory (MemTotal {memory_mb} MiB - sizing_reserved_mb "
-            f"{values['sizing_reserved_mb']} MiB; zram swap is not counted):\n"
+            f"{values['sizing_reserved_mb']} MiB; zram swap is not counted; {keys}):\n"
             + sizing.table(fits))
     todo = ship.to_upload(b.data["artifacts"], bundle.remote_sums(b))
     bad_names = []
@@ -115,12 +124,18 @@ def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
         except ValueError as e:
             bad_names.append(str(e))
     problems += bad_names
-    unseeded = ollamalogic.models_to_seed(b.artifacts("model"), *store_state(b)) \
-        if not bad_names else []
+    if bad_names:
+        unseeded = []
+    elif values["model_server"] == "llama-server":  # a blob in the store is all it needs
+        blobs = store_state(b)[1]
+        unseeded = [m for m in served if blobs.get(f"sha256-{m['sha256']}") != m["size"]]
+    else:
+        unseeded = ollamalogic.models_to_seed(served, *store_state(b))
     df = remote(sizing.disk_command([values["bundle_remote_dir"], values["model_store_dir"]]))
     problems += sizing.disk_problems(df.splitlines(), sum(a["size"] for a in todo),
                                      sum(m["size"] for m in unseeded))
-    zst = any(a["file"].endswith(".tar.zst") for a in b.artifacts("ollama"))
+    zst = values["model_server"] == "ollama" and \
+        any(a["file"].endswith(".tar.zst") for a in b.artifacts("ollama"))
     if zst and not tools.get("zstd"):
         problems.append("the bundle's Ollama tarball is .tar.zst and this host has no zstd "
                         "(needed to unpack it): install Debian's zstd package first")

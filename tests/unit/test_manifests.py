@@ -42,7 +42,7 @@ def test_a_typo_in_a_core_kind_is_caught(crds):
     ss = by_kind(ds, "StatefulSet")
     ss["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
     problems = manifests.validate(ds, crds)
-    assert len(problems) == 1 and problems[0].startswith("StatefulSet/ollama: ")
+    assert len(problems) == 1 and problems[0].startswith("StatefulSet/model-server: ")
     assert "readinesProbe" in problems[0]
 
 
@@ -50,7 +50,7 @@ def test_a_bad_probe_is_caught_by_the_crd_schema(crds):
     ds = docs()
     by_kind(ds, "Probe")["spec"]["interval"] = 30  # must be a duration string
     problems = manifests.validate(ds, crds)
-    assert len(problems) == 1 and problems[0].startswith("Probe/ollama: ")
+    assert len(problems) == 1 and problems[0].startswith("Probe/model-server: ")
 
 
 def test_an_unknown_kind_is_reported(crds):
@@ -92,7 +92,7 @@ def test_a_new_ollama_version_rolls_the_statefulset():
     a = by_kind(docs(), "StatefulSet")["spec"]["template"]
     b = by_kind(docs(ollama_version="v0.14.0"), "StatefulSet")["spec"]["template"]
     assert a != b
-    assert b["metadata"]["annotations"]["airnode/ollama-version"] == "v0.14.0"
+    assert b["metadata"]["annotations"]["airnode/server-version"] == "v0.14.0"
     assert copy.deepcopy(a) == by_kind(docs(), "StatefulSet")["spec"]["template"]  # deterministic
 
 
