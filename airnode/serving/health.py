@@ -87,7 +87,7 @@ class Client:
         for m in data:
             names.append(m.get("id", ""))
             names += m.get("aliases") or []
-        return [n for n in names if n]
+        return list(dict.fromkeys(n for n in names if n))  # an alias may repeat the id
 
     def openai_complete(self, model: str, prompt: str, max_tokens: int = 16) -> str:
         body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0}

@@ -51,7 +51,7 @@ def model_server_text(*, node: str, image: str, uid: int, gid: int,
                                  node_port=open_webui["node_port"],
                                  data_dir=open_webui["data_dir"],
                                  store_size=open_webui["store_size"],
-                                 server_url=f"http://model-server.{namespace}.svc:{port}")
+                                 server_url=f"http://model-server.{namespace}.svc")
     return text
 
 

@@ -50,3 +50,9 @@ def test_check_cli(llama_server):
     bad = subprocess.run([sys.executable, "-m", "airnode.cli", "check", llama_server, "--api",
                           "openai", "--model", "nope"], capture_output=True, text=True)
     assert bad.returncode == 1 and "UNHEALTHY" in bad.stderr and "model nope" in bad.stderr
+
+
+def test_a_model_listed_under_its_id_and_as_its_alias_counts_once(llama_server):
+    report = check(llama_server, ["smollm2"], "openai", prompt="Hi")
+    assert report.models == ["smollm2"]
+    assert "healthy, 1 model(s) listed" in report.lines()[0]

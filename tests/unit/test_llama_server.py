@@ -141,8 +141,10 @@ def test_switching_backends_is_a_rollout_of_the_same_statefulset():
         assert a["spec"][field] == b["spec"][field], field
     assert a["spec"]["template"] != b["spec"]["template"]
     assert by_kind(ollama_docs(), "PersistentVolume") == by_kind(llama_docs(), "PersistentVolume")
-    assert by_kind(ollama_docs(), "Service")["spec"]["ports"][0]["port"] == 11434
-    assert by_kind(llama_docs(), "Service")["spec"]["ports"][0]["port"] == 8080
+    # the Service too: same port 80 (clients in the cluster keep their URL), same NodePort
+    assert by_kind(ollama_docs(), "Service")["spec"] == by_kind(llama_docs(), "Service")["spec"]
+    assert by_kind(llama_docs(), "Service")["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": "http", "nodePort": 31434}]
 
 
 def test_prometheus_scrapes_llama_server_as_job_llama_server():
@@ -173,9 +175,9 @@ def test_open_webui_is_valid_bound_to_its_own_volume_and_points_at_the_server(cr
         env = {e["name"]: e for e in by_kind(ds, "Deployment")["spec"]["template"]["spec"]
                ["containers"][0]["env"]}
         if backend == "ollama":
-            assert env["OLLAMA_BASE_URL"]["value"] == "http://model-server.airnode.svc:11434"
+            assert env["OLLAMA_BASE_URL"]["value"] == "http://model-server.airnode.svc"
         else:
-            assert env["OPENAI_API_BASE_URL"]["value"] == "http://model-server.airnode.svc:8080/v1"
+            assert env["OPENAI_API_BASE_URL"]["value"] == "http://model-server.airnode.svc/v1"
             assert env["ENABLE_OLLAMA_API"]["value"] == "false"
         assert env["OFFLINE_MODE"]["value"] == "true"
         assert env["WEBUI_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "open-webui"
