@@ -240,11 +240,13 @@ def make_runtime_bundle(dest: Path, image_ref: str, insecure_registry: str,
                         containerd_source: str = "debian", ollama: str = OLLAMA,
                         models: dict[str, bytes] | None = None, k0s_version: str = K0S,
                         kp_version: str = KP, debs: list[Path] | None = None,
-                        llama_server_ref: str | None = None) -> dict:
+                        llama_server_ref: str | None = None,
+                        open_webui_ref: str | None = None) -> dict:
     """A bundle with Debian's real containerd and runc .debs, one real image (skopeo), the real
     kube-prometheus manifests, and the test doubles in place of the k0s binary and of Ollama's
     (neither can be had on this machine). ``models``: {name: GGUF bytes}.
-    ``llama_server_ref``: an image to stand for llama.cpp's server image ([llama_server])."""
+    ``llama_server_ref``, ``open_webui_ref``: images to stand for llama.cpp's server image
+    ([llama_server]) and Open WebUI's ([open_webui])."""
     from airnode.bundle import images as imagelib
     from airnode.bundle import manifest
 
@@ -272,14 +274,15 @@ def make_runtime_bundle(dest: Path, image_ref: str, insecure_registry: str,
             path = f"/models/{name.replace('/', '_').replace(':', '-')}.gguf"
             server.files[path] = gguf
             spec_models.append({"name": name, "url": server.url + path, "sha256": sha(gguf)})
-        extra = {"llama_server": {"image": llama_server_ref}} if llama_server_ref else {}
+        extra = {k: {"image": v} for k, v in (("llama_server", llama_server_ref),
+                                               ("open_webui", open_webui_ref)) if v}
         spec = up.spec(containerd=ctd, ollama={"version": ollama}, models=spec_models,
                        model_server={"image": image_ref}, insecure_registries=[insecure_registry],
                        **extra)
         f = fetchlib.Fetcher(retries=1, backoff=0.01, progress=False,
                              insecure_registries=spec.insecure_registries)
         data = fetchlib.fetch(spec, dest, with_images=False, fetcher=f)
-        refs = [image_ref] + ([llama_server_ref] if llama_server_ref else [])
+        refs = [image_ref] + [r for r in (llama_server_ref, open_webui_ref) if r]
         entries = [f.fetch_image(ref, "amd64", dest, {}) for ref in refs]
         images = {**data["images"],
                   "model-server": sorted(imagelib.normalize(r) for r in refs)}

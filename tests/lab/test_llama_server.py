@@ -11,6 +11,7 @@ own filesystem, and llama-server's binary cannot be had here)."""
 
 from __future__ import annotations
 
+import base64
 import json
 from importlib.metadata import distribution
 from pathlib import Path
@@ -46,8 +47,9 @@ def bundle(tmp_path_factory):
         # stands for ghcr.io/ggml-org/llama.cpp:server-<build>: the k0s double only checks
         # that the image is in containerd; the pod's command comes from /app on the VM
         server_ref = reg.push_layout(layout, "1", "ggml-org/llama.cpp:server-b0")
+        webui_ref = reg.push_layout(layout, "1", "open-webui/open-webui:v0")
         data = make_runtime_bundle(work / "bundle", ref, reg.host, models=models,
-                                   llama_server_ref=server_ref)
+                                   llama_server_ref=server_ref, open_webui_ref=webui_ref)
     sha = {a["name"]: a["sha256"] for a in data["artifacts"] if a["kind"] == "model"}
     return {"dir": work / "bundle", "sha": sha}
 
@@ -168,3 +170,43 @@ def test_the_acceptance_suite_passes_on_the_llama_server_node(llama_node):
     r = acceptance(llama_node)
     assert r.returncode == 0, r.stdout[-4000:]
     assert "passed" in r.stdout and " failed" not in r.stdout
+
+
+WEBUI = ("--data", "open_webui=true")
+
+
+def test_open_webui_is_applied_with_its_data_volume_and_a_key_made_on_the_node(llama_node,
+                                                                              bundle):
+    """The k0s double runs no Deployment: what is checked is what the deploy applies and makes
+    on the node; Open WebUI's pod itself is checked only on a real node (tests/node)."""
+    run = deploy(llama_node, bundle, *LLAMA, *WEBUI, label="deploy #5, Open WebUI on")
+    assert run.rc == 0, run.stderr[-4000:]
+    c = cluster(llama_node)
+    for key in ("Deployment/airnode/open-webui", "Service/airnode/open-webui",
+                "PersistentVolumeClaim/airnode/open-webui-data",
+                "PersistentVolume//airnode-open-webui-airnode-lab", "Secret/airnode/open-webui"):
+        assert key in c["objects"], key
+    d = c["objects"]["Deployment/airnode/open-webui"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in d["env"]}
+    assert env["OPENAI_API_BASE_URL"] == "http://model-server.airnode.svc/v1"
+    assert d["image"].endswith("/open-webui/open-webui:v0")
+    key = c["objects"]["Secret/airnode/open-webui"]["data"]["secret-key"]
+    raw = base64.b64decode(key).decode()
+    assert len(base64.b64decode(raw)) == 32  # 32 random bytes, made on the node
+    assert raw not in run.stdout + run.stderr  # and never printed
+    data = llama_node.host.file("/var/lib/airnode/open-webui")
+    assert data.is_directory and data.mode == 0o700
+    again = deploy(llama_node, bundle, *LLAMA, *WEBUI)
+    assert again.rc == 0 and again.changed == []
+    assert cluster(llama_node)["objects"]["Secret/airnode/open-webui"]["data"]["secret-key"] == key
+
+
+def test_turning_open_webui_off_keeps_its_data(llama_node, bundle):
+    llama_node.sh("echo chats > /var/lib/airnode/open-webui/webui.db")
+    run = deploy(llama_node, bundle, *LLAMA, label="deploy #6, Open WebUI off")
+    assert run.rc == 0, run.stderr[-4000:]
+    c = cluster(llama_node)
+    assert "Deployment/airnode/open-webui" not in c["objects"]
+    assert "Service/airnode/open-webui" not in c["objects"]
+    assert "PersistentVolumeClaim/airnode/open-webui-data" in c["objects"]
+    assert llama_node.sh("cat /var/lib/airnode/open-webui/webui.db").strip() == "chats"
