@@ -161,10 +161,15 @@ RULES: dict[str, Rule] = {
     # Open WebUI
     "open_webui": boolean(),
     "open_webui_node_port": integer(ge=30000, le=32767, note="Kubernetes' NodePort range"),
-    "open_webui_data_dir": absolute_path(min_depth=2),
+    "open_webui_data_dir": Rule(
+        "an absolute path of letters, digits, '.', '_', '-', at least 2 levels deep, outside "
+        "/var/lib/k0s (k0s reset wipes that) and not /var/lib/airnode itself",
+        lambda v: absolute_path(min_depth=2).check(v) and not (v + "/").startswith("/var/lib/k0s/")
+        and not "/var/lib/airnode".startswith(v)),
     "open_webui_store_size": pattern(QUANTITY, "a Kubernetes quantity like 5Gi"),
     # teardown
     "teardown_purge_models": one_of("", "yes, delete every model"),
+    "teardown_purge_open_webui": one_of("", "yes, delete every chat"),
     "teardown_reset_attempts": integer(ge=1, le=20),
     # offline bundle
     "bundle_dir": optional_path(),

@@ -19,6 +19,20 @@ OWN_FLAGS = ("--host", "--port", "--metrics", "-m", "--model", "-a", "--alias", 
              "--ctx-size", "-np", "--parallel", "-t", "--threads")
 
 
+def image_version(ref: str) -> str:
+    """A label-safe version of an image reference: its tag, or 'sha256-<12 hex>' when it is
+    pinned by digest (a label value holds at most 63 characters)."""
+    import re
+
+    name, _, digest = ref.partition("@")
+    if digest:
+        return "sha256-" + digest.split(":", 1)[-1][:12]
+    last = name.rsplit("/", 1)[-1]
+    tag = last.split(":", 1)[1] if ":" in last else "latest"
+    tag = re.sub(r"[^A-Za-z0-9._-]", "-", tag)[:63].strip("-._")
+    return tag or "latest"
+
+
 def blob_name(sha256: str) -> str:
     """The model store's file for a GGUF (Ollama's layout: blobs/sha256-<hex>)."""
     return f"blobs/sha256-{sha256}"

@@ -236,5 +236,6 @@ def place_blob_script(src: str, sha256: str, dest: str) -> str:
     return " && ".join([
         f"cp {shlex.quote(src)} {tmp}",
         f"{{ echo {shlex.quote(sha256 + '  ' + dest + '.tmp')} | sha256sum -c --quiet || "
-        f"{{ rm -f {tmp}; echo '{src}: sha256 differs from the bundle manifest' >&2; exit 1; }}; }}",
+        f"{{ rm -f {tmp}; echo {shlex.quote(src + ': sha256 differs from the bundle manifest')}"
+        " >&2; exit 1; }; }",
         f"chown {USER}:{USER} {tmp}", f"chmod 644 {tmp}", f"mv {tmp} {shlex.quote(dest)}"])

@@ -170,7 +170,7 @@ def render_text(s: dict, b: bundle.Bundle, node: str, store: str) -> str:
             parallel=s["llama_server_parallel"], threads=s["llama_server_threads"],
             extra=s["llama_server_extra_args"])
         text = manifests.model_server_text(backend="llama-server", image=image,
-                                           server_version=image.rsplit(":", 1)[-1], args=args,
+                                           server_version=llamalogic.image_version(image), args=args,
                                            **common)
     else:
         tarball = artifact(b)
@@ -182,6 +182,22 @@ def render_text(s: dict, b: bundle.Bundle, node: str, store: str) -> str:
         raise AirnodeError("the model server's manifests do not validate; nothing was "
                            "changed:\n  - " + "\n  - ".join(problems))
     return text
+
+
+def migrate_command(ns: str, node: str) -> str:
+    """Before an apply, once: a node deployed when the model server's objects were named
+    `ollama` has them replaced (the Service held the NodePort, the claim held the store's
+    volume). The StatefulSet goes first, then its claim (which waits for the pod), then the
+    volume is freed for the new claim: its data stay where they are (Retain, a local path)."""
+    k = KUBECTL
+    return (f"if {k} -n {ns} get statefulset ollama >/dev/null 2>&1; then "
+            f"{k} -n {ns} delete statefulset ollama --wait=true >/dev/null && "
+            f"{k} -n {ns} delete service ollama --ignore-not-found >/dev/null && "
+            f"{k} -n {ns} delete probe ollama --ignore-not-found >/dev/null && "
+            f"{k} -n {ns} delete pvc models-ollama-0 --ignore-not-found --wait=true >/dev/null && "
+            f"{k} patch pv airnode-models-{node} --type=json "
+            "-p '[{\"op\":\"remove\",\"path\":\"/spec/claimRef\"}]' >/dev/null 2>&1; "
+            "fi; true")
 
 
 def switch_commands(s: dict) -> list[str]:
@@ -225,6 +241,7 @@ def model_server():
                  "model_server_store_size": s["model_server_store_size"]}
     if s["open_webui"]:
         fixed_now["open_webui_data_dir"] = s["open_webui_data_dir"]
+        fixed_now["open_webui_store_size"] = s["open_webui_store_size"]
     try:
         fixed_was = json.loads(last.get("fixed") or "{}")
     except ValueError:
@@ -251,7 +268,8 @@ def model_server():
         t = s["model_server_rollout_timeout"]
         server.shell(name=f"Apply the model server ({backend}, server-side) in namespace {ns}",
                      commands=[WAIT_API, forget_applied_command("model-server"),
-                               *switch_commands(s), f"{APPLY} -f {path} >/dev/null",
+                               migrate_command(ns, node), *switch_commands(s),
+                               f"{APPLY} -f {path} >/dev/null",
                                *([secret_command(ns)] if s["open_webui"] else [])])
         server.shell(
             name=f"Wait for the rollout of statefulset/{STATEFULSET} (at most {t}s)",

@@ -29,7 +29,8 @@ ALL_DEFAULTS = {**DEFAULTS, **bundle.DEFAULTS, **swap_off.DEFAULTS, **zram.DEFAU
                 **k0s.DEFAULTS, **monitoring.DEFAULTS, **ollama.DEFAULTS, **models.DEFAULTS,
                 **model_server.DEFAULTS}
 # Settings of deploys/teardown.py: known here, so that they are not reported as typos.
-TEARDOWN_DEFAULTS = {"teardown_purge_models": "", "teardown_reset_attempts": 5}
+TEARDOWN_DEFAULTS = {"teardown_purge_models": "", "teardown_purge_open_webui": "",
+                     "teardown_reset_attempts": 5}
 # Data keys that belong to pyinfra's connectors, not to airnode.
 CONNECTOR_PREFIXES = ("ssh_", "winrm_", "docker_", "dockerssh_", "local_", "chroot_",
                       "podman_", "terraform_", "vagrant_", "fake_")
@@ -85,13 +86,23 @@ def preflight():
 
 def cross_checks(values: dict) -> list[str]:
     """Settings that are each allowed but not together."""
+    problems = []
+    if values["open_webui"]:
+        if values["open_webui_node_port"] == values["model_server_node_port"]:
+            problems.append(f"open_webui_node_port = {values['open_webui_node_port']} is "
+                            "model_server_node_port too: give Open WebUI another port")
+        a, b = values["open_webui_data_dir"] + "/", values["model_store_dir"] + "/"
+        if a.startswith(b) or b.startswith(a):
+            problems.append(f"open_webui_data_dir = {values['open_webui_data_dir']!r} and "
+                            f"model_store_dir = {values['model_store_dir']!r} overlap: give "
+                            "each a directory of its own")
     if values["model_server"] == "llama-server":
-        return []
+        return problems
     if values["ollama_kv_cache_type"] != "f16" and values["ollama_flash_attention"] is False:
-        return [f"ollama_kv_cache_type = {values['ollama_kv_cache_type']!r} needs flash "
-                "attention, but ollama_flash_attention = false: set it to auto or true, or use "
-                "ollama_kv_cache_type = 'f16'"]
-    return []
+        problems.append(f"ollama_kv_cache_type = {values['ollama_kv_cache_type']!r} needs flash "
+                        "attention, but ollama_flash_attention = false: set it to auto or true, "
+                        "or use ollama_kv_cache_type = 'f16'")
+    return problems
 
 
 def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:

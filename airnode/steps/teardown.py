@@ -39,6 +39,15 @@ PURGE_PHRASE = "yes, delete every model"
 DEFAULTS = TEARDOWN_DEFAULTS
 
 
+WEBUI_PURGE_PHRASE = "yes, delete every chat"
+
+
+def purge_open_webui() -> bool:
+    """teardown_purge_open_webui: Open WebUI's data (users, chats) survive teardown unless set
+    to exactly "yes, delete every chat"."""
+    return settings(DEFAULTS)["teardown_purge_open_webui"] == WEBUI_PURGE_PHRASE
+
+
 def purge() -> bool:
     """Checked by the first step, at plan time: a bad value stops before any change."""
     return settings(DEFAULTS)["teardown_purge_models"] == PURGE_PHRASE
@@ -124,17 +133,18 @@ def remove_ollama():
             f"rm -rf {MODELFILES} " + " ".join(q(f"{base}/{v}") for v in versions),
             f"rm -f {q(base + '/current')}",
             f"rmdir {q(base)} {q(base.rsplit('/', 1)[0])} 2>/dev/null || true"])
+    webui = settings(SERVER_DEFAULTS)["open_webui_data_dir"]
+    if purge_open_webui():
+        server.shell(name=f"PURGE: delete Open WebUI's data {webui} (users, chats)",
+                     commands=[f"rm -rf {shlex.quote(webui)}"])
     if purge():
-        webui = settings(SERVER_DEFAULTS)["open_webui_data_dir"]
-        server.shell(name=f"PURGE: delete the model store {store}, Open WebUI's data {webui} "
-                          "and the ollama user", commands=[
-            f"rm -rf {shlex.quote(store)} {shlex.quote(webui)}",
+        server.shell(name=f"PURGE: delete the model store {store} and the ollama user", commands=[
+            f"rm -rf {shlex.quote(store)}",
             f"userdel {ollamalogic.USER} 2>/dev/null || true",
             f"groupdel {ollamalogic.USER} 2>/dev/null || true",
             f"rm -rf {ollamalogic.HOME}"])
     else:
-        host.noop(f"model store {store} kept, with the ollama user that owns it (and Open "
-                  "WebUI's data, if any)")
+        host.noop(f"model store {store} kept, with the ollama user that owns it")
 
 
 @deploy("Remove containerd (when airnode installed it)", data_defaults=DEFAULTS)

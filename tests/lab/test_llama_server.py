@@ -210,3 +210,49 @@ def test_turning_open_webui_off_keeps_its_data(llama_node, bundle):
     assert "Service/airnode/open-webui" not in c["objects"]
     assert "PersistentVolumeClaim/airnode/open-webui-data" in c["objects"]
     assert llama_node.sh("cat /var/lib/airnode/open-webui/webui.db").strip() == "chats"
+
+
+OLD_OBJECTS = """
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: ollama, namespace: airnode}
+spec:
+  serviceName: ollama
+  selector: {matchLabels: {app.kubernetes.io/name: ollama}}
+  template:
+    metadata: {labels: {app.kubernetes.io/name: ollama}}
+    spec:
+      containers:
+        - {name: ollama, image: IMAGE, imagePullPolicy: Never, command: [/bin/sleep, "3600"]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ollama, namespace: airnode}
+spec:
+  type: NodePort
+  selector: {app.kubernetes.io/name: ollama}
+  ports: [{name: http, port: 11434, targetPort: 11434, nodePort: 31999}]
+---
+apiVersion: monitoring.coreos.com/v1
+kind: Probe
+metadata: {name: ollama, namespace: airnode}
+spec: {jobName: ollama, prober: {url: "blackbox-exporter.monitoring.svc:19115"}}
+"""
+
+
+def test_objects_named_ollama_from_before_the_rename_are_replaced(llama_node, bundle):
+    """A node deployed when the model server's objects were named `ollama`: they are deleted
+    before the apply (their Service held the NodePort, their claim the store's volume)."""
+    image = json.loads(llama_node.sh("cat /var/lib/airnode/bundle/bundle.json"))[
+        "images"]["model-server"][0]
+    llama_node.sh("cat > /tmp/old.yaml <<'EOF'\n" + OLD_OBJECTS.replace("IMAGE", image) + "EOF\n"
+                  "k0s kubectl apply --server-side -f /tmp/old.yaml >/dev/null")
+    assert "StatefulSet/airnode/ollama" in cluster(llama_node)["objects"]
+    run = deploy(llama_node, bundle, *LLAMA, "--data", "llama_server_threads=1")
+    assert run.rc == 0, run.stderr[-4000:]
+    objects = cluster(llama_node)["objects"]
+    for gone in ("StatefulSet/airnode/ollama", "Service/airnode/ollama", "Probe/airnode/ollama"):
+        assert gone not in objects, gone
+    assert "StatefulSet/airnode/model-server" in objects
+    calls = llama_node.sh("cat /run/k0s-double/calls.log")
+    assert "delete pvc models-ollama-0" in calls and "patch pv airnode-models-airnode-lab" in calls

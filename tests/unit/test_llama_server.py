@@ -83,7 +83,7 @@ def test_the_served_model_is_the_only_one_or_the_named_one():
     ("llama_server_extra_args", "--flash-attn on", "a list of llama-server arguments"),
     ("llama_server_extra_args", ["on", "--flash-attn"], "starting with a flag"),
     ("open_webui", "yes", "true or false"),
-    ("open_webui_data_dir", "/opt", "at least 2 level(s) deep"),
+    ("open_webui_data_dir", "/opt", "at least 2 levels deep"),
 ])
 def test_bad_values_are_named_with_what_is_allowed(key, value, allowed):
     with pytest.raises(config.SettingError) as e:
@@ -161,28 +161,41 @@ def test_prometheus_scrapes_llama_server_as_job_llama_server():
 
 
 def test_open_webui_is_valid_bound_to_its_own_volume_and_points_at_the_server(crds):
-    for ds, backend in ((llama_docs(open_webui=WEBUI), "llama-server"),
-                        (ollama_docs(open_webui=WEBUI), "ollama")):
+    for ds in (llama_docs(open_webui=WEBUI), ollama_docs(open_webui=WEBUI)):
         assert manifests.validate(ds, crds) == []
         pv = by_kind(ds, "PersistentVolume", "airnode-open-webui-airnode-lab")
         pvc = by_kind(ds, "PersistentVolumeClaim", "open-webui-data")
-        assert pv["spec"]["claimRef"] == {"namespace": "airnode", "name": "open-webui-data"}
+        store = by_kind(ds, "PersistentVolume", "airnode-models-airnode-lab")
+        claim = by_kind(ds, "StatefulSet")["spec"]["volumeClaimTemplates"][0]["spec"]
+        # no claimRef in what is applied (server-side apply would drop the binder's uid); the
+        # store's claim cannot take Open WebUI's volume: another storage class
+        assert "claimRef" not in pv["spec"] and "claimRef" not in store["spec"]
+        assert pvc["spec"]["storageClassName"] == pv["spec"]["storageClassName"] \
+            != claim["storageClassName"] == store["spec"]["storageClassName"]
         assert pvc["spec"]["volumeName"] == pv["metadata"]["name"]
         assert pv["spec"]["local"]["path"] == "/var/lib/airnode/open-webui"
-        # the model store's volume is bound ahead to the StatefulSet's claim, not to Open WebUI's
-        store = by_kind(ds, "PersistentVolume", "airnode-models-airnode-lab")
-        assert store["spec"]["claimRef"]["name"] == "models-model-server-0"
-        env = {e["name"]: e for e in by_kind(ds, "Deployment")["spec"]["template"]["spec"]
-               ["containers"][0]["env"]}
-        if backend == "ollama":
-            assert env["OLLAMA_BASE_URL"]["value"] == "http://model-server.airnode.svc"
-        else:
-            assert env["OPENAI_API_BASE_URL"]["value"] == "http://model-server.airnode.svc/v1"
-            assert env["ENABLE_OLLAMA_API"]["value"] == "false"
+        pod = by_kind(ds, "Deployment")["spec"]["template"]["spec"]
+        env = {e["name"]: e for e in pod["containers"][0]["env"]}
+        # the OpenAI API under /v1 for either backend: a switch needs no new connection
+        assert env["OPENAI_API_BASE_URL"]["value"] == "http://model-server.airnode.svc/v1"
+        assert env["ENABLE_OLLAMA_API"]["value"] == "false"
         assert env["OFFLINE_MODE"]["value"] == "true"
         assert env["WEBUI_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "open-webui"
+        init = pod["initContainers"][0]
+        assert init["image"] == WEBUI["image"] and "cp -R -n /app/backend/data/." in \
+            init["command"][-1]
         assert by_kind(ds, "Service", "open-webui")["spec"]["ports"][0]["nodePort"] == 31080
     assert not [d for d in llama_docs() if d["metadata"]["name"].startswith("open-webui")]
+
+
+@pytest.mark.parametrize("ref,version", [
+    ("ghcr.io/ggml-org/llama.cpp:server-b7400", "server-b7400"),
+    ("ghcr.io/ggml-org/llama.cpp@sha256:" + "ab" * 32, "sha256-" + "ab" * 6),
+    ("127.0.0.1:5000/ggml-org/llama.cpp:server-b0", "server-b0"),
+])
+def test_the_version_label_of_an_image_is_short_and_label_safe(ref, version):
+    assert llama_server.image_version(ref) == version
+    assert len(version) <= 63
 
 
 def test_an_unknown_backend_is_refused():
@@ -248,3 +261,18 @@ def test_an_unpinned_server_image_is_refused():
     with pytest.raises(bundlespec.SpecError, match="llama_server.image = 'ghcr.io/ggml-org/"
                                                    "llama.cpp': pin a tag"):
         bundlespec.parse({**BASE, "llama_server": {"image": "ghcr.io/ggml-org/llama.cpp"}})
+
+
+def test_open_webui_settings_that_clash_are_refused():
+    from airnode.steps.preflight import ALL_DEFAULTS, cross_checks
+
+    base = {**ALL_DEFAULTS, "open_webui": True}
+    assert cross_checks(base) == []
+    same_port = cross_checks({**base, "open_webui_node_port": 31434})
+    assert same_port == ["open_webui_node_port = 31434 is model_server_node_port too: give "
+                         "Open WebUI another port"]
+    inside = cross_checks({**base, "open_webui_data_dir": "/var/lib/airnode/models/webui"})
+    assert "overlap" in inside[0] and "/var/lib/airnode/models/webui" in inside[0]
+    assert cross_checks({**base, "open_webui": False, "open_webui_node_port": 31434}) == []
+    with pytest.raises(config.SettingError, match="outside /var/lib/k0s"):
+        config.check({"open_webui_data_dir": "/var/lib/k0s/webui"})
