@@ -157,13 +157,13 @@ def test_the_statefulset_pod_runs_the_tarballs_ollama_as_the_manifest_says(node)
     assert env["OLLAMA_KEEP_ALIVE"] == "5m" and env["OLLAMA_NUM_PARALLEL"] == "1"
     assert env["OLLAMA_CONTEXT_LENGTH"] == "4096" and env["OLLAMA_NOPRUNE"] == "1"
     c = cluster(node)
-    sts = c["objects"]["StatefulSet/airnode/ollama"]
+    sts = c["objects"]["StatefulSet/airnode/model-server"]
     vols = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
     assert vols["ollama"]["hostPath"]["path"] == "/opt/airnode/ollama/v0.13.5"
     assert c["objects"]["PersistentVolume//airnode-models-airnode-lab"]["spec"]["local"][
         "path"] == "/var/lib/airnode/models"
     assert c["bound"]["airnode/models-model-server-0"] == "airnode-models-airnode-lab"
-    assert "Probe/airnode/ollama" in c["objects"] and "RoleBinding/airnode/prometheus-k8s" in \
+    assert "Probe/airnode/model-server" in c["objects"] and "RoleBinding/airnode/prometheus-k8s" in \
         c["objects"]
 
 
@@ -276,7 +276,7 @@ def test_after_k0s_reset_the_next_run_rebuilds_the_cluster_and_keeps_the_models(
     assert run.rc == 0, run.stderr[-3000:]
     for op in ("kube-prometheus | Apply kube-prometheus v0.18.0 (server-side): setup, CRDs "
                "Established, the rest",
-               "Model server (StatefulSet) | Apply the model server (server-side) in namespace "
+               "Model server (StatefulSet) | Apply the model server (ollama, server-side) in namespace "
                "airnode"):
         assert op in run.changed
     assert any(n.startswith("k0s | k0s install controller") for n in run.changed)
