@@ -35,7 +35,9 @@ def image_version(ref: str) -> str:
 
 def blob_name(sha256: str) -> str:
     """The model store's file for a GGUF (Ollama's layout: blobs/sha256-<hex>)."""
-    return f"blobs/sha256-{sha256}"
+    from airnode.ollama import blob_file
+
+    return f"blobs/{blob_file(sha256)}"
 
 
 def served_model(models: list[dict[str, Any]], wanted: str) -> dict[str, Any]:

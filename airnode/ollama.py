@@ -90,16 +90,23 @@ def layer_digests(manifest_text: str | None) -> set[str]:
         return set()
 
 
+def blob_file(sha256: str) -> str:
+    """The name of a GGUF's blob in the store's blobs/ (the GGUF itself, byte for byte)."""
+    return f"sha256-{sha256}"
+
+
+def blobs_missing(models: list[dict], blobs: dict[str, int]) -> list[dict]:
+    """Models (artifacts with sha256, size) whose blob is missing from the store, or short."""
+    return [m for m in models if blobs.get(blob_file(m["sha256"])) != m["size"]]
+
+
 def models_to_seed(models: list[dict], manifests: dict[str, str | None],
                    blobs: dict[str, int]) -> list[dict]:
     """Bundle models (artifacts with name, sha256, size) that the store lacks: no manifest, a
     manifest without that GGUF among its layers, or the blob missing/short."""
-    out = []
-    for m in models:
-        present = m["sha256"] in layer_digests(manifests.get(m["name"]))
-        if not present or blobs.get(f"sha256-{m['sha256']}") != m["size"]:
-            out.append(m)
-    return out
+    short = blobs_missing(models, blobs)
+    return [m for m in models
+            if m in short or m["sha256"] not in layer_digests(manifests.get(m["name"]))]
 
 
 def store_listing_command(store: str, names: list[str]) -> str:

@@ -45,6 +45,19 @@ def store_state(b: bundle.Bundle) -> tuple[dict, dict]:
     return logic.parse_store_listing(remote(store_read(b)).splitlines())
 
 
+def to_store(server: dict, b: bundle.Bundle) -> list[dict]:
+    """The served models the store still lacks, with the model server's settings: llama-server
+    needs its GGUF's blob, Ollama a model (manifest and blob). Preflight sizes the disk by it,
+    the step fills it."""
+    from airnode.steps.model_server import served_models
+
+    served = served_models(server, b)
+    manifests, blobs = store_state(b)
+    if server["model_server"] == "llama-server":
+        return logic.blobs_missing(served, blobs)
+    return logic.models_to_seed(served, manifests, blobs)
+
+
 @deploy("Models (seeded offline)", data_defaults=DEFAULTS)
 def models():
     s = settings(DEFAULTS)
@@ -58,13 +71,12 @@ def models():
         host.noop("the bundle holds no models ([[models]] in the spec)")
         return
     from airnode.steps.model_server import DEFAULTS as SERVER_DEFAULTS
-    from airnode.steps.model_server import served_models
 
     server = settings(SERVER_DEFAULTS)
+    todo = to_store(server, b)
     if server["model_server"] == "llama-server":
-        place_blobs(b, store, served_models(server, b))
+        place_blobs(b, store, todo)
         return
-    todo = logic.models_to_seed(wanted, *store_state(b))
     modelfiles = []
     for m in todo:
         path = f"{MODELFILES}/{logic.modelfile_name(m['name'])}"
@@ -78,17 +90,14 @@ def models():
                                                  s["ollama_seed_timeout"], modelfiles)])
 
 
-def place_blobs(b: bundle.Bundle, store: str, served: list[dict]) -> None:
+def place_blobs(b: bundle.Bundle, store: str, missing: list[dict]) -> None:
     """llama-server reads its GGUF straight from the store, where Ollama keeps it too
     (blobs/sha256-<hex>): copied from the bundle, checked, then renamed into place. A blob
-    already there with the right size (Ollama's own, from before a switch) is used as it is."""
+    already there with the right size (Ollama's own, from before a switch) is not missing."""
     from airnode import llama_server
 
-    _, blobs = store_state(b)
-    for m in served:
+    for m in missing:
         blob = llama_server.blob_name(m["sha256"])
-        if blobs.get(blob.split("/", 1)[1]) == m["size"]:
-            continue
         directory(f"{store}/blobs", f"Model store blobs {store}/blobs", "755",
                   user=logic.USER, group=logic.USER)
         shell.shell(name=f"Model {m['name']} into the store ({blob}, for llama-server)",

@@ -14,7 +14,7 @@ from airnode.steps import (bundle, containerd, hostname, images, k0s, kernel, mo
                            models, monitoring, ollama, record, swap_off, zram)
 from airnode.steps._common import (PROC_SWAPS, AirnodeError, prefetch, profile, profile_read,
                                    remote, service_read, service_state)
-from airnode.steps.models import store_state
+from airnode.steps.models import to_store
 
 DEFAULTS = {
     # Below this much memory (MiB, MemTotal) k0s + monitoring cannot run.
@@ -135,13 +135,7 @@ def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
         except ValueError as e:
             bad_names.append(str(e))
     problems += bad_names
-    if bad_names:
-        unseeded = []
-    elif values["model_server"] == "llama-server":  # a blob in the store is all it needs
-        blobs = store_state(b)[1]
-        unseeded = [m for m in served if blobs.get(f"sha256-{m['sha256']}") != m["size"]]
-    else:
-        unseeded = ollamalogic.models_to_seed(served, *store_state(b))
+    unseeded = [] if bad_names else to_store(values, b)
     df = remote(sizing.disk_command([values["bundle_remote_dir"], values["model_store_dir"]]))
     problems += sizing.disk_problems(df.splitlines(), sum(a["size"] for a in todo),
                                      sum(m["size"] for m in unseeded))

@@ -276,3 +276,12 @@ def test_open_webui_settings_that_clash_are_refused():
     assert cross_checks({**base, "open_webui": False, "open_webui_node_port": 31434}) == []
     with pytest.raises(config.SettingError, match="outside /var/lib/k0s"):
         config.check({"open_webui_data_dir": "/var/lib/k0s/webui"})
+
+
+def test_a_blob_missing_or_short_is_what_the_store_lacks():
+    from airnode.ollama import blob_file, blobs_missing
+
+    blobs = {blob_file("a" * 64): 10, blob_file("b" * 64): 5}  # tiny's whole, smollm2's short
+    assert blobs_missing(MODELS, blobs) == [MODELS[1]]
+    assert blobs_missing(MODELS, {}) == MODELS
+    assert llama_server.blob_name("a" * 64) == "blobs/" + blob_file("a" * 64)
