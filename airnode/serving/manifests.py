@@ -25,8 +25,7 @@ def model_server_text(*, node: str, image: str, uid: int, gid: int,
                       ollama_dir: str = "/opt/airnode/ollama/current",
                       store_size: str = "50Gi", node_port: int = 31434,
                       cpu_request: str = "1", memory_request: str = "2Gi",
-                      open_webui: dict[str, Any] | None = None,
-                      ollama_version: str | None = None) -> str:
+                      open_webui: dict[str, Any] | None = None) -> str:
     """The model server's manifests as one multi-document YAML text (what is applied).
     backend "ollama": ``env`` is the OLLAMA_* environment (airnode.ollama.server_env),
     ``ollama_dir`` the version's own directory, so that a new version rolls the pod.
@@ -37,17 +36,16 @@ def model_server_text(*, node: str, image: str, uid: int, gid: int,
         raise ValueError(f"model_server = {backend!r}: one of {', '.join(PORTS)}")
     from airnode import llama_server
 
-    version = server_version or ollama_version or ""
     port = PORTS[backend]
     text = render("model-server.yaml.j2", node=node, image=image, backend=backend,
-                  server_version=version, uid=uid, gid=gid, env=env or {}, args=args or [],
+                  server_version=server_version, uid=uid, gid=gid, env=env or {}, args=args or [],
                   binary=llama_server.BINARY, port=port, namespace=namespace,
                   model_store=model_store, ollama_dir=ollama_dir, store_size=store_size,
                   node_port=node_port, cpu_request=cpu_request, memory_request=memory_request,
                   k8s_version=K8S_VERSION)
     if open_webui:
         text += "---\n" + render("open-webui.yaml.j2", node=node, namespace=namespace,
-                                 backend=backend, image=open_webui["image"],
+                                 image=open_webui["image"],
                                  node_port=open_webui["node_port"],
                                  data_dir=open_webui["data_dir"],
                                  store_size=open_webui["store_size"],

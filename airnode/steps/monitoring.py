@@ -83,11 +83,12 @@ BACKEND_DASHBOARDS = {"ollama": "airnode-ollama", "llama-server": "airnode-llama
 def dashboards(namespace: str, backend: str = "ollama") -> dict[str, str]:
     """airnode's Grafana dashboards for the model server's backend, {name: JSON}."""
     if backend == "llama-server":
-        return {"airnode-llama-server": render("dashboard-llama-server.json.j2",
-                                               namespace=namespace, container="llama-server",
-                                               job="llama-server")}
-    return {"airnode-ollama": render("dashboard-ollama.json.j2", namespace=namespace,
-                                     container="ollama", probe_job="ollama")}
+        board = render("dashboard-llama-server.json.j2", namespace=namespace,
+                       container="llama-server", job="llama-server")
+    else:
+        board = render("dashboard-ollama.json.j2", namespace=namespace, container="ollama",
+                       probe_job="ollama")
+    return {BACKEND_DASHBOARDS[backend]: board}
 
 
 def other_dashboards_command(backend: str) -> str:
@@ -131,10 +132,9 @@ def monitoring():
     version = b.artifacts("kube-prometheus")[0]["version"] if b.artifacts("kube-prometheus") else ""
     r = rendered(b)
     backend = settings(SERVER_DEFAULTS)["model_server"]
-    setup, main = SETUP, MAIN
-    put_text(r.setup, setup, f"kube-prometheus {version} manifests: setup (namespace, CRDs)",
+    put_text(r.setup, SETUP, f"kube-prometheus {version} manifests: setup (namespace, CRDs)",
              mode="600")
-    put_text(r.main, main, f"kube-prometheus {version} manifests: the rest, with airnode's "
+    put_text(r.main, MAIN, f"kube-prometheus {version} manifests: the rest, with airnode's "
              "dashboards", mode="600")
     want = digest(version, r.sha256)  # a new version is applied even if its files are alike
     if applied("kube-prometheus").get("sha256") != want:
@@ -144,10 +144,10 @@ def monitoring():
             commands=[
                 WAIT_API,
                 forget_applied_command("kube-prometheus"),
-                f"{APPLY} -f {setup} >/dev/null",
+                f"{APPLY} -f {SETUP} >/dev/null",
                 f"{KUBECTL} wait --for condition=Established --all CustomResourceDefinition "
                 f"--timeout={t}s >/dev/null || {{ echo 'kube-prometheus CRDs not Established "
                 f"after {t}s (monitoring_crd_timeout): see k0s kubectl get crd' >&2; exit 1; }}",
-                f"{APPLY} -f {main} >/dev/null",
+                f"{APPLY} -f {MAIN} >/dev/null",
                 other_dashboards_command(backend),
                 mark_applied_command("kube-prometheus", want)])

@@ -71,8 +71,8 @@ def account_in_place(uid: int, gid: int) -> bool:
              if line.startswith(want_user)]
     groups = [line for line in text.split("@@group")[-1].splitlines()
               if line.startswith(f"{logic.USER}:x:{gid}:")]
-    home_ok = remote(dir_state_read(logic.HOME)).split()[:1] == ["directory"] and \
-        remote(dir_state_read(logic.HOME)).split()[2:3] == [logic.USER]
+    home = remote(dir_state_read(logic.HOME)).split()
+    home_ok = home[:1] == ["directory"] and home[2:3] == [logic.USER]
     return bool(users and groups and home_ok
                 and users[0].split(":")[5:7] == [logic.HOME, "/bin/false"])
 

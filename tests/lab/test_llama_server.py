@@ -20,6 +20,7 @@ import pytest
 
 from airnode.paths import ROOT
 from tests.ggufs import tiny_llama
+from tests.node.conftest import http
 from tests.oci import busybox_layout
 from tests.registry import Registry
 from tests.upstream import make_runtime_bundle
@@ -78,12 +79,6 @@ def cluster(node) -> dict:
     return json.loads(node.sh("cat /var/lib/k0s/double-cluster.json"))
 
 
-def node_get(node, port: int, path: str) -> str:
-    """HTTP GET from the node itself (bash /dev/tcp: no curl on the node)."""
-    return node.sh(f"exec 3<>/dev/tcp/127.0.0.1/{port}; printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' "
-                   ">&3; timeout 30 cat <&3")
-
-
 def test_two_models_and_none_named_is_refused_before_any_change(llama_node, bundle):
     llama_node.mark()
     run = deploy(llama_node, bundle, "--data", "model_server=llama-server")
@@ -131,7 +126,8 @@ def test_prometheus_gets_llamacpp_metrics_from_the_service(llama_node):
     c = cluster(llama_node)
     assert "ServiceMonitor/airnode/model-server" in c["objects"]
     assert "Probe/airnode/model-server" not in c["objects"]
-    metrics = node_get(llama_node, 31434, "/metrics")
+    status, metrics = http(llama_node.host, "GET", 31434, "/metrics")  # from the node itself
+    assert status == 200
     assert "llamacpp:tokens_predicted_total" in metrics
     assert "llamacpp:requests_processing" in metrics
     assert "ConfigMap/monitoring/grafana-dashboard-airnode-llama-server" in c["objects"]

@@ -20,7 +20,7 @@ def crds():
 
 def docs(settings=None, **over):
     values = dict(node="airnode-lab", image="docker.io/library/debian:bookworm-slim",
-                  ollama_version="v0.13.5", uid=999, gid=999,
+                  server_version="v0.13.5", uid=999, gid=999,
                   env=server_env({**DEFAULTS, **(settings or {})}))
     values.update(over)
     return manifests.render_model_server(**values)
@@ -90,7 +90,7 @@ def test_model_store_is_bound_to_this_node_and_outside_k0s():
 
 def test_a_new_ollama_version_rolls_the_statefulset():
     a = by_kind(docs(), "StatefulSet")["spec"]["template"]
-    b = by_kind(docs(ollama_version="v0.14.0"), "StatefulSet")["spec"]["template"]
+    b = by_kind(docs(server_version="v0.14.0"), "StatefulSet")["spec"]["template"]
     assert a != b
     assert b["metadata"]["annotations"]["airnode/server-version"] == "v0.14.0"
     assert copy.deepcopy(a) == by_kind(docs(), "StatefulSet")["spec"]["template"]  # deterministic

@@ -114,7 +114,7 @@ def test_the_dashboards_probe_job_is_the_model_servers_probe():
     from airnode.steps.model_server import DEFAULTS
 
     docs = manifests.render_model_server(node="n", image="docker.io/library/x:1",
-                                         ollama_version="v0.13.5", uid=1, gid=1,
+                                         server_version="v0.13.5", uid=1, gid=1,
                                          env=server_env(DEFAULTS))
     probe = next(d for d in docs if d["kind"] == "Probe")
     board = dashboards("airnode")["airnode-ollama"]
