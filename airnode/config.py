@@ -116,6 +116,7 @@ RULES: dict[str, Rule] = {
     "ollama_kv_cache_type": one_of("f16", "q8_0", "q4_0"),
     # kube-prometheus
     "monitoring_crd_timeout": integer(ge=10, le=3600),
+    "monitoring_high_availability": boolean(),
     # Ollama and its models
     "ollama_install_dir": absolute_path(min_depth=2),
     "model_store_dir": Rule(

@@ -5,6 +5,16 @@ concatenated into two multi-document files, in upstream's file order and byte fo
 ``grafana-deployment.yaml``: kube-prometheus provisions dashboards as ConfigMaps mounted into
 the grafana Deployment (no sidecar), so airnode's dashboards are added the same way - one
 ConfigMap each, plus its volume and volumeMount under ``/grafana-dashboard-definitions/0/``.
+
+On one node (the default, ``monitoring_high_availability = false``) the replicas kube-prometheus
+runs for high availability buy nothing and cost 2,170 MiB of requests (v0.18.0: Alertmanager x3,
+Prometheus x2, prometheus-adapter x2): SINGLE_NODE sets each to one replica, the way upstream's
+jsonnet would generate them with ``replicas: 1`` - the ``replicas:`` line changed and, as
+upstream emits a PodDisruptionBudget only when replicas > 1
+(prometheus-operator/kube-prometheus v0.18.0 jsonnet/kube-prometheus/components/
+{alertmanager,prometheus,prometheus-adapter}.libsonnet: ``[if replicas > 1 then
+'podDisruptionBudget']``), their PodDisruptionBudget files left out. A budget of
+``minAvailable: 1`` over one replica would also block ``kubectl drain`` (teardown).
 """
 
 from __future__ import annotations
@@ -26,8 +36,30 @@ GRAFANA_DEPLOYMENT = "grafana-deployment.yaml"
 DASHBOARD_DIR = "/grafana-dashboard-definitions/0"
 
 
+# file -> the kind whose spec.replicas becomes 1; the budgets upstream omits at one replica.
+SINGLE_NODE = {"alertmanager-alertmanager.yaml": "Alertmanager",
+               "prometheus-prometheus.yaml": "Prometheus",
+               "prometheusAdapter-deployment.yaml": "Deployment"}
+SINGLE_NODE_DROPPED = {"alertmanager-podDisruptionBudget.yaml": "alertmanager-main",
+                       "prometheus-podDisruptionBudget.yaml": "prometheus-k8s",
+                       "prometheusAdapter-podDisruptionBudget.yaml": "prometheus-adapter"}
+_REPLICAS = re.compile(r"^  replicas: [0-9]+$", re.M)
+
+
 class MonitoringError(ValueError):
     pass
+
+
+def single_replica(name: str, text: str) -> str:
+    """Upstream's file with its one top-level ``spec.replicas`` line set to 1, nothing else
+    changed (every other byte stays upstream's)."""
+    docs = [d for d in load_all(text) if d]
+    if len(docs) != 1 or docs[0].get("kind") != SINGLE_NODE[name] or \
+            len(_REPLICAS.findall(text)) != 1:
+        raise MonitoringError(f"{name}: not one {SINGLE_NODE[name]} with one 'spec.replicas' "
+                              "line: this kube-prometheus release is laid out differently; set "
+                              "monitoring_high_availability = true to apply it unchanged")
+    return _REPLICAS.sub("  replicas: 1", text)
 
 
 @dataclass(frozen=True)
@@ -93,12 +125,18 @@ def add_dashboards(deployment: dict, names: list[str]) -> dict:
     return d
 
 
-def render(tarball: Path, dashboards: dict[str, str]) -> Rendered:
-    """setup and main multi-document YAML, with ``dashboards`` ({name: JSON text}) provisioned."""
+def render(tarball: Path, dashboards: dict[str, str], high_availability: bool = False
+           ) -> Rendered:
+    """setup and main multi-document YAML, with ``dashboards`` ({name: JSON text}) provisioned,
+    and, unless ``high_availability``, one replica of everything (SINGLE_NODE)."""
     setup, main = read_tarball(tarball)
     out = []
     found = False
     for name, text in main:
+        if not high_availability and name in SINGLE_NODE_DROPPED:
+            continue
+        if not high_availability and name in SINGLE_NODE:
+            text = single_replica(name, text)
         if name == GRAFANA_DEPLOYMENT and dashboards:
             found = True
             docs = [d for d in load_all(text) if d]

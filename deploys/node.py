@@ -3,6 +3,9 @@
 Each line is one step (an Ansible role each): airnode/steps/<step>.py holds the step, its
 settings and their defaults. Preflight checks the host and every setting before any change.
 Steps that install from the offline bundle do nothing while bundle_dir is empty.
+The system user `ollama` is made before k0s: `k0s install controller` creates system users of its
+own, and the uid chosen for `ollama` at plan time (the model server's runAsUser) must still be
+free when useradd runs.
 """
 
 import sys
@@ -19,10 +22,10 @@ from airnode.steps.kernel import kernel  # noqa: E402
 from airnode.steps.hostname import hostname  # noqa: E402
 from airnode.steps.containerd import containerd  # noqa: E402
 from airnode.steps.images import images  # noqa: E402
-from airnode.steps.k0s import k0s  # noqa: E402
-from airnode.steps.monitoring import monitoring  # noqa: E402
 from airnode.steps.ollama import ollama  # noqa: E402
 from airnode.steps.models import models  # noqa: E402
+from airnode.steps.k0s import k0s  # noqa: E402
+from airnode.steps.monitoring import monitoring  # noqa: E402
 from airnode.steps.model_server import model_server  # noqa: E402
 
 preflight()     # facts, settings, support: refuse before any change
@@ -34,8 +37,8 @@ kernel()        # br_netfilter, overlay, forwarding and bridge sysctls, live and
 hostname()      # the hostname resolves locally
 containerd()    # containerd from the bundle: CRI on, SystemdCgroup, restarted only on change
 images()        # every image of the bundle in containerd's k8s.io namespace
+ollama()        # Ollama from its release tarball; the store's owner `ollama`, made before k0s
+models()        # the bundle's GGUF models seeded into the model store, offline
 k0s()           # single-node k0s on that containerd, metrics-server off, until the node is Ready
 monitoring()    # kube-prometheus: setup/, CRDs Established, the rest; airnode's dashboards
-ollama()        # Ollama from its release tarball, one directory per version, system user
-models()        # the bundle's GGUF models seeded into the model store, offline
 model_server()  # Ollama as a StatefulSet on the model store; rollout, health and smoke check

@@ -21,6 +21,9 @@ from airnode.steps._common import AirnodeError, digest, file_state_read, put_tex
 
 DEFAULTS = {
     "monitoring_crd_timeout": 120,  # seconds to wait for kube-prometheus's CRDs (Established)
+    # kube-prometheus's high-availability replicas (Alertmanager x3, Prometheus x2,
+    # prometheus-adapter x2, with their PodDisruptionBudgets); false: one of each (one node).
+    "monitoring_high_availability": False,
 }
 MANIFESTS = "/var/lib/airnode/manifests"
 MARK_NAMESPACE = "kube-system"
@@ -99,10 +102,19 @@ def other_dashboards_command(backend: str) -> str:
             ">/dev/null")
 
 
+def single_node_budgets_command() -> str:
+    """Delete the PodDisruptionBudgets an earlier high-availability apply left (with one
+    replica they would block every eviction)."""
+    names = " ".join(logic.SINGLE_NODE_DROPPED.values())
+    return (f"{KUBECTL} -n {logic.NAMESPACE} delete poddisruptionbudget {names} "
+            "--ignore-not-found >/dev/null")
+
+
 @cache
-def _render(tarball: Path, sha256: str, boards: tuple[tuple[str, str], ...]) -> logic.Rendered:
+def _render(tarball: Path, sha256: str, boards: tuple[tuple[str, str], ...],
+            high_availability: bool) -> logic.Rendered:
     try:
-        return logic.render(tarball, dict(boards))
+        return logic.render(tarball, dict(boards), high_availability)
     except logic.MonitoringError as e:
         raise AirnodeError(str(e)) from None
 
@@ -118,7 +130,8 @@ def rendered(b: bundle.Bundle) -> logic.Rendered:
     s = settings(SERVER_DEFAULTS)
     return _render(b.root / found[0]["file"], found[0]["sha256"],
                    tuple(sorted(dashboards(s["model_server_namespace"],
-                                           s["model_server"]).items())))
+                                           s["model_server"]).items())),
+                   settings(DEFAULTS)["monitoring_high_availability"])
 
 
 @deploy("kube-prometheus", data_defaults=DEFAULTS)
@@ -150,4 +163,5 @@ def monitoring():
                 f"after {t}s (monitoring_crd_timeout): see k0s kubectl get crd' >&2; exit 1; }}",
                 f"{APPLY} -f {MAIN} >/dev/null",
                 other_dashboards_command(backend),
+                *([] if s["monitoring_high_availability"] else [single_node_budgets_command()]),
                 mark_applied_command("kube-prometheus", want)])

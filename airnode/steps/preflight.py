@@ -26,7 +26,7 @@ DEFAULTS = {
 # Every step's settings, in the order of deploys/node.py.
 ALL_DEFAULTS = {**DEFAULTS, **bundle.DEFAULTS, **swap_off.DEFAULTS, **zram.DEFAULTS,
                 **kernel.DEFAULTS, **hostname.DEFAULTS, **containerd.DEFAULTS, **images.DEFAULTS,
-                **k0s.DEFAULTS, **monitoring.DEFAULTS, **ollama.DEFAULTS, **models.DEFAULTS,
+                **ollama.DEFAULTS, **models.DEFAULTS, **k0s.DEFAULTS, **monitoring.DEFAULTS,
                 **model_server.DEFAULTS}
 # Settings of deploys/teardown.py: known here, so that they are not reported as typos.
 TEARDOWN_DEFAULTS = {"teardown_purge_models": "", "teardown_purge_open_webui": "",
@@ -43,8 +43,8 @@ def _prefetch(values: dict) -> None:
     except AirnodeError:
         return  # the bundle is refused below, by the step that reads it
     reads = [profile_read(), PROC_SWAPS, service_read(zram.UNIT)]
-    for step in (record, bundle, swap_off, zram, kernel, hostname, containerd, images, k0s,
-                 monitoring, ollama, models, model_server):
+    for step in (record, bundle, swap_off, zram, kernel, hostname, containerd, images, ollama,
+                 models, k0s, monitoring, model_server):
         reads += step.reads(b)
     if b is not None:
         reads.append(sizing.disk_command([values["bundle_remote_dir"],

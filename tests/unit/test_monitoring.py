@@ -42,15 +42,56 @@ def test_setup_holds_the_namespace_and_every_crd_and_nothing_else(rendered):
                    for d in monitoring.load_all(rendered.main) if d)
 
 
-def test_every_upstream_file_but_grafanas_deployment_is_kept_byte_for_byte(rendered):
+@pytest.fixture(scope="module")
+def rendered_ha(tarball):
+    return monitoring.render(tarball, dashboards("airnode"), high_availability=True)
+
+
+def test_with_high_availability_every_upstream_file_but_grafanas_is_kept_byte_for_byte(
+        rendered_ha):
     for path in sorted((KP_FIXTURE / "manifests").glob("*.yaml")):
         text = path.read_text().rstrip()
         if path.name == monitoring.GRAFANA_DEPLOYMENT:
-            assert text not in rendered.main
+            assert text not in rendered_ha.main
         else:
-            assert f"# {path.name}\n---\n{text}\n" in rendered.main, path.name
+            assert f"# {path.name}\n---\n{text}\n" in rendered_ha.main, path.name
     for path in sorted((KP_FIXTURE / "manifests" / "setup").glob("*.yaml")):
-        assert f"# {path.name}\n---\n{path.read_text().rstrip()}\n" in rendered.setup
+        assert f"# {path.name}\n---\n{path.read_text().rstrip()}\n" in rendered_ha.setup
+
+
+def test_on_one_node_one_replica_of_each_and_no_budgets_the_rest_byte_for_byte(rendered):
+    docs = rendered.documents()
+    for kind, name in (("Alertmanager", "main"), ("Prometheus", "k8s"),
+                       ("Deployment", "prometheus-adapter")):
+        assert by(docs, kind, name)["spec"]["replicas"] == 1, name
+    assert not [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    for path in sorted((KP_FIXTURE / "manifests").glob("*.yaml")):
+        text = path.read_text().rstrip()
+        block = f"# {path.name}\n---\n{text}\n"
+        if path.name in monitoring.SINGLE_NODE_DROPPED:
+            assert f"# {path.name}\n" not in rendered.main
+        elif path.name in monitoring.SINGLE_NODE:
+            # exactly one line differs: the replicas line
+            ours = rendered.main.split(f"# {path.name}\n---\n", 1)[1].split("\n# ", 1)[0]
+            diff = [(a, b) for a, b in zip(text.splitlines(), ours.splitlines()) if a != b]
+            assert len(text.splitlines()) == len(ours.rstrip().splitlines())
+            assert diff == [(diff[0][0], "  replicas: 1")] and diff[0][0] != "  replicas: 1"
+        elif path.name != monitoring.GRAFANA_DEPLOYMENT:
+            assert block in rendered.main, path.name
+
+
+def test_a_release_laid_out_differently_is_refused_with_the_way_out(tmp_path):
+    files = {}
+    for p in sorted((KP_FIXTURE / "manifests").rglob("*.yaml")):
+        text = p.read_text()
+        if p.name == "prometheus-prometheus.yaml":
+            text = text.replace("  replicas: 2\n", "")
+        files[f"kube-prometheus-0.18.0/{p.relative_to(KP_FIXTURE).as_posix()}"] = text.encode()
+    path = tmp_path / "kp.tar.gz"
+    path.write_bytes(tar_bytes(files, gz=True))
+    with pytest.raises(monitoring.MonitoringError, match="monitoring_high_availability = true"):
+        monitoring.render(path, {})
+    assert "kind: Prometheus" in monitoring.render(path, {}, high_availability=True).main
 
 
 def test_the_dashboard_is_provisioned_like_upstreams_own(rendered):
