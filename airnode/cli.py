@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     lsub.add_parser("build", help="build (or find in the cache) the lab VM image")
     sp = lsub.add_parser("start", help="boot a fresh throwaway lab VM and wait for SSH")
     sp.add_argument("--name", default="default")
-    sp.add_argument("--memory", type=int, default=2048, help="MiB (default 2048)")
+    sp.add_argument("--memory", type=int, default=4096, help="MiB (default 4096)")
     sp.add_argument("--cpus", type=int, default=2)
     sp.add_argument("--accel", choices=["auto", "kvm", "tcg"], default=None,
                     help="default: $AIRNODE_LAB_ACCEL or auto (KVM where it works, else TCG)")

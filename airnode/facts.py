@@ -20,6 +20,7 @@ class HostProfile(FactBase):
             "echo arch=$(uname -m); echo kernel=$(uname -r); "
             "if [ -d /run/systemd/system ]; then echo systemd=yes; else echo systemd=no; fi; "
             "echo mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo); "
+            "echo cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null); "
             "echo tool:zstd $(command -v zstd || echo -); "
             f"for m in {mods}; do "
             "if [ -d /sys/module/$m ] && grep -q \"^$m \" /proc/modules; then s=loaded; "

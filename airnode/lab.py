@@ -276,7 +276,7 @@ def _qemu_argv(img: Path, inst: Instance, port: int, accel: str, memory: int, cp
     ]
 
 
-def start(name: str = "default", memory: int = 2048, cpus: int = 2,
+def start(name: str = "default", memory: int = 4096, cpus: int = 2,
           accel: str | None = None, timeout: float = 600) -> Instance:
     """Boot a fresh throwaway copy of the lab image and wait until SSH answers."""
     accel = accel or os.environ.get("AIRNODE_LAB_ACCEL", "auto")

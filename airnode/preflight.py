@@ -20,6 +20,8 @@ class HostFacts:
     systemd: bool
     memory_mb: int
     kernel: str  # uname -r
+    cpus: int = 0  # online CPUs (0: unknown)
+    memory_kb: int = 0  # MemTotal
     modules: dict[str, str] = field(default_factory=dict)  # name -> loaded|builtin|available|missing
     tools: dict[str, str] = field(default_factory=dict)  # command -> path, for those present
 
@@ -111,6 +113,8 @@ def parse_profile(lines: list[str]) -> HostFacts:
         systemd=values.get("systemd") == "yes",
         memory_mb=round(mem_kb / 1024),
         kernel=values.get("kernel", ""),
+        cpus=int(values["cpus"]) if values.get("cpus", "").isdigit() else 0,
+        memory_kb=mem_kb,
         modules=modules,
         tools=tools,
     )

@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                 open("/proc/cpuinfo") if line.startswith("model name")), "?")
     mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
     machine = {"cpu": cpu, "cpus": os.cpu_count(), "memory_gib": mem_gib,
-               "guest": "lab VM, 2 vCPUs, 2048 MiB, accelerator " + "/".join(sorted(accel)),
+               "guest": "lab VM, 2 vCPUs, 4096 MiB, accelerator " + "/".join(sorted(accel)),
                "runs": args.runs, "kernel": os.uname().release,
                "ansible_core": _ansible_version()}
     print(f"machine: {json.dumps(machine)}")

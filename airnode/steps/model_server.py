@@ -279,6 +279,9 @@ def model_server():
                 f"echo 'statefulset/{STATEFULSET} in {ns} not ready after {t}s "
                 "(model_server_rollout_timeout):' >&2; "
                 f"{KUBECTL} -n {ns} get pods >&2; "
+                # a pod the scheduler cannot place says why only in its events
+                f"{KUBECTL} -n {ns} get events --field-selector "
+                f"involvedObject.name={STATEFULSET}-0 >&2; "
                 f"{KUBECTL} -n {ns} logs {STATEFULSET}-0 --tail=20 >&2; exit 1; }}"])
         python.call(name=f"Health check: API, {len(models)} model(s) listed, one generation each",
                     function=_check, port=s["model_server_node_port"], models=models,

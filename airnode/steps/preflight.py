@@ -12,8 +12,8 @@ from airnode.bundle import ship
 from airnode.preflight import check_host
 from airnode.steps import (bundle, containerd, hostname, images, k0s, kernel, model_server,
                            models, monitoring, ollama, record, swap_off, zram)
-from airnode.steps._common import (PROC_SWAPS, AirnodeError, prefetch, profile, profile_read,
-                                   remote, service_read, service_state)
+from airnode.steps._common import (PROC_SWAPS, UNAME_N, AirnodeError, prefetch, profile,
+                                   profile_read, remote, service_read, service_state)
 from airnode.steps.models import to_store
 
 DEFAULTS = {
@@ -76,6 +76,8 @@ def preflight():
                             "sets up its own")
     if not problems:
         problems += _sizing(values, facts.memory_mb, facts.tools)
+    if not problems:
+        problems += _scheduling(values, facts.cpus, facts.memory_kb * 1024)
     if problems:
         raise AirnodeError(
             f"{host.name} cannot become an airnode node; nothing was changed:\n  - "
@@ -145,3 +147,36 @@ def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
         problems.append("the bundle's Ollama tarball is .tar.zst and this host has no zstd "
                         "(needed to unpack it): install Debian's zstd package first")
     return problems
+
+
+def _scheduling(values: dict, cpus: int, memory: int) -> list[str]:
+    """Every pod the node will run must fit its allocatable, or the scheduler leaves the last
+    ones (the model server) Pending: k0s's own pods, kube-prometheus's, the model server's and
+    Open WebUI's requests, the model's memory need included (model_server_memory_request)."""
+    b = bundle.current("") if values["bundle_dir"] else None
+    if b is None or not cpus or not memory:
+        return []
+    from airnode import scheduling
+    from airnode.serving.manifests import documents
+
+    try:
+        docs = monitoring.rendered(b).documents() + documents(model_server.render_text(
+            values, b, remote(UNAME_N).strip().lower(), values["model_store_dir"]))
+    except AirnodeError:
+        return []  # the step that renders it names the problem
+    pods = scheduling.k0s_system_pods(values["k0s_network_provider"])
+    pods += [p for d in docs for p in scheduling.workload_pods(d)]
+    f = scheduling.fit(pods, cpus, memory)
+    if f.ok:
+        return []
+    ns = values["model_server_namespace"]
+    advice = {f"{ns}/model-server": "model_server_cpu_request, model_server_memory_request "
+                                    "(auto: the model's need; a smaller model or context)",
+              f"{ns}/open-webui": "open_webui = false"}
+    if values["monitoring_high_availability"]:
+        advice.update({f"monitoring/{n}": "monitoring_high_availability = false"
+                       for n in ("main", "k8s", "prometheus-adapter")})
+    return [f"the pods this node would run ask for more {' and '.join(f.short)} than it has "
+            f"({cpus} CPUs, MemTotal {memory // scheduling.MIB} MiB less the kubelet's 100 MiB "
+            "eviction margin): the scheduler would leave the last ones - the model server - "
+            "Pending:\n" + scheduling.table(f, advice)]

@@ -26,7 +26,7 @@ from tests.registry import Registry
 from tests.upstream import make_runtime_bundle
 
 pytestmark = pytest.mark.lab
-SETTINGS = ("--data", "sizing_reserved_mb=256")  # a 2 GiB VM; the doubles need little
+SETTINGS = ("--data", "sizing_reserved_mb=256")  # the doubles' models need little
 STORE = "/var/lib/airnode/models/manifests/registry.ollama.ai"
 POD_UNIT = "k0s-double-pod-airnode-model-server-0.service"
 SEED_UNIT = "airnode-ollama-seed.service"
@@ -191,6 +191,65 @@ def test_kube_prometheus_setup_then_established_crds_then_the_rest_with_our_dash
     board = json.loads(c["objects"]["ConfigMap/monitoring/grafana-dashboard-airnode-ollama"][
         "data"]["airnode-ollama.json"])
     assert board["uid"] == "airnode-ollama"
+
+
+K0S_USERS = ("etcd", "konnectivity-server", "kube-apiserver", "kube-scheduler")
+
+
+def test_k0s_made_its_controller_users_and_ollama_kept_ids_of_its_own(node):
+    # k0s install controller runs useradd for these (the stand-in as upstream does); the ollama
+    # user, whose uid was chosen before any change (the model server's runAsUser), was made
+    # first, so nobody took its id
+    ids = {}
+    for user in (*K0S_USERS, "ollama"):
+        u = node.host.user(user)
+        assert u.exists, user
+        ids[user] = (u.uid, u.gid)
+    assert len({uid for uid, _ in ids.values()}) == 5
+    assert node.host.user("etcd").home == "/var/lib/k0s"
+    assert pod_env(node)["uid"] == str(ids["ollama"][0])
+
+
+def test_the_kubelet_and_containerd_agree_on_systemd_cgroups(node):
+    # Debian's containerd 1.6 does not tell the kubelet its cgroup driver (CRI RuntimeConfig
+    # came with 2.0): k0s.yaml's default worker profile does
+    assert re.match(r"containerd \S+ 1\.", node.sh("containerd --version"))
+    assert "SystemdCgroup = true" in node.sh("containerd config dump")
+    cfg = node.sh("cat /etc/k0s/k0s.yaml")
+    assert "cgroupDriver: systemd" in cfg
+    assert node.sh("k0s kubectl get nodes").split()[-4] == "Ready"
+    assert node.sh("test -e /run/k0s-double/node-not-ready || echo none").strip() == "none"
+
+
+def test_every_pod_the_node_runs_was_scheduled_within_its_allocatable(node):
+    c = cluster(node)
+    assert c["pending"] == {}
+    scheduled = c["scheduled"]
+    # one replica of each of kube-prometheus's, k0s's own, and the model server
+    for pod in ("monitoring/prometheus-k8s-0", "monitoring/alertmanager-main-0",
+                "kube-system/coredns-0", "kube-system/kube-router-0", "airnode/model-server-0"):
+        assert pod in scheduled, pod
+    assert "monitoring/prometheus-k8s-1" not in scheduled
+    cpus = int(node.sh("nproc"))
+    mem = int(node.sh("awk '/^MemTotal:/ {print $2}' /proc/meminfo")) * 1024
+    assert sum(p["cpu"] for p in scheduled.values()) <= cpus * 1000
+    assert sum(p["mem"] for p in scheduled.values()) <= mem - 100 * 1024 * 1024
+    status = json.loads(node.sh("k0s status -o json"))
+    assert {"Version", "Pid", "PPid", "Role", "SysInit", "StubFile", "Output", "Workloads",
+            "SingleNode", "Args", "WorkerToAPIConnectionStatus", "ClusterConfig",
+            "K0sVars"} == set(status)
+    assert status["Role"] == "controller" and status["SingleNode"] is True
+
+
+def test_pods_that_would_not_fit_are_refused_before_any_change(node, bundles):
+    node.mark()
+    before = node.fingerprint()
+    run = deploy(node, bundles, "first", "--data", "model_server_cpu_request=1500m")
+    assert run.rc != 0
+    assert "ask for more cpu than it has" in run.stderr
+    assert "airnode/model-server" in run.stderr and "model_server_cpu_request" in run.stderr
+    assert "node allocatable" in run.stderr and "nothing was changed" in run.stderr
+    assert node.fingerprint() == before
 
 
 def test_a_model_lost_from_the_store_is_seeded_again_alone(node, bundles):

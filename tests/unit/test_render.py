@@ -50,3 +50,7 @@ def test_k0s_config_is_an_air_gapped_cluster_config():
     assert cfg["spec"]["images"]["default_pull_policy"] == "Never"
     assert cfg["spec"]["telemetry"]["enabled"] is False
     assert cfg["spec"]["network"]["provider"] == "kuberouter"
+    # the kubelet's cgroup driver matches containerd's SystemdCgroup = true (containerd < 2.0
+    # does not tell the kubelet), through k0s's default worker profile
+    assert cfg["spec"]["workerProfiles"] == [{"name": "default",
+                                              "values": {"cgroupDriver": "systemd"}}]
