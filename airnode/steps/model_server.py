@@ -149,8 +149,21 @@ def reads(b: bundle.Bundle | None) -> list[str]:
             file_state_read(MANIFEST), dir_state_read(settings(DEFAULTS)["open_webui_data_dir"])]
 
 
+_TEXTS: dict[str, str] = {}
+
+
 def render_text(s: dict, b: bundle.Bundle, node: str, store: str) -> str:
-    """The manifests for the configured backend (and Open WebUI), validated; nothing changed."""
+    """The manifests for the configured backend (and Open WebUI), validated; nothing changed.
+    Rendered and validated once per host and run: preflight counts its pods' requests, the
+    step applies it."""
+    key = json.dumps([host.name, {k: s[k] for k in DEFAULTS}, str(b.root), node, store],
+                     sort_keys=True, default=str)
+    if key not in _TEXTS:
+        _TEXTS[key] = _render_text(s, b, node, store)
+    return _TEXTS[key]
+
+
+def _render_text(s: dict, b: bundle.Bundle, node: str, store: str) -> str:
     uid, gid = account()
     common = dict(node=node, uid=uid, gid=gid, namespace=s["model_server_namespace"],
                   model_store=store, store_size=s["model_server_store_size"],
