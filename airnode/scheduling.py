@@ -36,6 +36,7 @@ K0S_SYSTEM_PODS = {
                    ("kube-system/kube-router", 250, 16 * MIB)],
     "calico": [("kube-system/coredns", 100, 70 * MIB),
                ("kube-system/calico-node", 250, 0)],
+    "custom": [("kube-system/coredns", 100, 70 * MIB)],  # the CNI is the operator's own
 }
 # prometheus-operator (v0.92.0, as pinned by kube-prometheus v0.18.0) adds a config-reloader
 # sidecar to every Prometheus and Alertmanager pod with its default requests

@@ -132,6 +132,15 @@ def test_the_stand_ins_scheduler_agrees_and_leaves_the_last_pod_pending(tarball,
     assert "airnode/model-server-0" in c["pending"]
 
 
+def test_k0s_own_pods_are_counted_alike_for_every_network_provider():
+    k0s = load_double()
+    for provider in ("kuberouter", "calico", "custom"):
+        ours = scheduling.k0s_system_pods(provider)
+        assert ours, provider
+        assert sorted((p.name.split("/")[1], p.cpu_m, p.memory) for p in ours) == \
+            sorted(k0s.SYSTEM_PODS[provider]), provider
+
+
 def test_a_rolling_deployment_needs_room_for_both_pods(monkeypatch):
     k0s = load_double()
     monkeypatch.setattr(k0s, "allocatable", lambda: (1000, GIB))
