@@ -241,15 +241,22 @@ def test_every_pod_the_node_runs_was_scheduled_within_its_allocatable(node):
     assert status["Role"] == "controller" and status["SingleNode"] is True
 
 
-def test_pods_that_would_not_fit_are_refused_before_any_change(node, bundles):
+def refused(node, bundles, which, *extra) -> str:
+    """A deploy that must stop before any change (the node's fingerprint the same): its
+    stderr."""
     node.mark()
     before = node.fingerprint()
-    run = deploy(node, bundles, "first", "--data", "model_server_cpu_request=1500m")
+    run = deploy(node, bundles, which, *extra)
     assert run.rc != 0
-    assert "ask for more cpu than it has" in run.stderr
-    assert "airnode/model-server" in run.stderr and "model_server_cpu_request" in run.stderr
-    assert "node allocatable" in run.stderr and "nothing was changed" in run.stderr
     assert node.fingerprint() == before
+    return run.stderr
+
+
+def test_pods_that_would_not_fit_are_refused_before_any_change(node, bundles):
+    err = refused(node, bundles, "first", "--data", "model_server_cpu_request=1500m")
+    assert "ask for more cpu than it has" in err
+    assert "airnode/model-server" in err and "model_server_cpu_request" in err
+    assert "node allocatable" in err and "nothing was changed" in err
 
 
 def test_a_model_lost_from_the_store_is_seeded_again_alone(node, bundles):
@@ -301,13 +308,9 @@ def test_an_ollama_upgrade_to_a_tar_zst_release_rolls_the_server_and_keeps_the_m
 
 def test_a_setting_kubernetes_cannot_change_in_place_is_refused_before_any_change(
         node, bundles):
-    node.mark()
-    before = node.fingerprint()
-    run = deploy(node, bundles, "zst", "--data", "model_server_store_size=80Gi")
-    assert run.rc != 0
-    assert "model_server_store_size '50Gi' -> '80Gi': Kubernetes cannot change these" in run.stderr
-    assert "deploys/teardown.py" in run.stderr and "nothing was changed" in run.stderr
-    assert node.fingerprint() == before
+    err = refused(node, bundles, "zst", "--data", "model_server_store_size=80Gi")
+    assert "model_server_store_size '50Gi' -> '80Gi': Kubernetes cannot change these" in err
+    assert "deploys/teardown.py" in err and "nothing was changed" in err
 
 
 def test_a_server_that_never_gets_ready_fails_the_run_bounded_and_says_why(node, bundles):
