@@ -48,6 +48,37 @@ def _lab(args: argparse.Namespace) -> int:
         os.execvp(argv[0], argv)
     elif args.action == "console":
         print(lab.instance(args.name).console_tail(args.lines))
+    elif args.action == "ask":
+        return _ask(lab.instance(args.name), args.prompt, args.port, args.max_tokens)
+    return 0
+
+
+def _ask(inst: lab.Instance, prompt: str, port: int, max_tokens: int) -> int:
+    """Ask the lab's model server a question through an SSH tunnel to its NodePort, and say
+    how to reach what the node serves."""
+    from airnode.serving.health import Client, HealthError
+
+    if inst.pid() is None:
+        raise lab.LabError("the lab VM is not running: `./dev lab` deploys it")
+    with inst.tunnel(port) as url:
+        client = Client(url, timeout=600)
+        try:
+            models = client.ollama_models()
+            model = models[0]
+            answer = client.ollama_generate(model, prompt, max_tokens=max_tokens)
+            api = "Ollama API (/api/*) and OpenAI API (/v1/*)"
+        except HealthError:
+            model = client.openai_models()[0]
+            answer = client.openai_complete(model, prompt, max_tokens=max_tokens)
+            api = "OpenAI API (/v1/*), llama-server"
+    cfg = inst.ssh_config
+    print(f"\n{model} was asked: {prompt}\n  {answer.strip()}\n\n"
+          f"The model server ({api}) listens on the node's port {port}. From here:\n"
+          f"  ssh -F {cfg} -N -L {port}:127.0.0.1:{port} {lab.SSH_ALIAS} &\n"
+          f"  curl http://127.0.0.1:{port}/api/tags\n"
+          "Grafana and Open WebUI run as Deployments, which the lab's k0s stand-in does not\n"
+          "start (tests/doubles/README.md); on a real node: `k0s kubectl -n monitoring\n"
+          "port-forward svc/grafana 3000`, and Open WebUI on port 31080 with open_webui = true.")
     return 0
 
 
@@ -113,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     cp = lsub.add_parser("console", help="tail of the guest's serial console")
     cp.add_argument("--name", default="default")
     cp.add_argument("--lines", type=int, default=40)
+    ap = lsub.add_parser("ask", help="ask the lab node's model server a question (SSH tunnel)")
+    ap.add_argument("--name", default="default")
+    ap.add_argument("--port", type=int, default=31434, help="the model server's NodePort")
+    ap.add_argument("--max-tokens", type=int, default=48)
+    ap.add_argument("prompt", nargs="?", default="What is the capital of France? Answer briefly.")
     bp = sub.add_parser("bundle", help="the offline bundle: fetch (connected), verify, show")
     bsub = bp.add_subparsers(dest="action", required=True)
     fp = bsub.add_parser("fetch", help="download every artifact of a spec into DIR (resumable)")

@@ -162,6 +162,11 @@ class Instance:
     def ssh_argv(self, *command: str) -> list[str]:
         return ["ssh", "-F", str(self.ssh_config), SSH_ALIAS, *command]
 
+    def tunnel(self, remote_port: int) -> "Tunnel":
+        """127.0.0.1:<free port> here forwarded (ssh -L) to 127.0.0.1:remote_port on the
+        guest, for as long as the returned context lasts."""
+        return Tunnel(self, remote_port)
+
     def ssh(self, command: str, check: bool = True, timeout: float = 600,
             input: str | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(self.ssh_argv(command), capture_output=True, text=True,
@@ -244,6 +249,33 @@ class Instance:
                 os.kill(pid, 9)
         if remove:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Tunnel:
+    def __init__(self, inst: Instance, remote_port: int):
+        self.inst, self.remote_port = inst, remote_port
+        self.port = free_port()
+
+    def __enter__(self) -> str:
+        self.proc = subprocess.Popen(
+            ["ssh", "-F", str(self.inst.ssh_config), "-N", "-o", "ExitOnForwardFailure=yes",
+             "-L", f"127.0.0.1:{self.port}:127.0.0.1:{self.remote_port}", SSH_ALIAS],
+            stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise LabError(f"ssh -L to port {self.remote_port} of the lab VM failed")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return f"http://127.0.0.1:{self.port}"
+            except OSError:
+                time.sleep(0.2)
+        self.proc.terminate()
+        raise LabError(f"ssh -L to port {self.remote_port} of the lab VM did not come up")
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 def instance(name: str = "default") -> Instance:
