@@ -27,21 +27,74 @@ def llama3_8b_shaped(path: Path) -> Path:
     return path
 
 
+# tiny_llama's words (SentencePiece pieces "\u2581word"): what its output head can choose
+WORDS = ("the of and to in is was for on that with as by at from it an be this are or have not "
+         "had but one all were which they you we can more there been has when who will no if out "
+         "so said what up its about into than them only some could new other then two may first "
+         "any like now my such make over our even most hello world model node river stone light "
+         "cloud green quiet small tiny llama server answer question ready garden window paper "
+         "little bright morning").split()
+
+
 def tiny_llama(path: Path, seed: int = 0) -> Path:
-    """A valid, tiny llama-architecture GGUF (2 layers, 64 wide, 4 heads, 2 KV heads, 512
-    context, random F32 weights, about 40 KiB): small to ship, negligible to size."""
+    """A complete, tiny llama-architecture GGUF that llama.cpp loads and generates with (2
+    layers, 64 wide, 4 heads, 2 KV heads, FFN 128, 512 context, random F32 weights, about
+    475 KiB). Its SentencePiece vocabulary: <unk>, <s>, </s>, the 256 byte pieces (any prompt
+    tokenizes) and the 94 WORDS above. Its output head is zero for every token but the words:
+    those get logit 0, and a word's logit is that of a random direction, so a word beats them
+    but with a chance of 2**-94 per step. Generation never stops at once nor answers blank
+    space: a short one is a run of those words (llama.cpp's real forward pass, random weights)."""
     import gguf
 
     rng = np.random.default_rng(seed)
+    n_embd, n_head, n_head_kv, n_ff, n_layer = 64, 4, 2, 128, 2
+    head = n_embd // n_head
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + \
+        ["\u2581" + w for w in WORDS]
+    special = 3 + 256
+    types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL] + \
+        [gguf.TokenType.BYTE] * 256 + [gguf.TokenType.NORMAL] * len(WORDS)
     w = gguf.GGUFWriter(str(path), "llama")
-    w.add_block_count(2)
-    w.add_head_count(4)
-    w.add_head_count_kv(2)
-    w.add_embedding_length(64)
+    w.add_name("tiny-llama")
+    w.add_block_count(n_layer)
     w.add_context_length(512)
+    w.add_embedding_length(n_embd)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head_kv)
+    w.add_rope_dimension_count(head)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_vocab_size(len(tokens))
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
-    for i in range(2):
-        w.add_tensor(f"blk.{i}.attn_q.weight", rng.standard_normal((64, 64), dtype=np.float32))
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_token_scores([0.0] * special + [-float(i) for i in range(len(WORDS))])
+    w.add_token_types(types)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(0)
+    w.add_add_bos_token(True)
+
+    def weights(rows, cols):
+        return (rng.standard_normal((rows, cols), dtype=np.float32) / np.sqrt(cols)).astype(
+            np.float32)
+
+    ones = np.ones(n_embd, dtype=np.float32)
+    w.add_tensor("token_embd.weight", weights(len(tokens), n_embd))
+    for i in range(n_layer):
+        w.add_tensor(f"blk.{i}.attn_norm.weight", ones)
+        w.add_tensor(f"blk.{i}.attn_q.weight", weights(n_embd, n_embd))
+        w.add_tensor(f"blk.{i}.attn_k.weight", weights(n_head_kv * head, n_embd))
+        w.add_tensor(f"blk.{i}.attn_v.weight", weights(n_head_kv * head, n_embd))
+        w.add_tensor(f"blk.{i}.attn_output.weight", weights(n_embd, n_embd))
+        w.add_tensor(f"blk.{i}.ffn_norm.weight", ones)
+        w.add_tensor(f"blk.{i}.ffn_gate.weight", weights(n_ff, n_embd))
+        w.add_tensor(f"blk.{i}.ffn_up.weight", weights(n_ff, n_embd))
+        w.add_tensor(f"blk.{i}.ffn_down.weight", weights(n_embd, n_ff))
+    w.add_tensor("output_norm.weight", ones)
+    out = weights(len(tokens), n_embd)
+    out[:special] = 0.0  # logit 0 for <unk>, <s>, </s> and the bytes
+    w.add_tensor("output.weight", out)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -24,7 +25,8 @@ def sha(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
 
-def tar_bytes(files: dict[str, bytes], gz: bool = False, mode: int = 0o644) -> bytes:
+def tar_bytes(files: dict[str, bytes], gz: bool = False, mode: int = 0o644,
+              level: int = 9) -> bytes:
     import gzip
 
     buf = io.BytesIO()
@@ -34,7 +36,7 @@ def tar_bytes(files: dict[str, bytes], gz: bool = False, mode: int = 0o644) -> b
             info.size, info.mode = len(data), mode
             t.addfile(info, io.BytesIO(data))
     # same files, same bytes (gzip's header carries a time unless told otherwise)
-    return gzip.compress(buf.getvalue(), mtime=0) if gz else buf.getvalue()
+    return gzip.compress(buf.getvalue(), compresslevel=level, mtime=0) if gz else buf.getvalue()
 
 
 def kube_prometheus_tarball(version: str = KP) -> bytes:
@@ -61,17 +63,35 @@ def airgap_bundle() -> bytes:
 OLLAMA_DOUBLE = Path(__file__).resolve().parent / "doubles" / "ollama" / "ollama"
 
 
+def xllamacpp_files() -> dict[str, bytes]:
+    """The installed xllamacpp package (llama.cpp's code and its Python binding), its .py and .so
+    files only, by name."""
+    from importlib.metadata import distribution
+
+    pkg = Path(distribution("xllamacpp").locate_file("xllamacpp"))
+    return {p.name: p.read_bytes() for p in sorted(pkg.iterdir())
+            if p.is_file() and p.suffix in (".py", ".so")}
+
+
+@functools.lru_cache(maxsize=None)
 def ollama_tarball(version: str) -> bytes:
     """Ollama's release tarball layout (bin/ollama, lib/ollama/...) holding the Ollama test
-    double: .tgz up to v0.13.x, .tar.zst (made with the zstd CLI) from v0.14.0."""
+    double: .tgz up to v0.13.x, .tar.zst (made with the zstd CLI) from v0.14.0. As Ollama's own
+    tarball carries its llama.cpp runner libraries under lib/ollama/, this one carries the
+    llama.cpp code the double runs models with: xllamacpp under lib/ollama/python/ (~100 MB of
+    .so, hence built once per version and session)."""
     import subprocess
 
     from airnode.bundle.spec import version_tuple
 
     files = {"bin/ollama": OLLAMA_DOUBLE.read_bytes().replace(b"@VERSION@", version.encode()),
-             "lib/ollama/libggml-base.so": b"not a real library: the double needs none\n"}
+             "lib/ollama/libggml-base.so": b"not a real library: llama.cpp's code is in "
+                                           b"lib/ollama/python/xllamacpp\n"}
+    files.update({f"lib/ollama/python/xllamacpp/{name}": data
+                  for name, data in xllamacpp_files().items()})
     if version_tuple(version) < (0, 14, 0):
-        return tar_bytes(files, gz=True, mode=0o755)
+        # gzip(1)'s default level: Python's 9 takes four times as long for 0.5 % less
+        return tar_bytes(files, gz=True, mode=0o755, level=6)
     return subprocess.run(["zstd", "-q", "-c"], input=tar_bytes(files, mode=0o755),
                           capture_output=True, check=True).stdout
 

@@ -88,7 +88,8 @@ def test_a_fresh_node_ends_with_a_healthy_model_server(node, bundles):
     assert "airnode-lab port 31434 (the Service's NodePort) (ollama, 0.13.5): healthy, " \
            "2 model(s) listed" in run.stderr
     for model in ("tiny:1", "airnode/tiny:2"):
-        assert f"{model}: 'Hello from the Ollama test double: {model} is loaded" in run.stderr
+        # real generation (llama.cpp on tiny_llama's random weights): a run of its words
+        assert re.search(rf"{re.escape(model)}: '[a-z][a-z ]*'", run.stderr), run.stderr[-3000:]
 
 
 def test_the_second_run_reports_zero_changes(node, bundles):
