@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="default")
     ap.add_argument("--port", type=int, default=31434, help="the model server's NodePort")
     ap.add_argument("--max-tokens", type=int, default=48)
-    ap.add_argument("prompt", nargs="?", default="What is the capital of France? Answer briefly.")
+    ap.add_argument("prompt", nargs="?", default="The capital of France is")
     bp = sub.add_parser("bundle", help="the offline bundle: fetch (connected), verify, show")
     bsub = bp.add_subparsers(dest="action", required=True)
     fp = bsub.add_parser("fetch", help="download every artifact of a spec into DIR (resumable)")
