@@ -196,6 +196,16 @@ class Instance:
         raise LabError(f"no SSH on 127.0.0.1:{self.port} after {timeout:.0f}s. "
                        "Guest console (tail):\n" + self.console_tail())
 
+    def wait_console(self, timeout: float) -> None:
+        """The guest's kernel prints to its serial console within a second or two of a good
+        start; a guest the accelerator cannot run prints nothing at all."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.console.exists() and self.console.stat().st_size > 0:
+                return
+            time.sleep(0.5)
+        raise LabError(f"no output on the guest console after {timeout:.0f}s")
+
     def boot_id(self) -> str:
         return self.ssh("cat /proc/sys/kernel/random/boot_id", timeout=60).stdout.strip()
 
@@ -343,7 +353,10 @@ def start(name: str = "default", memory: int = 4096, cpus: int = 2,
             if r.returncode != 0:
                 raise LabError(f"qemu ({acc}) failed to start: {r.stderr.strip()}")
             # A guest that cannot run under KVM here (e.g. a host offering only PVM) shows
-            # no sign of life: give KVM a short, bounded try before falling back to TCG.
+            # no sign of life: give KVM a short, bounded try before falling back to TCG -
+            # 20 s for a first console line (it hung silently for all 90 s here), then SSH.
+            if acc != candidates[-1]:
+                inst.wait_console(20)
             inst.wait_ssh(timeout if acc == candidates[-1] else 90)
             log(f"SSH up after {time.monotonic() - started:.1f}s")
             return inst

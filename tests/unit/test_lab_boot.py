@@ -1,0 +1,28 @@
+"""The lab VM's accelerator fallback: a guest that prints nothing on its console is given up on
+quickly (KVM here hangs silently), one that prints is waited for."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from airnode import lab
+
+
+def test_a_silent_console_is_given_up_on_within_its_bound(tmp_path):
+    inst = lab.Instance(tmp_path)
+    inst.console.write_text("")
+    started = time.monotonic()
+    with pytest.raises(lab.LabError, match="no output on the guest console after 1s"):
+        inst.wait_console(1)
+    assert time.monotonic() - started < 3
+
+
+def test_a_console_that_speaks_is_waited_for(tmp_path):
+    inst = lab.Instance(tmp_path)
+    inst.console.write_text("")
+    threading.Timer(0.6, lambda: inst.console.write_text("Linux version 6.1\n")).start()
+    inst.wait_console(5)
+    assert inst.console.read_text().startswith("Linux")
