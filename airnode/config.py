@@ -81,7 +81,7 @@ def pattern(regex: str, allowed: str) -> Rule:
 
 QUANTITY = r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti)"
 # Ollama settings airnode sets itself: ollama_extra_env may not override them.
-OLLAMA_OWN_ENV = ("OLLAMA_HOST", "OLLAMA_MODELS")
+OLLAMA_OWN_ENV = ("OLLAMA_HOST", "OLLAMA_MODELS", "OLLAMA_NOPRUNE")
 
 
 def extra_env() -> Rule:

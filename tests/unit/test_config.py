@@ -93,3 +93,12 @@ def test_the_sandbox_image_is_k0s_own_pause_image_by_default():
     assert sandbox_image("registry.k8s.io/pause:3.9", k0s) == "registry.k8s.io/pause:3.9"
     with pytest.raises(ValueError, match="lists no pause image"):
         sandbox_image("auto", ["quay.io/k0sproject/kube-proxy:v1.34.1"])
+
+
+@pytest.mark.parametrize("name", ["OLLAMA_HOST", "OLLAMA_MODELS", "OLLAMA_NOPRUNE"])
+def test_ollama_extra_env_cannot_override_what_airnode_sets(name):
+    # OLLAMA_NOPRUNE=0 would let `ollama serve` prune, at start, llama-server's blobs and
+    # anything seeded that no manifest names
+    with pytest.raises(config.SettingError, match=name):
+        config.check({"ollama_extra_env": {name: "0"}})
+    assert config.check({"ollama_extra_env": {"OLLAMA_DEBUG": "1"}})
