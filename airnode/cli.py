@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = lsub.add_parser("ask", help="ask the lab node's model server a question (SSH tunnel)")
     ap.add_argument("--name", default="default")
     ap.add_argument("--port", type=int, default=31434, help="the model server's NodePort")
-    ap.add_argument("--max-tokens", type=int, default=48)
+    ap.add_argument("--max-tokens", type=int, default=8)
     ap.add_argument("prompt", nargs="?", default="The capital of France is")
     bp = sub.add_parser("bundle", help="the offline bundle: fetch (connected), verify, show")
     bsub = bp.add_subparsers(dest="action", required=True)
