@@ -111,10 +111,10 @@ def _bundle(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from airnode.serving.health import HealthError, check
+    from airnode.serving.health import SMOKE_PROMPT, HealthError, check
 
     try:
-        report = check(args.url, args.model, args.api, prompt=args.prompt,
+        report = check(args.url, args.model, args.api, prompt=args.prompt or SMOKE_PROMPT,
                        ready_timeout=args.timeout, timeout=args.timeout)
     except HealthError as e:
         print(f"airnode: UNHEALTHY: {e}", file=sys.stderr)
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                     "(repeat for more)")
     kp.add_argument("--api", choices=["ollama", "openai"], default="ollama",
                     help="Ollama's own API, or the OpenAI-compatible one (llama-server)")
-    kp.add_argument("--prompt", default="Say hello.")
+    kp.add_argument("--prompt", help="the smoke prompt (default: the deploy's own)")
     kp.add_argument("--timeout", type=float, default=120)
     args = p.parse_args(argv)
     if args.group == "bundle":

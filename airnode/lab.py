@@ -122,8 +122,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _kvm_failed_mark() -> Path:
+    return CACHE / "lab" / "kvm-failed"
+
+
 def kvm_usable() -> bool:
-    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+    """/dev/kvm is there, and KVM has not already failed to boot the guest since this host
+    booted (a host that hangs KVM guests keeps doing so: each try costs 20 s)."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    try:
+        return _kvm_failed_mark().read_text().strip() != _boot_id()
+    except OSError:
+        return True
+
+
+def _remember_kvm_failed() -> None:
+    mark = _kvm_failed_mark()
+    mark.parent.mkdir(parents=True, exist_ok=True)
+    mark.write_text(_boot_id() + "\n")
 
 
 @dataclass
@@ -364,5 +388,8 @@ def start(name: str = "default", memory: int = 4096, cpus: int = 2,
             last_error = e
             inst.stop(remove=False)
             if acc != candidates[-1]:
-                log(f"{acc} boot failed; falling back to the next accelerator")
+                if acc == "kvm":
+                    _remember_kvm_failed()
+                log(f"{acc} boot failed; falling back to the next accelerator (KVM is not "
+                    "tried again until this host reboots)")
     raise LabError(str(last_error))

@@ -6,6 +6,10 @@ import json
 
 import pytest
 
+# a prompt any model continues with a word at once, and a few tokens: enough to see it generate
+PROMPT = "The capital of France is"
+TOKENS = 4
+
 
 @pytest.fixture(scope="module")
 def backend(node_http) -> str:
@@ -48,14 +52,14 @@ def test_every_served_model_answers_a_prompt(node_http, backend, models):
     if backend == "llama-server":
         for model in listed(node_http, backend):
             status, body = node_http("POST", "/v1/completions", {
-                "model": model, "prompt": "Say hello.", "max_tokens": 16, "temperature": 0})
+                "model": model, "prompt": PROMPT, "max_tokens": TOKENS, "temperature": 0})
             assert status == 200, f"{model}: HTTP {status}: {body[:300]}"
             assert json.loads(body)["choices"][0]["text"].strip(), f"{model}: empty answer"
         return
     for model in models:
         status, body = node_http("POST", "/api/generate", {
-            "model": model, "prompt": "Say hello.", "stream": False,
-            "options": {"num_predict": 16, "temperature": 0}})
+            "model": model, "prompt": PROMPT, "stream": False,
+            "options": {"num_predict": TOKENS, "temperature": 0}})
         assert status == 200, f"{model}: HTTP {status}: {body[:300]}"
         assert json.loads(body)["response"].strip(), f"{model}: empty answer"
 

@@ -56,3 +56,20 @@ def test_a_model_listed_under_its_id_and_as_its_alias_counts_once(llama_server):
     report = check(llama_server, ["smollm2"], "openai", prompt="Hi")
     assert report.models == ["smollm2"]
     assert "healthy, 1 model(s) listed" in report.lines()[0]
+
+
+def _predicted(base: str) -> float:
+    for line in requests.get(f"{base}/metrics", timeout=30).text.splitlines():
+        if line.startswith("llamacpp:tokens_predicted_total"):
+            return float(line.split()[-1])
+    raise AssertionError("no llamacpp:tokens_predicted_total")
+
+
+def test_the_smoke_generation_is_two_tokens_of_a_prompt_models_continue_with_a_word(llama_server):
+    # every token costs ~10 s on the lab VM's emulated CPU: the deploy's check asks for two
+    from airnode.serving.health import SMOKE_TOKENS
+
+    before = _predicted(llama_server)
+    report = check(llama_server, ["smollm2"], "openai")
+    assert _predicted(llama_server) - before == SMOKE_TOKENS == 2
+    assert report.samples["smollm2"].strip().startswith("Paris")  # a word, not blank lines
