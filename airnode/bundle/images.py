@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from airnode.bundle import rules
+
 # A flag whose value is an image: registry host (with a dot, a port or "localhost"), a
 # repository path, and a tag and/or digest. Paths and namespace/name pairs do not match.
 _IMAGE_IN_FLAG = re.compile(
@@ -110,15 +112,22 @@ def archive_images(path: Path) -> dict[str, str | None]:
         members = {Path(m.name).as_posix().lstrip("./"): m for m in tar if m.isfile()}
         if "index.json" in members:
             index = json.load(tar.extractfile(members["index.json"]))
-            for m in index.get("manifests", []):
+            for i, m in enumerate(index.get("manifests", [])):
                 ann = m.get("annotations", {})
-                name = ann.get("io.containerd.image.name") or ann.get(
-                    "org.opencontainers.image.ref.name")
+                key = ("io.containerd.image.name" if "io.containerd.image.name" in ann
+                       else "org.opencontainers.image.ref.name")
+                name = ann.get(key)
                 if name and ("/" in name or ":" in name):
+                    # names reach ctr's command line and the node's image list: strict
+                    where = f"{path.name}: index.json manifests[{i}]"
+                    rules.image_ref(f"{where}.annotations[{key}]", name)
+                    rules.need(f"{where}.digest", m.get("digest"), rf"sha256:{rules.SHA256}",
+                               "sha256:<64 lowercase hex digits>")
                     out[normalize(name)] = m.get("digest")
         if "manifest.json" in members:
-            for m in json.load(tar.extractfile(members["manifest.json"])):
-                for tag in m.get("RepoTags") or []:
+            for i, m in enumerate(json.load(tar.extractfile(members["manifest.json"]))):
+                for j, tag in enumerate(m.get("RepoTags") or []):
+                    rules.image_ref(f"{path.name}: manifest.json [{i}].RepoTags[{j}]", tag)
                     out.setdefault(normalize(tag), None)
     return out
 

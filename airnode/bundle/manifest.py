@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from airnode.bundle import rules, spec
+
 MANIFEST = "bundle.json"
 FORMAT = 1
 
@@ -50,14 +52,19 @@ def load(root: Path) -> dict:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ManifestError(f"{path} is not valid JSON: {e}") from None
-    if data.get("format") != FORMAT:
-        raise ManifestError(f"{path}: format {data.get('format')!r}, this airnode reads {FORMAT}")
-    for i, a in enumerate(data.get("artifacts", [])):
-        for key in ("kind", "name", "file", "size", "sha256"):
-            if key not in a:
-                raise ManifestError(f"{path}: artifacts[{i}] has no {key!r}")
-        if Path(a["file"]).is_absolute() or ".." in Path(a["file"]).parts:
-            raise ManifestError(f"{path}: artifacts[{i}].file {a['file']!r} leaves the bundle")
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        got = data.get("format") if isinstance(data, dict) else data
+        raise ManifestError(f"{path}: format {got!r}, this airnode reads {FORMAT}")
+    # every field, strictly, before anything uses one (airnode/bundle/rules.py)
+    try:
+        rules.manifest(data)
+    except rules.BundleValueError as e:
+        raise ManifestError(f"{path}: {e}") from None
+    if data.get("spec"):  # what the node uses from it (images) is read only from a valid one
+        try:
+            spec.parse(data["spec"])
+        except spec.SpecError as e:
+            raise ManifestError(f"{path}: spec: {e}") from None
     return data
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airnode.bundle import rules
+
 ARCHES = ("amd64", "arm64")
 UNAME_TO_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 DEFAULT_SOURCES = {"github": "https://github.com",
@@ -75,13 +77,30 @@ def _sha(value: Any, where: str) -> str | None:
     return value
 
 
+SECTIONS = ("arch", "sources", "k0s", "containerd", "ollama", "kube_prometheus", "model_server",
+            "models", "images", "insecure_registries", "llama_server", "open_webui")
+
+
+def _strict(where: str, check, *args) -> None:
+    """A rule of airnode/bundle/rules.py, its error as a SpecError."""
+    try:
+        check(where, *args)
+    except rules.BundleValueError as e:
+        raise SpecError(str(e)) from None
+
+
 def parse(data: dict[str, Any]) -> Spec:
+    if not isinstance(data, dict):
+        raise SpecError(f"the spec is {type(data).__name__}, expected a table")
+    for key in data:
+        if key not in SECTIONS:
+            raise SpecError(f"{key}: no such section (one of {', '.join(SECTIONS)})")
     arch = data.get("arch", "amd64")
     if arch not in ARCHES:
         raise SpecError(f"arch = {arch!r} is not allowed: one of {', '.join(ARCHES)}")
     sources = {**DEFAULT_SOURCES, **data.get("sources", {})}
     for key, value in sources.items():
-        if not (isinstance(value, str) and value.startswith(("http://", "https://"))):
+        if not (isinstance(value, str) and re.fullmatch(r"https?://[\x21-\x7e]{1,500}", value)):
             raise SpecError(f"sources.{key} = {value!r}: expected an http(s):// URL")
     for section in ("k0s", "containerd", "kube_prometheus", "model_server"):
         if not isinstance(data.get(section), dict):
@@ -101,28 +120,38 @@ def parse(data: dict[str, Any]) -> Spec:
                                 + ("ghcr.io/ggml-org/llama.cpp:server-b7400)"
                                    if section == "llama_server" else
                                    "ghcr.io/open-webui/open-webui:v0.6.40)"))
+            _strict(f"{section}.image", rules.image_ref, image)
             optional_images[section] = image
     containerd = dict(data["containerd"])
     source = containerd.get("source", "static")
     if source not in ("static", "debian"):
         raise SpecError(f"containerd.source = {source!r} is not allowed: one of static, debian")
     if source == "static":
-        for key in ("version", "runc_version"):
-            version_tuple(_need(containerd, key, "containerd"))
+        for key, kind in (("version", "containerd"), ("runc_version", "runc")):
+            _strict(f"containerd.{key}", rules.version, kind, _need(containerd, key, "containerd"))
     else:
         debs = containerd.get("debs")
         if not debs or not isinstance(debs, list):
             raise SpecError("containerd.source = 'debian' needs [[containerd.debs]] entries "
                             "(url and sha256 of each .deb)")
         for i, deb in enumerate(debs):
-            _need(deb, "url", f"containerd.debs[{i}]")
+            url = _need(deb, "url", f"containerd.debs[{i}]")
+            _strict(f"containerd.debs[{i}].url", rules.need, url, rules.URL, "an http(s) URL")
+            _strict(f"containerd.debs[{i}].url", rules.need, unquote(url.rsplit("/", 1)[1]),
+                    r"[a-z0-9][a-z0-9.+-]{1,63}_[0-9][A-Za-z0-9.+~-]{0,63}_[a-z0-9]+\.deb",
+                    "a URL ending in a .deb file name (package_version_arch.deb)")
             _sha(_need(deb, "sha256", f"containerd.debs[{i}]"), f"containerd.debs[{i}].sha256")
     models = data.get("models", [])
     for i, m in enumerate(models):
-        _need(m, "name", f"models[{i}]")
+        _strict(f"models[{i}].name", rules.need, _need(m, "name", f"models[{i}]"),
+                *rules.NAMES["model"])
         url = _need(m, "url", f"models[{i}]")
         if not url.endswith(".gguf"):
             raise SpecError(f"models[{i}].url = {url!r}: expected a .gguf file")
+        _strict(f"models[{i}].url", rules.need, url, rules.URL, "an http(s) URL, no spaces")
+        _strict(f"models[{i}].url", rules.need, url.rsplit("/", 1)[1], rules.FILE_PART,
+                "a URL ending in a plain file name (letters, digits, '.', '_', '+', '~', '-')")
+        _strict(f"models[{i}].version", rules.version, "model", m.get("version", ""))
         _sha(m.get("sha256"), f"models[{i}].sha256")
     spec = Spec(
         arch=arch, sources=sources,
@@ -137,9 +166,23 @@ def parse(data: dict[str, Any]) -> Spec:
         extra_images=list(data.get("images", [])) + [optional_images[k]
                                                      for k in sorted(optional_images)],
         insecure_registries=tuple(data.get("insecure_registries", [])), raw=data)
-    for v in (spec.k0s, spec.ollama, spec.kube_prometheus):
-        if v:
-            version_tuple(v)
+    _strict("k0s.version", rules.version, "k0s", spec.k0s)
+    if spec.ollama:
+        _strict("ollama.version", rules.version, "ollama", spec.ollama)
+    _strict("kube_prometheus.version", rules.version, "kube-prometheus", spec.kube_prometheus)
+    _strict("model_server.image", rules.image_ref, spec.model_server_image)
+    for i, ref in enumerate(data.get("images", [])):
+        _strict(f"images[{i}]", rules.image_ref, ref)
+    for i, reg in enumerate(spec.insecure_registries):
+        _strict(f"insecure_registries[{i}]", rules.need, reg, rules.REGISTRY,
+                "a registry host[:port]")
+    names = [m["name"] for m in models]
+    files = [m["url"].rsplit("/", 1)[1] for m in models]
+    for what, values in (("name", names), ("file name", files)):
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            raise SpecError(f"models: two models with the {what} {twice[0]!r}: each needs its "
+                            "own (models are stored in the bundle under their URL's file name)")
     return spec
 
 

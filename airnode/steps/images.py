@@ -10,8 +10,9 @@ from pyinfra.operations import server
 
 from airnode import containerd as logic
 from airnode.bundle.images import archive_images
+from airnode.bundle.rules import BundleValueError
 from airnode.steps import bundle
-from airnode.steps._common import remote
+from airnode.steps._common import AirnodeError, remote
 
 DEFAULTS: dict = {}
 IMAGE_KINDS = ("image", "k0s-airgap")
@@ -27,8 +28,11 @@ def images():
     b = bundle.current("no images to import")
     if b is None:
         return
-    archives = {a["file"]: archive_images(b.root / a["file"])
-                for a in b.artifacts(*IMAGE_KINDS)}
+    try:
+        archives = {a["file"]: archive_images(b.root / a["file"])
+                    for a in b.artifacts(*IMAGE_KINDS)}
+    except BundleValueError as e:
+        raise AirnodeError(f"bundle {b.root}: {e}; nothing was changed") from None
     present = logic.parse_ctr_images(remote(CTR_IMAGES).splitlines())
     for file in logic.archives_to_import(archives, present):
         names = ", ".join(sorted(archives[file])) or file
@@ -37,5 +41,5 @@ def images():
         server.shell(name=f"Import {names}", commands=[
             "ctr -n k8s.io images import " + shlex.quote(f"{b.remote}/{file}"),
             *[f"ctr -n k8s.io images label {shlex.quote(n)} io.cri-containerd.pinned=pinned "
-              f">/dev/null 2>&1 || echo 'note: could not pin {n}' >&2"
+              f">/dev/null 2>&1 || echo {shlex.quote(f'note: could not pin {n}')} >&2"
               for n in sorted(archives[file])]])

@@ -38,10 +38,7 @@ CONNECTOR_PREFIXES = ("ssh_", "winrm_", "docker_", "dockerssh_", "local_", "chro
 
 def _prefetch(values: dict) -> None:
     """Every read the steps will make of the node, in one remote command (see _common)."""
-    try:
-        b = bundle.current("") if values["bundle_dir"] else None
-    except AirnodeError:
-        return  # the bundle is refused below, by the step that reads it
+    b = bundle.current("") if values["bundle_dir"] else None
     reads = [profile_read(), PROC_SWAPS, service_read(zram.UNIT)]
     for step in (record, bundle, swap_off, zram, kernel, hostname, containerd, images, ollama,
                  models, k0s, monitoring, model_server):
@@ -56,13 +53,21 @@ def _prefetch(values: dict) -> None:
 def preflight():
     values = {key: host.data.get(key, default) for key, default in ALL_DEFAULTS.items()}
     problems = [str(e) for e in config.check_all(values)]
-    if not problems:
-        _prefetch(values)
-
+    if not problems and values["bundle_dir"]:
+        # the bundle is checked here, before the node is even read: nothing from a bundle that
+        # fails its checks (bundle.json's strict field rules included) reaches the node's shell
+        try:
+            bundle.current("")
+        except AirnodeError as e:
+            problems.append(str(e))
     known = {**ALL_DEFAULTS, **TEARDOWN_DEFAULTS}
     for key in config.unknown_keys(host.data.dict().keys(), known, CONNECTOR_PREFIXES):
         logger.warning(f"{host.name}: unknown setting {key}: ignored")
+    if problems:
+        raise AirnodeError(f"{host.name} cannot become an airnode node; nothing was changed:\n  - "
+                           + "\n  - ".join(problems))
 
+    _prefetch(values)
     facts = profile()
     if not problems:
         problems += check_host(facts, values["preflight_min_memory_mb"],
