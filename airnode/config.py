@@ -106,6 +106,61 @@ def absolute_path(min_depth: int = 1) -> Rule:
                 and ".." not in v.split("/") and v.count("/") >= min_depth)
 
 
+# Directories a path setting may never be, nor sit inside: the system's own, users' homes, and
+# what other software keeps its state in (airnode may chown, fill and - if it made them - remove
+# what these settings name).
+SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
+                "/lost+found", "/proc", "/root", "/run", "/sbin", "/snap", "/sys", "/tmp", "/usr",
+                "/var/backups", "/var/cache", "/var/local", "/var/lock", "/var/log", "/var/mail",
+                "/var/opt", "/var/run", "/var/spool", "/var/tmp", "/var/lib/apt", "/var/lib/dpkg",
+                "/var/lib/systemd", "/var/lib/containerd", "/var/lib/docker", "/var/lib/kubelet",
+                "/var/lib/k0s", "/var/lib/cni", "/var/lib/etcd", "/var/lib/dbus", "/var/lib/pam",
+                "/var/lib/polkit-1", "/var/lib/sudo", "/var/lib/ucf", "/var/lib/snapd",
+                "/var/lib/NetworkManager", "/var/lib/private", "/opt/containerd", "/opt/cni")
+# ...and these exactly (what sits below them is fine: /srv/airnode, /mnt/data/models)
+SYSTEM_DIRS = ("/var", "/var/lib", "/opt", "/srv", "/mnt", "/media", "/data")
+STATE_DIR = "/var/lib/airnode"  # airnode's own state (record.STATE_DIR)
+
+
+def _inside(path: str, tree: str) -> bool:
+    return path == tree or path.startswith(tree + "/")
+
+
+def owned_dir(what: str) -> Rule:
+    """A directory airnode makes and owns: a plain absolute path (letters, digits, '.', '_',
+    '-'), at least 2 levels deep, not a system or home directory nor inside one, not a mount
+    root (/mnt/x, /media/x), not /var/lib/airnode itself."""
+    def check(v: Any) -> bool:
+        if not absolute_path(min_depth=2).check(v):
+            return False
+        if any(_inside(v, t) for t in SYSTEM_TREES) or v in SYSTEM_DIRS or v == STATE_DIR:
+            return False
+        return not (v.count("/") == 2 and v.split("/")[1] in ("mnt", "media"))
+    return Rule(f"{what}: an absolute path of letters, digits, '.', '_', '-', at least 2 levels "
+                "deep, outside system and home directories (/etc, /usr, /home, /root, /tmp, "
+                "/var/lib/k0s, /var/lib/containerd, ...), not /var/lib, /opt, /srv, a /mnt or "
+                "/media mount root, nor /var/lib/airnode itself", check)
+
+
+# The path settings, checked together: none may be inside another (teardown removes each on its
+# own; the model store inside the bundle directory would go with it).
+PATH_SETTINGS = ("bundle_remote_dir", "model_store_dir", "open_webui_data_dir",
+                 "ollama_install_dir")
+
+
+def path_overlaps(values: Mapping[str, Any]) -> list[str]:
+    """Pairs of path settings where one is, or is inside, the other."""
+    paths = [(k, values[k]) for k in PATH_SETTINGS if isinstance(values.get(k), str)
+             and (k != "open_webui_data_dir" or values.get("open_webui"))]
+    out = []
+    for i, (ka, a) in enumerate(paths):
+        for kb, b in paths[i + 1:]:
+            if _inside(a, b) or _inside(b, a):
+                out.append(f"{ka} = {a!r} and {kb} = {b!r} overlap: give each a directory of "
+                           "its own (neither inside the other)")
+    return out
+
+
 RULES: dict[str, Rule] = {
     # preflight
     "preflight_min_memory_mb": integer(ge=256),
@@ -118,12 +173,8 @@ RULES: dict[str, Rule] = {
     "monitoring_crd_timeout": integer(ge=10, le=3600),
     "monitoring_high_availability": boolean(),
     # Ollama and its models
-    "ollama_install_dir": absolute_path(min_depth=2),
-    "model_store_dir": Rule(
-        "an absolute path of letters, digits, '.', '_', '-', at least 2 levels deep, outside "
-        "/var/lib/k0s (k0s reset wipes that) and not /var/lib/airnode itself",
-        lambda v: absolute_path(min_depth=2).check(v) and not (v + "/").startswith("/var/lib/k0s/")
-        and not "/var/lib/airnode".startswith(v)),
+    "ollama_install_dir": owned_dir("where Ollama's versions are unpacked"),
+    "model_store_dir": owned_dir("the model store"),
     "ollama_seed_port": integer(ge=1024, le=65535),
     "ollama_seed_timeout": integer(ge=10, le=3600),
     "ollama_keep_alive": pattern(r"-1|0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+",
@@ -162,11 +213,7 @@ RULES: dict[str, Rule] = {
     # Open WebUI
     "open_webui": boolean(),
     "open_webui_node_port": integer(ge=30000, le=32767, note="Kubernetes' NodePort range"),
-    "open_webui_data_dir": Rule(
-        "an absolute path of letters, digits, '.', '_', '-', at least 2 levels deep, outside "
-        "/var/lib/k0s (k0s reset wipes that) and not /var/lib/airnode itself",
-        lambda v: absolute_path(min_depth=2).check(v) and not (v + "/").startswith("/var/lib/k0s/")
-        and not "/var/lib/airnode".startswith(v)),
+    "open_webui_data_dir": owned_dir("Open WebUI's data"),
     "open_webui_store_size": pattern(QUANTITY, "a Kubernetes quantity like 5Gi"),
     # teardown
     "teardown_purge_models": one_of("", "yes, delete every model"),
@@ -174,7 +221,7 @@ RULES: dict[str, Rule] = {
     "teardown_reset_attempts": integer(ge=1, le=20),
     # offline bundle
     "bundle_dir": optional_path(),
-    "bundle_remote_dir": absolute_path(min_depth=2),
+    "bundle_remote_dir": owned_dir("the bundle on the node"),
     # zram
     "zram_fraction": number(gt=0, le=2),
     "zram_max_mb": integer(ge=0, note="0 means no cap"),

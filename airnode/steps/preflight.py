@@ -93,16 +93,11 @@ def preflight():
 
 def cross_checks(values: dict) -> list[str]:
     """Settings that are each allowed but not together."""
-    problems = []
+    problems = config.path_overlaps(values)
     if values["open_webui"]:
         if values["open_webui_node_port"] == values["model_server_node_port"]:
             problems.append(f"open_webui_node_port = {values['open_webui_node_port']} is "
                             "model_server_node_port too: give Open WebUI another port")
-        a, b = values["open_webui_data_dir"] + "/", values["model_store_dir"] + "/"
-        if a.startswith(b) or b.startswith(a):
-            problems.append(f"open_webui_data_dir = {values['open_webui_data_dir']!r} and "
-                            f"model_store_dir = {values['model_store_dir']!r} overlap: give "
-                            "each a directory of its own")
     if values["model_server"] == "llama-server":
         return problems
     if values["ollama_kv_cache_type"] != "f16" and values["ollama_flash_attention"] is False:

@@ -274,7 +274,7 @@ def test_open_webui_settings_that_clash_are_refused():
     inside = cross_checks({**base, "open_webui_data_dir": "/var/lib/airnode/models/webui"})
     assert "overlap" in inside[0] and "/var/lib/airnode/models/webui" in inside[0]
     assert cross_checks({**base, "open_webui": False, "open_webui_node_port": 31434}) == []
-    with pytest.raises(config.SettingError, match="outside /var/lib/k0s"):
+    with pytest.raises(config.SettingError, match="outside system and home directories .*/var/lib/k0s"):
         config.check({"open_webui_data_dir": "/var/lib/k0s/webui"})
 
 
