@@ -16,6 +16,8 @@ import re
 import shlex
 from typing import Any
 
+from airnode.bundle.unpack import TAR_SAFE
+
 USER = "ollama"
 HOME = "/usr/share/ollama"
 REGISTRY = "registry.ollama.ai"
@@ -38,8 +40,8 @@ def extract_command(tarball: str, dest: str) -> str:
     """Unpack a release tarball into dest (plain `tar -x` cannot read .tar.zst)."""
     t, d = shlex.quote(tarball), shlex.quote(dest)
     if tarball_kind(tarball) == ".tar.zst":
-        return f"zstd -dc {t} | tar -x -C {d}"
-    return f"tar -xzf {t} -C {d}"
+        return f"zstd -dc {t} | tar -x {TAR_SAFE} -C {d}"
+    return f"tar -xz {TAR_SAFE} -f {t} -C {d}"
 
 
 def install_script(tarball: str, sha256: str, base: str, version: str) -> str:
@@ -49,8 +51,9 @@ def install_script(tarball: str, sha256: str, base: str, version: str) -> str:
     tmp = shlex.quote(final + ".tmp")
     return " && ".join([
         f"rm -rf {tmp}", f"mkdir -p {tmp}", extract_command(tarball, final + ".tmp"),
-        f"{{ test -x {tmp}/bin/ollama || {{ echo '{tarball}: no executable bin/ollama in the "
-        "tarball (not an Ollama release?)' >&2; exit 1; }; }",
+        f"{{ test -x {tmp}/bin/ollama || {{ echo "
+        f"{shlex.quote(tarball + ': no executable bin/ollama in the tarball (not an Ollama release?)')}"
+        " >&2; exit 1; }; }",
         f"echo {shlex.quote(sha256)} > {tmp}/.airnode-sha256",
         f"rm -rf {shlex.quote(final)}", f"mv {tmp} {shlex.quote(final)}"])
 

@@ -99,3 +99,73 @@ def restore_file_command(before: Before, path: str) -> str:
     if before.files.get(path):
         return f"cp -a {shlex.quote(BEFORE_FILES + path)} {shlex.quote(path)}"
     return f"rm -f {shlex.quote(path)}"
+
+
+# -- what airnode created -------------------------------------------------------------------
+# One absolute path a line: each directory airnode created (the top-most one a mkdir -p made,
+# files/owned-dirs.sh) and each file it shipped into a directory. Teardown removes only these,
+# and what lies inside airnode's own STATE_DIR.
+CREATED = f"{STATE_DIR}/created"
+
+
+def record_created_command(paths: list[str]) -> str:
+    """Append paths airnode made to CREATED, each once."""
+    c = shlex.quote(CREATED)
+    return (f"for p in {' '.join(shlex.quote(p) for p in paths)}; do grep -qxF -- \"$p\" {c} "
+            f"2>/dev/null || printf '%s\\n' \"$p\" >> {c}; done")
+
+
+def _inside(path: str, tree: str) -> bool:
+    return bool(tree) and (path == tree or path.startswith(tree.rstrip("/") + "/"))
+
+
+def made_by_airnode(path: str, created: list[str]) -> bool:
+    """path, or a directory it is inside, was created by airnode (recorded, or airnode's own
+    state directory)."""
+    return _inside(path, STATE_DIR) or any(_inside(path, c) for c in created)
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What teardown may delete of a directory airnode used: the whole tree (airnode made it),
+    or only the entries recorded inside it (it was there before airnode)."""
+    tree: str | None
+    entries: list[str]       # recorded files and directories inside it, deepest first
+    kept_because: str = ""
+
+
+def removal(path: str, created: list[str], keep: list[str]) -> Removal:
+    """Teardown's decision for a directory setting (e.g. bundle_remote_dir): never a directory
+    that existed before airnode, never one holding what must be kept (the model store, Open
+    WebUI's data); then only what airnode recorded inside it, less what holds a kept path."""
+    holding = [k for k in keep if _inside(k, path)]
+    if made_by_airnode(path, created) and not holding:
+        return Removal(path, [])
+    entries = sorted({c for c in created if _inside(c, path) and c != path
+                      and not any(_inside(k, c) for k in keep)},
+                     key=lambda c: (-c.count("/"), c))
+    why = (f"it holds {', '.join(holding)}" if holding else
+           "it was there before airnode: only what airnode put in it is removed")
+    return Removal(None, entries, why)
+
+
+def removal_command(r: Removal) -> str:
+    """Shell for a Removal: a mount point is never removed."""
+    q = shlex.quote
+    cmds = []
+    if r.tree:
+        cmds.append(f"if mountpoint -q {q(r.tree)}; then echo {q(r.tree + ': a mount point, kept')}"
+                    f" >&2; else rm -rf {q(r.tree)}; fi")
+    for path in r.entries:
+        # a file airnode shipped, or a directory it made (all of it is airnode's)
+        cmds.append(f"if mountpoint -q {q(path)}; then echo {q(path + ': a mount point, kept')} "
+                    f">&2; else rm -rf {q(path)}; fi")
+    return "; ".join(cmds) or "true"
+
+
+def kept_records_command() -> str:
+    """Keep the record's lines for what still exists (the model store kept by teardown must
+    still count as airnode's on the next teardown); remove the record when none is left."""
+    c = shlex.quote(CREATED)
+    return (f"if [ -e {c} ]; then while IFS= read -r p; do [ -e \"$p\" ] && printf '%s\\n' \"$p\";"
+            f" done < {c} > {c}.new || true; mv {c}.new {c}; [ -s {c} ] || rm -f {c}; fi")

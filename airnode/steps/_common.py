@@ -10,9 +10,11 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.facts.server import Command
 from pyinfra.api.exceptions import PyinfraError
-from pyinfra.operations import files, systemd
+from pyinfra.operations import files, server, systemd
 
 from airnode import config
+from airnode.paths import FILES
+from airnode.record import CREATED, record_created_command
 from airnode.render import render
 
 
@@ -75,6 +77,27 @@ def directory(path: str, name: str, mode: str, user: str = "root", group: str = 
     if remote(dir_state_read(path)).strip() == f"directory {mode} {user} {group}":
         return None
     return files.directory(name=name, path=path, mode=mode, user=user, group=group)
+
+
+def owned_dirs(paths: list[str], name: str, mode: str, user: str = "root",
+               group: str = "root", files_to_come: list[str] = ()):
+    """Make directories airnode owns, recording in record.CREATED the ones it creates
+    (files/owned-dirs.sh), and the files about to be written into them (recorded first, so a
+    run cut half-way still leaves them on the record): teardown removes only what is recorded.
+    Always emitted: call it only when something will go into them."""
+    script = (FILES / "owned-dirs.sh").read_text()
+    cmds = ["sh -c " + shlex.join([script, "owned-dirs.sh", CREATED, mode, f"{user}:{group}",
+                                   *paths])]
+    if files_to_come:
+        cmds.append(record_created_command(list(files_to_come)))
+    return server.shell(name=name, commands=cmds)
+
+
+def owned_directory(path: str, name: str, mode: str, user: str = "root", group: str = "root"):
+    """directory(), for a directory a setting names: created (and recorded) when missing."""
+    if remote(dir_state_read(path)).strip() == f"directory {mode} {user} {group}":
+        return None
+    return owned_dirs([path], name, mode, user, group)
 
 
 def link_read(path: str) -> str:

@@ -15,8 +15,9 @@ from pyinfra.operations import files, server
 from airnode.bundle import manifest, ship
 from airnode.bundle.spec import parse_checksums
 from airnode.paths import ROOT
-from airnode.steps._common import (AirnodeError, directory, file_state_read, profile, put_local,
+from airnode.steps._common import (AirnodeError, file_state_read, owned_dirs, profile, put_local,
                                    remote, settings)
+
 
 DEFAULTS = {
     # The bundle directory made by `airnode bundle fetch`, on the machine running pyinfra.
@@ -92,7 +93,14 @@ def bundle():
 
     todo = ship.to_upload(data["artifacts"], remote_sums(b))
     if todo:
-        directory(remote_dir, "Bundle directory", "755")
+        # the directory and the sub-directories files go into, recorded when airnode makes
+        # them: teardown removes those, and of a directory that was there before only the
+        # files shipped into it
+        subdirs = sorted({f"{remote_dir}/{a['file'].rsplit('/', 1)[0]}" for a in todo
+                          if "/" in a["file"]})
+        owned_dirs([remote_dir, *subdirs], "Bundle directory", "755",
+                   files_to_come=[f"{remote_dir}/{f}" for f in
+                                  [a["file"] for a in todo] + [manifest.MANIFEST]])
     for a in todo:
         files.put(name=f"Upload {a['file']} ({manifest.human(a['size'])})", src=str(root / a["file"]),
                   dest=f"{remote_dir}/{a['file']}", mode="644", user="root", group="root")

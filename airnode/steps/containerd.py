@@ -10,6 +10,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import server, systemd
 
 from airnode import containerd as logic
+from airnode.bundle import unpack
 from airnode.render import render
 from airnode.steps._common import (AirnodeError, applied_command, applied_on_node, digest,
                                    file_state_read, put_rendered, record_applied_command, remote,
@@ -77,9 +78,14 @@ def containerd():
         installed_identity = want
         install = None
         if (mark or "").strip() != want:
+            try:
+                unpack.check_tarball(b.root / tgz["file"])
+            except unpack.UnsafeTarball as e:
+                raise AirnodeError(f"bundle {b.root}: {e}; nothing was changed") from None
             install = server.shell(name=f"Install containerd {version} (static) and runc "
                                         f"{runc['version']} into /usr/local", commands=[
-                f"tar -xzf {shlex.quote(where + '/' + tgz['file'])} -C /usr/local",
+                f"tar -xz {unpack.TAR_SAFE} -f {shlex.quote(where + '/' + tgz['file'])} "
+                "-C /usr/local",
                 f"install -m 755 {shlex.quote(where + '/' + runc['file'])} /usr/local/sbin/runc",
                 f"install -D -m 644 {shlex.quote(where + '/' + unit['file'])} "
                 "/etc/systemd/system/containerd.service",

@@ -22,8 +22,9 @@ from airnode import sizing
 from airnode.bundle import images as imagelib
 from airnode.serving import manifests
 from airnode.steps import bundle
-from airnode.steps._common import (UNAME_N, AirnodeError, dir_state_read, directory,
-                                   file_state_read, put_text, remote, settings)
+from airnode.steps._common import (UNAME_N, AirnodeError, dir_state_read,
+                                   file_state_read, owned_directory, put_text, remote,
+                                   settings)
 from airnode.steps.models import DEFAULTS as MODELS_DEFAULTS
 from airnode.steps.monitoring import (APPLY, KUBECTL, MANIFESTS, WAIT_API, applied,
                                       forget_applied_command, mark_applied_command, rendered)
@@ -270,7 +271,8 @@ def model_server():
     fixed = json.dumps({**fixed_was, **fixed_now}, sort_keys=True)
 
     if s["open_webui"]:
-        directory(s["open_webui_data_dir"], f"Open WebUI data {s['open_webui_data_dir']}", "700")
+        owned_directory(s["open_webui_data_dir"], f"Open WebUI data {s['open_webui_data_dir']}",
+                        "700")
     path = MANIFEST
     put_text(text, path, f"Model server manifests ({path})", mode="600")
     served = served_models(s, b)

@@ -14,7 +14,8 @@ from pyinfra.operations import server as shell
 
 from airnode import ollama as logic
 from airnode.steps import bundle
-from airnode.steps._common import dir_state_read, directory, remote, settings
+from airnode.steps._common import (dir_state_read, directory, owned_directory, remote,
+                                   settings)
 from airnode.steps.ollama import DEFAULTS as OLLAMA_DEFAULTS
 
 DEFAULTS = {
@@ -65,7 +66,7 @@ def models():
     if b is None:
         return
     store = s["model_store_dir"]
-    directory(store, f"Model store {store}", "750", user=logic.USER, group=logic.USER)
+    owned_directory(store, f"Model store {store}", "750", user=logic.USER, group=logic.USER)
     wanted = b.artifacts("model")
     if not wanted:
         host.noop("the bundle holds no models ([[models]] in the spec)")

@@ -58,6 +58,12 @@ def before() -> logic.Before:
                         or "").splitlines())
 
 
+def created() -> list[str]:
+    """What airnode recorded making (record.CREATED)."""
+    text = host.get_fact(Command, f"cat {logic.CREATED} 2>/dev/null || true") or ""
+    return [line for line in text.splitlines() if line.startswith("/")]
+
+
 def k0s_running() -> bool:
     return bool(host.get_fact(Command, f"{k0slogic.BINARY} status >/dev/null 2>&1 "
                                        "&& echo yes || true"))
@@ -134,15 +140,24 @@ def remove_ollama():
             f"rm -f {q(base + '/current')}",
             f"rmdir {q(base)} {q(base.rsplit('/', 1)[0])} 2>/dev/null || true"])
     webui = settings(SERVER_DEFAULTS)["open_webui_data_dir"]
+    made = created()
     if purge_open_webui():
-        server.shell(name=f"PURGE: delete Open WebUI's data {webui} (users, chats)",
-                     commands=[f"rm -rf {shlex.quote(webui)}"])
+        if logic.made_by_airnode(webui, made):
+            server.shell(name=f"PURGE: delete Open WebUI's data {webui} (users, chats)",
+                         commands=[logic.removal_command(logic.Removal(webui, []))])
+        else:
+            host.noop(f"Open WebUI's data {webui} was there before airnode: not deleted")
     if purge():
-        server.shell(name=f"PURGE: delete the model store {store} and the ollama user", commands=[
-            f"rm -rf {shlex.quote(store)}",
-            f"userdel {ollamalogic.USER} 2>/dev/null || true",
-            f"groupdel {ollamalogic.USER} 2>/dev/null || true",
-            f"rm -rf {ollamalogic.HOME}"])
+        users = [f"userdel {ollamalogic.USER} 2>/dev/null || true",
+                 f"groupdel {ollamalogic.USER} 2>/dev/null || true",
+                 f"rm -rf {ollamalogic.HOME}"]
+        if logic.made_by_airnode(store, made):
+            server.shell(name=f"PURGE: delete the model store {store} and the ollama user",
+                         commands=[logic.removal_command(logic.Removal(store, [])), *users])
+        else:
+            # a directory airnode did not make is never deleted, whatever the phrase says
+            host.noop(f"model store {store} was there before airnode: not deleted (delete "
+                      "its blobs/ and manifests/ yourself if you mean to)")
     else:
         host.noop(f"model store {store} kept, with the ollama user that owns it")
 
@@ -257,14 +272,25 @@ def remove_state():
     doomed = []
     for line in entries:
         kind, _, path = line.partition(" ")
-        if kind == "store" or path in (store, webui) or store.startswith(path + "/") \
-                or webui.startswith(path + "/"):
+        if kind == "store" or path in (store, webui, logic.CREATED) \
+                or store.startswith(path + "/") or webui.startswith(path + "/"):
             continue
         doomed.append(path)
+    cmds = []
+    if doomed:
+        cmds.append("rm -rf " + " ".join(shlex.quote(p) for p in sorted(doomed)))
     if not remote.startswith(logic.STATE_DIR + "/") and host.get_fact(
             Command, f"[ -d {shlex.quote(remote)} ] && echo yes || true"):
-        doomed.append(remote)
+        # outside airnode's state directory: all of it only if airnode made it; else just
+        # what it put there (never a directory the site had before, never a mount point)
+        r = logic.removal(remote, created(), [store, webui])
+        if r.tree or r.entries:
+            doomed.append(r.tree or f"what airnode put in {remote}")
+            cmds.append(logic.removal_command(r))
+        if r.kept_because:
+            host.noop(f"bundle_remote_dir {remote} kept: {r.kept_because}")
+    if not doomed and purge() and created():
+        doomed.append(logic.CREATED)  # the store it listed was purged: nothing left to keep
     if doomed:
-        server.shell(name="Remove airnode's state: " + ", ".join(sorted(doomed)), commands=[
-            "rm -rf " + " ".join(shlex.quote(p) for p in sorted(doomed)),
-            f"rmdir {logic.STATE_DIR} 2>/dev/null || true"])
+        cmds += [logic.kept_records_command(), f"rmdir {logic.STATE_DIR} 2>/dev/null || true"]
+        server.shell(name="Remove airnode's state: " + ", ".join(sorted(doomed)), commands=cmds)

@@ -9,6 +9,8 @@ Doubles: k0s and Ollama (tests/doubles/)."""
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from airnode.sizing import zram_size_bytes
@@ -18,7 +20,13 @@ from tests.registry import Registry
 from tests.upstream import bumped_deb, debian_debs, make_runtime_bundle
 
 pytestmark = pytest.mark.lab
-SETTINGS = ("--data", "sizing_reserved_mb=256")
+# the bundle goes to a directory the site had before airnode, with files of its own (a USB
+# stick's copy, a shared data directory): teardown must leave it and them, taking only its own
+SITE_DIR = "/var/lib/site-data"
+SETTINGS = ("--data", "sizing_reserved_mb=256", "--data", f"bundle_remote_dir={SITE_DIR}")
+SITE_FILES = {f"{SITE_DIR}/README.site": "the site's own notes\n",
+              f"{SITE_DIR}/models/keep-me.txt": "a file of the site's, in a directory airnode "
+                                                "also ships into\n"}
 SWAP_LINE = "/swapfile\tnone\tswap\tsw\t0\t0"
 PURGE = ("--data", "teardown_purge_models=yes, delete every model")
 # What a deploy can touch, as a sorted text: files (type, path, link target, sha256), installed
@@ -52,6 +60,8 @@ def life(node, tmp_path_factory):
     node.sh("printf '[Service]\\nExecStart=/bin/sleep infinity\\n[Install]\\n"
             "WantedBy=multi-user.target\\n' > /etc/systemd/system/docker.service && "
             "systemctl daemon-reload && systemctl enable -q --now docker.service")
+    for path, text in SITE_FILES.items():
+        node.sh(f"mkdir -p {path.rsplit('/', 1)[0]} && printf %s {shlex.quote(text)} > {path}")
     work = tmp_path_factory.mktemp("life")
     models = {"tiny:1": tiny_llama(work / "m.gguf").read_bytes()}
     newer = [bumped_deb(d, "+airnode1", work / "debs") for d in debian_debs()]
@@ -159,7 +169,8 @@ def test_an_upgrade_of_k0s_containerd_and_kube_prometheus_changes_just_those(nod
 
 def test_teardown_puts_the_host_back_and_keeps_the_model_store(node, life):
     store = node.sh("find /var/lib/airnode/models -type f | sort | xargs sha256sum")
-    run_ = node.deploy(deploy="deploys/teardown.py", label="teardown")
+    assert node.sh(f"ls {SITE_DIR}/models").split() != ["keep-me.txt"]  # the bundle went there
+    run_ = node.deploy(*SETTINGS, deploy="deploys/teardown.py", label="teardown")
     assert run_.rc == 0, run_.stderr[-3000:]
     assert node.sh("find /var/lib/airnode/models -type f | sort | xargs sha256sum") == store
     after = node.sh(FINGERPRINT).splitlines()
@@ -170,11 +181,16 @@ def test_teardown_puts_the_host_back_and_keeps_the_model_store(node, life):
     assert kept == [], "\n".join(kept)
     assert "/swapfile" in node.sh("cat /proc/swaps")
     assert node.sh("systemctl is-active docker").strip() == "active"
+    # the site's directory and its files are all there, and nothing airnode shipped into it
+    for path, text in SITE_FILES.items():
+        assert node.sh(f"cat {path}") == text
+    assert node.sh(f"find {SITE_DIR} | sort").split() == sorted(
+        [SITE_DIR, f"{SITE_DIR}/models", *SITE_FILES])
 
 
 def test_a_second_teardown_changes_nothing_and_a_purge_leaves_no_trace(node, life):
-    assert node.deploy(deploy="deploys/teardown.py").changed == []
-    purged = node.deploy(*PURGE, deploy="deploys/teardown.py", label="teardown (purge)")
+    assert node.deploy(*SETTINGS, deploy="deploys/teardown.py").changed == []
+    purged = node.deploy(*SETTINGS, *PURGE, deploy="deploys/teardown.py", label="teardown (purge)")
     assert purged.rc == 0, purged.stderr[-3000:]
     after = node.sh(FINGERPRINT).splitlines()
     diff = sorted(set(after) ^ set(life["before"].splitlines()))
