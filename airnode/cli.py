@@ -83,7 +83,7 @@ def _ask(inst: lab.Instance, prompt: str, port: int, max_tokens: int) -> int:
 
 
 def _bundle(args: argparse.Namespace) -> int:
-    from airnode.bundle import fetch, manifest, spec
+    from airnode.bundle import fetch, manifest, spec, trust
 
     root = Path(args.dir)
     try:
@@ -92,13 +92,24 @@ def _bundle(args: argparse.Namespace) -> int:
             data = fetch.fetch(s, root, with_images=not args.no_images)
             print(manifest.table(data))
             report = manifest.verify(root, data)
+            if report.ok:
+                print(f"pin it in the inventory (group_data): {trust.pin_line(root)}")
+        elif args.action == "digest":
+            manifest.load(root)
+            print(trust.digest(root))
+            return 0
+        elif args.action == "sign":
+            manifest.load(root)
+            print(f"signed: {trust.sign(root, Path(args.key))}")
+            return 0
         else:
             data = manifest.load(root)
             if args.action == "show":
                 print(manifest.table(data))
                 return 0
             report = manifest.verify(root, data)
-    except (spec.SpecError, manifest.ManifestError, fetch.FetchError) as e:
+    except (spec.SpecError, manifest.ManifestError, fetch.FetchError, trust.TrustError,
+            OSError) as e:
         print(f"airnode: {e}", file=sys.stderr)
         return 1
     if not report.ok:
@@ -160,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     bsub.add_parser("verify", help="re-check sizes and sha256; name missing, extra, corrupt "
                     "files").add_argument("dir")
     bsub.add_parser("show", help="the bundle's contents as a table").add_argument("dir")
+    bsub.add_parser("digest", help="bundle.json's sha256: what bundle_sha256 pins "
+                    "(compare with what fetch printed)").add_argument("dir")
+    sp = bsub.add_parser("sign", help="sign bundle.json with an SSH key (bundle.json.sig; "
+                         "nodes trust it through bundle_allowed_signers)")
+    sp.add_argument("--key", required=True, help="the SSH private key")
+    sp.add_argument("dir")
     kp = sub.add_parser("check", help="health and smoke check of a model server over HTTP")
     kp.add_argument("url", help="e.g. http://NODE:11434 (Ollama) or http://NODE:8080 (llama-server)")
     kp.add_argument("--model", action="append", default=[], help="a model that must answer "

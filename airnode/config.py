@@ -222,6 +222,10 @@ RULES: dict[str, Rule] = {
     # offline bundle
     "bundle_dir": optional_path(),
     "bundle_remote_dir": owned_dir("the bundle on the node"),
+    "bundle_sha256": pattern(r"|[0-9a-f]{64}", "empty or the 64 lowercase hex digits of "
+                             "bundle.json's sha256 (`airnode bundle fetch` prints it)"),
+    "bundle_allowed_signers": Rule("empty or the path of an OpenSSH allowed-signers file",
+                                   lambda v: isinstance(v, str) and "\n" not in v),
     # zram
     "zram_fraction": number(gt=0, le=2),
     "zram_max_mb": integer(ge=0, note="0 means no cap"),

@@ -104,7 +104,7 @@ def verify(root: Path, data: dict | None = None, check_extra: bool = True) -> Re
     if check_extra:
         for path in sorted(root.rglob("*")):
             rel = path.relative_to(root).as_posix()
-            if path.is_file() and rel != MANIFEST and rel not in listed:
+            if path.is_file() and rel not in (MANIFEST, MANIFEST + ".sig") and rel not in listed:
                 report.extra.append(rel)
     return report
 

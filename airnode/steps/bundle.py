@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from airnode.bundle import manifest, ship
+from airnode.bundle import manifest, ship, trust
 from airnode.bundle.spec import parse_checksums
 from airnode.paths import ROOT
 from airnode.steps._common import (AirnodeError, file_state_read, owned_dirs, profile, put_local,
@@ -25,6 +25,12 @@ DEFAULTS = {
     "bundle_dir": "",
     # Where the bundle lives on the node.
     "bundle_remote_dir": "/var/lib/airnode/bundle",
+    # Trust: the sha256 of bundle.json that `airnode bundle fetch` printed on the connected
+    # machine, pinned here; or, for bundles signed with `airnode bundle sign`, an OpenSSH
+    # allowed-signers file on this machine (relative paths from the project root). One of the
+    # two is required with a bundle: nothing unpinned or unsigned is deployed.
+    "bundle_sha256": "",
+    "bundle_allowed_signers": "",
 }
 
 
@@ -46,17 +52,26 @@ def current(missing: str) -> Bundle | None:
         host.noop(f"no bundle_dir set: {missing}")
         return None
     root = (ROOT / s["bundle_dir"]).resolve()
-    return Bundle(root, local_bundle(root, s["bundle_dir"]), s["bundle_remote_dir"])
+    signers = str(ROOT / s["bundle_allowed_signers"]) if s["bundle_allowed_signers"] else ""
+    return Bundle(root, local_bundle(root, s["bundle_dir"], s["bundle_sha256"], signers),
+                  s["bundle_remote_dir"])
 
 
 @cache
-def local_bundle(root: Path, bundle_dir: str) -> dict:
-    """The verified local manifest; raises AirnodeError naming every missing or corrupt file.
-    Cached: every file is hashed once per run, however many steps and hosts use it."""
+def local_bundle(root: Path, bundle_dir: str, pinned_sha256: str = "",
+                 allowed_signers: str = "") -> dict:
+    """The verified local manifest: every field valid, the manifest itself pinned or signed,
+    then every file's size and sha256; raises AirnodeError naming what is wrong. Cached: every
+    file is hashed once per run, however many steps and hosts use it."""
     try:
         data = manifest.load(root)
     except manifest.ManifestError as e:
         raise AirnodeError(f"bundle_dir = {bundle_dir!r}: {e}") from None
+    try:
+        how = trust.check(root, pinned_sha256, allowed_signers)
+    except trust.TrustError as e:
+        raise AirnodeError(f"bundle_dir = {bundle_dir!r}: {e}; nothing was changed") from None
+    logger.info(f"bundle {root}: trusted ({how})")
     report = manifest.verify(root, data, check_extra=False)
     if not report.ok:
         raise AirnodeError(f"bundle {root} is not intact; nothing was changed:\n  - "

@@ -14,6 +14,7 @@ import pytest
 import testinfra
 
 from airnode import lab
+from airnode.bundle import trust
 from airnode.paths import ROOT
 from tests.conftest import TIMINGS
 
@@ -41,6 +42,16 @@ class Run:
         return [op["name"] for op in self.json["results"]["operations"] if op["error"]]
 
 
+def pinned(args) -> list[str]:
+    """The deploy's arguments with the bundle pinned, as an operator's inventory pins it
+    (bundle_sha256 = what `airnode bundle fetch` printed), unless they pin it themselves."""
+    args = list(args)
+    dirs = [a.split("=", 1)[1] for a in args if a.startswith("bundle_dir=")]
+    if dirs and dirs[-1] and not any(a.startswith("bundle_sha256=") for a in args):
+        args += ["--data", f"bundle_sha256={trust.digest(Path(dirs[-1]))}"]
+    return args
+
+
 class Node:
     """A running lab VM, the CLI to deploy on it, and testinfra to look at it."""
 
@@ -65,7 +76,7 @@ class Node:
     def deploy(self, *extra: str, deploy: str = "deploys/node.py", label: str = "") -> Run:
         """The real CLI, as a user types it, from a cwd outside the project."""
         env = dict(os.environ, AIRNODE_LAB_DIR=str(self.inst.dir))
-        argv = [PYINFRA, "-y", "--json", *extra, str(ROOT / "inventories/lab.py"),
+        argv = [PYINFRA, "-y", "--json", *pinned(extra), str(ROOT / "inventories/lab.py"),
                 str(ROOT / deploy)]
         started = time.monotonic()
         p = subprocess.run(argv, capture_output=True, text=True, env=env, cwd="/", timeout=1800)
@@ -83,7 +94,8 @@ class Node:
         import signal
 
         env = dict(os.environ, AIRNODE_LAB_DIR=str(self.inst.dir))
-        argv = [PYINFRA, "-y", *extra, str(ROOT / "inventories/lab.py"), str(ROOT / deploy)]
+        argv = [PYINFRA, "-y", *pinned(extra), str(ROOT / "inventories/lab.py"),
+                str(ROOT / deploy)]
         p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                              env=env, cwd="/", start_new_session=True)
         seen = []

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from airnode.bundle import trust
 from airnode.paths import ROOT
 
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
@@ -92,7 +93,8 @@ def run_sized(bundle, *extra, df="50000000000"):
         "echo arch=": profile(mem_kb=str(8 * 1024 * 1024)), "uname -n": "node1",
         "df -P -B1": [f"/dev/vda1 {df} /var/lib", f"/dev/vda1 {df} /var/lib"]}))
     return subprocess.run(
-        [PYINFRA, "-y", "--debug", "--data", f"bundle_dir={bundle}", *extra,
+        [PYINFRA, "-y", "--debug", "--data", f"bundle_dir={bundle}",
+         "--data", f"bundle_sha256={trust.digest(bundle)}", *extra,
          str(ROOT / "tests/fake_inventory.py"), str(ROOT / "deploys/node.py")],
         capture_output=True, text=True, env=env, cwd="/", timeout=120)
 
