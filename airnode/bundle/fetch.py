@@ -8,11 +8,13 @@ nothing here imports pyinfra.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urljoin
 
 import requests
 from tqdm import tqdm
@@ -37,12 +39,36 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+class _Session(requests.Session):
+    def get_redirect_target(self, resp):
+        """Redirects are followed, but never from https to http (a downgrade anyone on the
+        path could have asked for)."""
+        target = super().get_redirect_target(resp)
+        if target and resp.url.startswith("https://") and \
+                urljoin(resp.url, target).lower().startswith("http://"):
+            raise FetchError(f"{resp.url} redirects to {urljoin(resp.url, target)}: refused "
+                             "(https to plain http)")
+        return target
+
+
+def content_range_start(value: str | None) -> tuple[int, int | None] | None:
+    """'bytes 100-199/200' -> (100, 200); '*' total -> (100, None); anything else -> None."""
+    m = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+|\*)", (value or "").strip())
+    if not m:
+        return None
+    return int(m.group(1)), (None if m.group(3) == "*" else int(m.group(3)))
+
+
 class Fetcher:
     def __init__(self, retries: int = 5, backoff: float = 1.0, timeout: float = 30,
-                 progress: bool | None = None, insecure_registries: tuple[str, ...] = ()):
+                 progress: bool | None = None, insecure_registries: tuple[str, ...] = (),
+                 deadline: float = 6 * 3600):
         # Registries reached over plain HTTP / without TLS verification (a local mirror).
         self.insecure_registries = tuple(insecure_registries)
-        self.session = requests.Session()
+        # the most one file's download may take, all attempts together: `timeout` bounds each
+        # wait for a byte, so a server sending one every 29 s would otherwise never time out
+        self.deadline = deadline
+        self.session = _Session()
         self.session.headers["User-Agent"] = "airnode-bundle-fetch"
         self.retries, self.backoff, self.timeout = retries, backoff, timeout
         self.progress = sys.stderr.isatty() if progress is None else progress
@@ -74,17 +100,27 @@ class Fetcher:
         return self._retrying(url, attempt)
 
     def download(self, url: str, dest: Path, label: str) -> None:
-        """Download url to dest, resuming dest.part across attempts and runs."""
+        """Download url to dest, resuming dest.part across attempts and runs - but only the
+        same representation: the resumed request carries If-Range with the validator (strong
+        ETag, else Last-Modified) of the response the part began with, and the 206 answer must
+        start exactly where the part ends (Content-Range); otherwise it starts over from zero,
+        so a file that changed upstream between two attempts is never spliced."""
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = dest.with_name(dest.name + ".part")
+        validator_file = dest.with_name(dest.name + ".part-validator")
+        deadline = time.monotonic() + self.deadline
 
         def attempt():
             have = part.stat().st_size if part.exists() else 0
+            validator = validator_file.read_text().strip() if validator_file.exists() else ""
+            if have and not validator:
+                have = 0  # nothing to tell the same file by: start over
             # identity: a gzip Content-Encoding would make the body, the Content-Length and our
             # Range offsets disagree (requests decodes it on the fly)
             headers = {"Accept-Encoding": "identity"}
             if have:
                 headers["Range"] = f"bytes={have}-"
+                headers["If-Range"] = validator
             with self.session.get(url, headers=headers, stream=True, timeout=self.timeout) as r:
                 if r.status_code == 416 and have:
                     part.unlink()  # our partial file is longer than the resource: start over
@@ -93,8 +129,24 @@ class Fetcher:
                     raise _Transient(f"HTTP {r.status_code}")
                 if r.status_code not in (200, 206):
                     raise FetchError(f"{label}: {url}: HTTP {r.status_code}")
-                if r.status_code == 200:
-                    have = 0  # server ignored the Range: take it from the start
+                if r.status_code == 206:
+                    got = content_range_start(r.headers.get("Content-Range"))
+                    now = r.headers.get("ETag") or r.headers.get("Last-Modified") or ""
+                    changed = bool(now) and validator.startswith(('"', "W/")) == \
+                        now.startswith(('"', "W/")) and now != validator
+                    if not have or got is None or got[0] != have or changed:
+                        part.unlink(missing_ok=True)
+                        validator_file.unlink(missing_ok=True)
+                        raise _Transient(f"resume answered Content-Range "
+                                         f"{r.headers.get('Content-Range')!r} for bytes={have}-:"
+                                         " starting over")
+                else:
+                    have = 0  # a 200: the whole (maybe changed) file, from the start
+                etag = r.headers.get("ETag", "")
+                new_validator = etag if etag and not etag.startswith("W/") else \
+                    r.headers.get("Last-Modified", "")
+                if not have:
+                    validator_file.write_text(new_validator)
                 length = int(r.headers.get("Content-Length", 0)) or None
                 total = (have + length) if length else None
                 with open(part, "ab" if have else "wb") as f, tqdm(
@@ -103,9 +155,14 @@ class Fetcher:
                     for chunk in r.iter_content(CHUNK):
                         f.write(chunk)
                         bar.update(len(chunk))
+                        if time.monotonic() > deadline:
+                            raise FetchError(f"{label}: {url}: not done after {self.deadline:.0f}"
+                                             f" s ({part.stat().st_size} bytes so far, kept "
+                                             "to resume)")
                 if total is not None and part.stat().st_size != total:
                     raise _Transient(f"short body: {part.stat().st_size} of {total} bytes")
             part.rename(dest)
+            validator_file.unlink(missing_ok=True)
 
         self._retrying(label, attempt)
 
