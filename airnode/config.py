@@ -246,9 +246,11 @@ RULES: dict[str, Rule] = {
         lambda v: isinstance(v, list) and all(isinstance(c, str) and c.replace("-", "").isalnum()
                                               for c in v)),
     "k0s_extra_install_flags": Rule(
-        "a list of --flag or --flag=value strings",
-        lambda v: isinstance(v, list) and all(isinstance(f, str) and f.startswith("--")
-                                              and f != "--force" for f in v)),
+        "a list of --flag or --flag=value strings, without --force (airnode decides when k0s "
+        "is re-installed)",
+        lambda v: isinstance(v, list) and all(
+            isinstance(f, str) and re.fullmatch(r"--[a-z0-9][a-z0-9-]*(=[\x21-\x7e]*)?", f)
+            is not None and f.split("=", 1)[0] != "--force" for f in v)),
     "k0s_network_provider": one_of("kuberouter", "calico", "custom"),
     "k0s_ready_timeout": integer(ge=30, le=3600),
     # /etc/hosts

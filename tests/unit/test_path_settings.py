@@ -61,3 +61,15 @@ def test_overlapping_path_settings_are_refused_together(change, pair):
 def test_open_webuis_directory_counts_only_when_open_webui_is_on():
     off = {**DEFAULTS, "open_webui": False, "open_webui_data_dir": "/var/lib/airnode/models/w"}
     assert config.path_overlaps(off) == []
+
+
+@pytest.mark.parametrize("flags", [["--force"], ["--force=true"], ["--debug", "--force=1"],
+                                   ["--labels=a b"], ["--x=$(id)\n"], ["-f"]])
+def test_k0s_extra_install_flags_refuse_force_in_any_spelling(flags):
+    with pytest.raises(config.SettingError, match="without --force"):
+        config.check({"k0s_extra_install_flags": flags})
+
+
+def test_k0s_extra_install_flags_take_plain_flags():
+    flags = ["--debug", "--labels=airnode.io/role=llm", "--kubelet-extra-args=--max-pods=50"]
+    assert config.check({"k0s_extra_install_flags": flags})["k0s_extra_install_flags"] == flags
