@@ -253,6 +253,7 @@ RULES: dict[str, Rule] = {
             is not None and f.split("=", 1)[0] != "--force" for f in v)),
     "k0s_network_provider": one_of("kuberouter", "calico", "custom"),
     "k0s_ready_timeout": integer(ge=30, le=3600),
+    "k0s_node_ports_on_lan": boolean(),
     # /etc/hosts
     "hosts_address": ipv4_loopback(),
 }

@@ -21,6 +21,10 @@ DEFAULTS = {
     "k0s_extra_install_flags": [],    # more `k0s install controller` flags, e.g. --debug
     "k0s_network_provider": "kuberouter",
     "k0s_ready_timeout": 600,         # seconds to wait for the node to become Ready
+    # NodePort Services (the model API, Open WebUI) answer on 127.0.0.1 only: from the node
+    # itself and through an SSH tunnel. true opens them on every node address, to the LAN:
+    # the Ollama API has no authentication (anyone there can pull, delete and push models).
+    "k0s_node_ports_on_lan": False,
 }
 
 
@@ -58,7 +62,8 @@ def k0s():
             f"install -m 755 {shlex.quote(src)} {logic.BINARY}.new",
             f"mv {logic.BINARY}.new {logic.BINARY}"]))
 
-    values = dict(network_provider=s["k0s_network_provider"], pull_policy="Never")
+    values = dict(network_provider=s["k0s_network_provider"], pull_policy="Never",
+                  node_ports_on_lan=s["k0s_node_ports_on_lan"])
     config = put_rendered("k0s.yaml.j2", logic.CONFIG, name=f"{logic.CONFIG}", mode="600",
                           **values)
     flags = logic.install_flags(s["k0s_disable_components"], s["k0s_extra_install_flags"])

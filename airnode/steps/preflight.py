@@ -94,6 +94,11 @@ def preflight():
 def cross_checks(values: dict) -> list[str]:
     """Settings that are each allowed but not together."""
     problems = config.path_overlaps(values)
+    if values["model_server_check_url"] and not values["k0s_node_ports_on_lan"]:
+        problems.append(f"model_server_check_url = {values['model_server_check_url']!r} "
+                        "reaches the node over the network, but its NodePorts answer on "
+                        "127.0.0.1 only (k0s_node_ports_on_lan = false): leave it empty (the "
+                        "check goes through the SSH connection) or open the NodePorts")
     if values["open_webui"]:
         if values["open_webui_node_port"] == values["model_server_node_port"]:
             problems.append(f"open_webui_node_port = {values['open_webui_node_port']} is "

@@ -211,6 +211,19 @@ def test_k0s_made_its_controller_users_and_ollama_kept_ids_of_its_own(node):
     assert pod_env(node)["uid"] == str(ids["ollama"][0])
 
 
+def test_the_model_api_answers_on_127_0_0_1_only_not_on_the_lan(node):
+    # k0s_node_ports_on_lan = false: kube-proxy's nodePortAddresses = 127.0.0.0/8
+    assert 'nodePortAddresses: ["127.0.0.0/8"]' in node.sh("cat /etc/k0s/k0s.yaml")
+    listening = node.sh("ss -Htln 'sport = :31434'")
+    assert "127.0.0.1:31434" in listening and "0.0.0.0:31434" not in listening, listening
+    lan = node.sh("ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1").split()
+    assert lan, "the VM has a network address"
+    probe = ("python3.11 -c 'import socket,sys; s=socket.socket(); s.settimeout(3); "
+             "print(s.connect_ex((sys.argv[1], 31434)))' ")
+    assert node.sh(probe + "127.0.0.1").strip() == "0"
+    assert node.sh(probe + lan[0]).strip() != "0"  # refused on the node's own LAN address
+
+
 def test_the_kubelet_and_containerd_agree_on_systemd_cgroups(node):
     # Debian's containerd 1.6 does not tell the kubelet its cgroup driver (CRI RuntimeConfig
     # came with 2.0): k0s.yaml's default worker profile does

@@ -107,3 +107,11 @@ def test_binding_sets_the_claimref_and_a_released_volume_binds_nothing_until_it_
     # a bound claim whose volume lost its claimRef gets it back
     del pv_now["spec"]["claimRef"]
     assert k0s.bind(c, new)["spec"]["claimRef"]["name"] == "models-model-server-0"
+
+
+def test_node_ports_answer_where_kube_proxys_node_port_addresses_say():
+    k0s = load_double()
+    assert k0s.node_port_bind(None) == "0.0.0.0"  # k0s's default: null, every address
+    assert k0s.node_port_bind(["127.0.0.0/8"]) == "127.0.0.1"
+    assert k0s.node_port_bind(["127.0.0.1/32"]) == "127.0.0.1"
+    assert k0s.node_port_bind(["127.0.0.0/8", "10.0.0.0/8"]) == "0.0.0.0"

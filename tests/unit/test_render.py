@@ -45,7 +45,8 @@ def test_modules_load_conf():
 def test_k0s_config_is_an_air_gapped_cluster_config():
     import yaml
 
-    cfg = yaml.safe_load(render("k0s.yaml.j2", network_provider="kuberouter", pull_policy="Never"))
+    cfg = yaml.safe_load(render("k0s.yaml.j2", network_provider="kuberouter", pull_policy="Never",
+                                node_ports_on_lan=False))
     assert cfg["kind"] == "ClusterConfig" and cfg["apiVersion"] == "k0s.k0sproject.io/v1beta1"
     assert cfg["spec"]["images"]["default_pull_policy"] == "Never"
     assert cfg["spec"]["telemetry"]["enabled"] is False
@@ -54,3 +55,17 @@ def test_k0s_config_is_an_air_gapped_cluster_config():
     # does not tell the kubelet), through k0s's default worker profile
     assert cfg["spec"]["workerProfiles"] == [{"name": "default",
                                               "values": {"cgroupDriver": "systemd"}}]
+
+
+def test_k0s_yaml_keeps_node_ports_on_127_0_0_1_unless_opened_to_the_lan():
+    import yaml
+
+    from airnode.render import render
+
+    def network(lan):
+        return yaml.safe_load(render("k0s.yaml.j2", network_provider="kuberouter",
+                                     pull_policy="Never", node_ports_on_lan=lan))["spec"]["network"]
+
+    assert network(False) == {"provider": "kuberouter",
+                              "kubeProxy": {"nodePortAddresses": ["127.0.0.0/8"]}}
+    assert network(True) == {"provider": "kuberouter"}

@@ -165,7 +165,8 @@ def test_a_rolling_deployment_needs_room_for_both_pods(monkeypatch):
 def test_the_stand_in_validates_k0s_yaml_as_strictly_as_k0s(tmp_path):
     k0s = load_double()
     good = tmp_path / "k0s.yaml"
-    good.write_text(render("k0s.yaml.j2", network_provider="kuberouter", pull_policy="Never"))
+    good.write_text(render("k0s.yaml.j2", network_provider="kuberouter", pull_policy="Never",
+                           node_ports_on_lan=False))
     assert k0s.validate_config(str(good)) == []
     cases = {
         "spec:\n  networking: {}\n": 'unknown field "networking"',
