@@ -156,8 +156,9 @@ def remove_ollama():
                          commands=[logic.removal_command(logic.Removal(store, [])), *users])
         else:
             # a directory airnode did not make is never deleted, whatever the phrase says
-            host.noop(f"model store {store} was there before airnode: not deleted (delete "
-                      "its blobs/ and manifests/ yourself if you mean to)")
+            host.noop(f"model store {store} was there before airnode: not deleted, nor the "
+                      "ollama user that owns it (delete its blobs/ and manifests/ yourself if "
+                      "you mean to)")
     else:
         host.noop(f"model store {store} kept, with the ollama user that owns it")
 
