@@ -15,6 +15,7 @@ from typing import Any
 
 from airnode.llama_server import OWN_FLAGS as OWN_LLAMA_FLAGS
 from airnode.llama_server import extra_args_problem
+from airnode.record import STATE_DIR, inside
 
 
 class SettingError(ValueError):
@@ -119,11 +120,6 @@ SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/li
                 "/var/lib/NetworkManager", "/var/lib/private", "/opt/containerd", "/opt/cni")
 # ...and these exactly (what sits below them is fine: /srv/airnode, /mnt/data/models)
 SYSTEM_DIRS = ("/var", "/var/lib", "/opt", "/srv", "/mnt", "/media", "/data")
-STATE_DIR = "/var/lib/airnode"  # airnode's own state (record.STATE_DIR)
-
-
-def _inside(path: str, tree: str) -> bool:
-    return path == tree or path.startswith(tree + "/")
 
 
 def owned_dir(what: str) -> Rule:
@@ -133,7 +129,7 @@ def owned_dir(what: str) -> Rule:
     def check(v: Any) -> bool:
         if not absolute_path(min_depth=2).check(v):
             return False
-        if any(_inside(v, t) for t in SYSTEM_TREES) or v in SYSTEM_DIRS or v == STATE_DIR:
+        if any(inside(v, t) for t in SYSTEM_TREES) or v in SYSTEM_DIRS or v == STATE_DIR:
             return False
         return not (v.count("/") == 2 and v.split("/")[1] in ("mnt", "media"))
     return Rule(f"{what}: an absolute path of letters, digits, '.', '_', '-', at least 2 levels "
@@ -155,7 +151,7 @@ def path_overlaps(values: Mapping[str, Any]) -> list[str]:
     out = []
     for i, (ka, a) in enumerate(paths):
         for kb, b in paths[i + 1:]:
-            if _inside(a, b) or _inside(b, a):
+            if inside(a, b) or inside(b, a):
                 out.append(f"{ka} = {a!r} and {kb} = {b!r} overlap: give each a directory of "
                            "its own (neither inside the other)")
     return out

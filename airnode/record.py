@@ -115,14 +115,15 @@ def record_created_command(paths: list[str]) -> str:
             f"2>/dev/null || printf '%s\\n' \"$p\" >> {c}; done")
 
 
-def _inside(path: str, tree: str) -> bool:
+def inside(path: str, tree: str) -> bool:
+    """path is tree or lies below it."""
     return bool(tree) and (path == tree or path.startswith(tree.rstrip("/") + "/"))
 
 
 def made_by_airnode(path: str, created: list[str]) -> bool:
     """path, or a directory it is inside, was created by airnode (recorded, or airnode's own
     state directory)."""
-    return _inside(path, STATE_DIR) or any(_inside(path, c) for c in created)
+    return inside(path, STATE_DIR) or any(inside(path, c) for c in created)
 
 
 @dataclass(frozen=True)
@@ -138,11 +139,11 @@ def removal(path: str, created: list[str], keep: list[str]) -> Removal:
     """Teardown's decision for a directory setting (e.g. bundle_remote_dir): never a directory
     that existed before airnode, never one holding what must be kept (the model store, Open
     WebUI's data); then only what airnode recorded inside it, less what holds a kept path."""
-    holding = [k for k in keep if _inside(k, path)]
+    holding = [k for k in keep if inside(k, path)]
     if made_by_airnode(path, created) and not holding:
         return Removal(path, [])
-    entries = sorted({c for c in created if _inside(c, path) and c != path
-                      and not any(_inside(k, c) for k in keep)},
+    entries = sorted({c for c in created if inside(c, path) and c != path
+                      and not any(inside(k, c) for k in keep)},
                      key=lambda c: (-c.count("/"), c))
     why = (f"it holds {', '.join(holding)}" if holding else
            "it was there before airnode: only what airnode put in it is removed")
@@ -152,15 +153,10 @@ def removal(path: str, created: list[str], keep: list[str]) -> Removal:
 def removal_command(r: Removal) -> str:
     """Shell for a Removal: a mount point is never removed."""
     q = shlex.quote
-    cmds = []
-    if r.tree:
-        cmds.append(f"if mountpoint -q {q(r.tree)}; then echo {q(r.tree + ': a mount point, kept')}"
-                    f" >&2; else rm -rf {q(r.tree)}; fi")
-    for path in r.entries:
-        # a file airnode shipped, or a directory it made (all of it is airnode's)
-        cmds.append(f"if mountpoint -q {q(path)}; then echo {q(path + ': a mount point, kept')} "
-                    f">&2; else rm -rf {q(path)}; fi")
-    return "; ".join(cmds) or "true"
+    # the tree airnode made, or each entry: a file it shipped, a directory it made
+    return "; ".join(f"if mountpoint -q {q(p)}; then echo {q(p + ': a mount point, kept')} >&2; "
+                     f"else rm -rf {q(p)}; fi"
+                     for p in ([r.tree] if r.tree else []) + r.entries) or "true"
 
 
 def kept_records_command() -> str:

@@ -51,6 +51,12 @@ class _Session(requests.Session):
         return target
 
 
+def validator_of(headers) -> str:
+    """What tells one representation from another: a strong ETag, else Last-Modified."""
+    etag = headers.get("ETag", "")
+    return etag if etag and not etag.startswith("W/") else headers.get("Last-Modified", "")
+
+
 def content_range_start(value: str | None) -> tuple[int, int | None] | None:
     """'bytes 100-199/200' -> (100, 200); '*' total -> (100, None); anything else -> None."""
     m = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+|\*)", (value or "").strip())
@@ -131,10 +137,8 @@ class Fetcher:
                     raise FetchError(f"{label}: {url}: HTTP {r.status_code}")
                 if r.status_code == 206:
                     got = content_range_start(r.headers.get("Content-Range"))
-                    now = r.headers.get("ETag") or r.headers.get("Last-Modified") or ""
-                    changed = bool(now) and validator.startswith(('"', "W/")) == \
-                        now.startswith(('"', "W/")) and now != validator
-                    if not have or got is None or got[0] != have or changed:
+                    now = validator_of(r.headers)
+                    if not have or got is None or got[0] != have or (now and now != validator):
                         part.unlink(missing_ok=True)
                         validator_file.unlink(missing_ok=True)
                         raise _Transient(f"resume answered Content-Range "
@@ -142,11 +146,8 @@ class Fetcher:
                                          " starting over")
                 else:
                     have = 0  # a 200: the whole (maybe changed) file, from the start
-                etag = r.headers.get("ETag", "")
-                new_validator = etag if etag and not etag.startswith("W/") else \
-                    r.headers.get("Last-Modified", "")
                 if not have:
-                    validator_file.write_text(new_validator)
+                    validator_file.write_text(validator_of(r.headers))
                 length = int(r.headers.get("Content-Length", 0)) or None
                 total = (have + length) if length else None
                 with open(part, "ab" if have else "wb") as f, tqdm(

@@ -114,9 +114,10 @@ def archive_images(path: Path) -> dict[str, str | None]:
             index = json.load(tar.extractfile(members["index.json"]))
             for i, m in enumerate(index.get("manifests", [])):
                 ann = m.get("annotations", {})
-                key = ("io.containerd.image.name" if "io.containerd.image.name" in ann
-                       else "org.opencontainers.image.ref.name")
-                name = ann.get(key)
+                key = next((k for k in ("io.containerd.image.name",
+                                        "org.opencontainers.image.ref.name") if ann.get(k)),
+                           None)
+                name = ann.get(key) if key else None
                 if name and ("/" in name or ":" in name):
                     # names reach ctr's command line and the node's image list: strict
                     where = f"{path.name}: index.json manifests[{i}]"

@@ -12,7 +12,7 @@ from typing import Any
 
 from airnode.bundle import rules
 
-ARCHES = ("amd64", "arm64")
+ARCHES = rules.ARCHES
 UNAME_TO_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 DEFAULT_SOURCES = {"github": "https://github.com",
                    "github_raw": "https://raw.githubusercontent.com"}
@@ -72,7 +72,7 @@ def _need(table: dict, key: str, where: str, kind=str) -> Any:
 def _sha(value: Any, where: str) -> str | None:
     if value is None:
         return None
-    if not (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value)):
+    if not (isinstance(value, str) and re.fullmatch(rules.SHA256, value)):
         raise SpecError(f"{where} = {value!r}: expected 64 lowercase hex digits")
     return value
 

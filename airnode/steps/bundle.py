@@ -12,7 +12,7 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from airnode.bundle import manifest, ship, trust
+from airnode.bundle import manifest, ship, trust, unpack
 from airnode.bundle.spec import parse_checksums
 from airnode.paths import ROOT
 from airnode.steps._common import (AirnodeError, file_state_read, owned_dirs, profile, put_local,
@@ -78,6 +78,21 @@ def local_bundle(root: Path, bundle_dir: str, pinned_sha256: str = "",
                            + "\n  - ".join(report.lines())
                            + "\n  (re-run `airnode bundle fetch` on the connected machine)")
     return data
+
+
+@cache
+def _tarball_checked(path: Path, sha256: str) -> int:
+    return unpack.check_tarball(path)
+
+
+def safe_to_unpack(b: Bundle, tarball: dict) -> None:
+    """Every member of a release tarball checked on this machine before the node unpacks it as
+    root (airnode/bundle/unpack.py); once per run and tarball, and only when it is about to be
+    unpacked, never on a no-op."""
+    try:
+        _tarball_checked(b.root / tarball["file"], tarball["sha256"])
+    except unpack.UnsafeTarball as e:
+        raise AirnodeError(f"bundle {b.root}: {e}; nothing was changed") from None
 
 
 def remote_sums_command(path: str) -> str:

@@ -78,10 +78,7 @@ def containerd():
         installed_identity = want
         install = None
         if (mark or "").strip() != want:
-            try:
-                unpack.check_tarball(b.root / tgz["file"])
-            except unpack.UnsafeTarball as e:
-                raise AirnodeError(f"bundle {b.root}: {e}; nothing was changed") from None
+            bundle.safe_to_unpack(b, tgz)
             install = server.shell(name=f"Install containerd {version} (static) and runc "
                                         f"{runc['version']} into /usr/local", commands=[
                 f"tar -xz {unpack.TAR_SAFE} -f {shlex.quote(where + '/' + tgz['file'])} "

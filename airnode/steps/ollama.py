@@ -4,15 +4,11 @@ the bundle switches the node on the next run (the model server rolls onto it).""
 
 from __future__ import annotations
 
-from functools import cache
-from pathlib import Path
-
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from airnode import ollama as logic
-from airnode.bundle import unpack
 from airnode.steps import bundle
 from airnode.steps._common import (AirnodeError, dir_state_read, link, link_read, remote,
                                    settings)
@@ -85,20 +81,6 @@ def version_dir(version: str) -> str:
     return f"{settings(DEFAULTS)['ollama_install_dir']}/{version}"
 
 
-@cache
-def _checked(path: Path, sha256: str) -> int:
-    return unpack.check_tarball(path)
-
-
-def safe_to_unpack(b: bundle.Bundle, tarball: dict) -> None:
-    """Every member checked on this machine before the node unpacks it as root (once per run
-    and tarball; only when it is about to be unpacked)."""
-    try:
-        _checked(b.root / tarball["file"], tarball["sha256"])
-    except unpack.UnsafeTarball as e:
-        raise AirnodeError(f"bundle {b.root}: {e}; nothing was changed") from None
-
-
 @deploy("Ollama (offline, from the release tarball)", data_defaults=DEFAULTS)
 def ollama():
     """The system user `ollama` owns the model store whichever backend serves it; Ollama itself
@@ -121,7 +103,7 @@ def ollama():
     version, base = tarball["version"], s["ollama_install_dir"]
 
     if remote(mark_read(version)).strip() != tarball["sha256"]:
-        safe_to_unpack(b, tarball)
+        bundle.safe_to_unpack(b, tarball)
         server.shell(
             name=f"Unpack Ollama {version} ({logic.tarball_kind(tarball['file'])}) into "
                  f"{version_dir(version)}",

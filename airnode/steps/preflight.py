@@ -69,16 +69,14 @@ def preflight():
 
     _prefetch(values)
     facts = profile()
-    if not problems:
-        problems += check_host(facts, values["preflight_min_memory_mb"],
-                               values["zram_swappiness"])
-        problems += cross_checks(values)
-        zram_swaps = [sw.name for sw in swap.parse_proc_swaps(remote(PROC_SWAPS).splitlines())
-                      if sw.is_zram]
-        if zram_swaps and service_state(zram.UNIT)[0] != "active":
-            problems.append(f"a zram swap not made by airnode is active ({', '.join(zram_swaps)}: "
-                            "zram-tools or systemd-zram-generator?): disable it first, airnode "
-                            "sets up its own")
+    problems += check_host(facts, values["preflight_min_memory_mb"], values["zram_swappiness"])
+    problems += cross_checks(values)
+    zram_swaps = [sw.name for sw in swap.parse_proc_swaps(remote(PROC_SWAPS).splitlines())
+                  if sw.is_zram]
+    if zram_swaps and service_state(zram.UNIT)[0] != "active":
+        problems.append(f"a zram swap not made by airnode is active ({', '.join(zram_swaps)}: "
+                        "zram-tools or systemd-zram-generator?): disable it first, airnode "
+                        "sets up its own")
     if not problems:
         problems += _sizing(values, facts.memory_mb, facts.tools)
     if not problems:
