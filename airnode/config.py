@@ -16,6 +16,7 @@ from typing import Any
 from airnode.llama_server import OWN_FLAGS as OWN_LLAMA_FLAGS
 from airnode.llama_server import extra_args_problem
 from airnode.record import STATE_DIR, inside
+from airnode.serving import webui
 
 
 class SettingError(ValueError):
@@ -211,6 +212,11 @@ RULES: dict[str, Rule] = {
     "open_webui_node_port": integer(ge=30000, le=32767, note="Kubernetes' NodePort range"),
     "open_webui_data_dir": owned_dir("Open WebUI's data"),
     "open_webui_store_size": pattern(QUANTITY, "a Kubernetes quantity like 5Gi"),
+    "open_webui_admin_email": pattern(f"|{webui.EMAIL}", "empty or an email address (the "
+                                      "Open WebUI admin's login, e.g. admin@example.com)"),
+    "open_webui_admin_password_file": Rule(
+        "empty or the path of a file on the control machine whose first line is the Open "
+        "WebUI admin's password", lambda v: isinstance(v, str) and "\n" not in v),
     # teardown
     "teardown_purge_models": one_of("", "yes, delete every model"),
     "teardown_purge_open_webui": one_of("", "yes, delete every chat"),

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from airnode.bundle import rules
+from airnode.serving import webui
 
 ARCHES = rules.ARCHES
 UNAME_TO_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
@@ -119,8 +120,10 @@ def parse(data: dict[str, Any]) -> Spec:
                 raise SpecError(f"{section}.image = {image!r}: pin a tag (e.g. "
                                 + ("ghcr.io/ggml-org/llama.cpp:server-b7400)"
                                    if section == "llama_server" else
-                                   "ghcr.io/open-webui/open-webui:v0.6.40)"))
+                                   "ghcr.io/open-webui/open-webui:v0.7.0)"))
             _strict(f"{section}.image", rules.image_ref, image)
+            if section == "open_webui" and (problem := webui.image_problem(image)):
+                raise SpecError(problem)
             optional_images[section] = image
     containerd = dict(data["containerd"])
     source = containerd.get("source", "static")

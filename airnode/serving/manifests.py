@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from airnode.render import render
+from airnode.serving import webui
 
 K8S_VERSION = "1.34"  # Kubernetes of the pinned k0s (v1.34.x+k0s)
 
@@ -31,7 +32,7 @@ def model_server_text(*, node: str, image: str, uid: int, gid: int,
     ``ollama_dir`` the version's own directory, so that a new version rolls the pod.
     backend "llama-server": ``args`` are llama-server's (airnode.llama_server.server_args),
     ``image`` llama.cpp's server image. ``open_webui``: None, or {image, node_port, data_dir,
-    store_size} to add Open WebUI in front of the server."""
+    store_size, admin_email} to add Open WebUI in front of the server."""
     if backend not in PORTS:
         raise ValueError(f"model_server = {backend!r}: one of {', '.join(PORTS)}")
     from airnode import llama_server
@@ -49,6 +50,9 @@ def model_server_text(*, node: str, image: str, uid: int, gid: int,
                                  node_port=open_webui["node_port"],
                                  data_dir=open_webui["data_dir"],
                                  store_size=open_webui["store_size"],
+                                 admin_email=open_webui["admin_email"],
+                                 admin_secret=webui.ADMIN_SECRET,
+                                 admin_secret_key=webui.ADMIN_SECRET_KEY,
                                  server_url=f"http://model-server.{namespace}.svc")
     return text
 

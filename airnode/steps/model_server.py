@@ -8,19 +8,20 @@ Switching backends rolls the same StatefulSet onto the other server: the model s
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shlex
 from functools import cache
 
 from pyinfra import host, logger
-from pyinfra.api import deploy
+from pyinfra.api import FileUploadCommand, deploy, operation
 from pyinfra.operations import python, server
 
 from airnode import llama_server as llamalogic
 from airnode import ollama as ollamalogic
 from airnode import sizing
 from airnode.bundle import images as imagelib
-from airnode.serving import manifests
+from airnode.serving import manifests, webui
 from airnode.steps import bundle
 from airnode.steps._common import (UNAME_N, AirnodeError, dir_state_read,
                                    file_state_read, owned_directory, put_text, remote,
@@ -63,6 +64,11 @@ DEFAULTS = {
     "open_webui_node_port": 31080,           # the UI on every node address (Service NodePort)
     "open_webui_data_dir": "/var/lib/airnode/open-webui",  # users, chats: kept by teardown
     "open_webui_store_size": "5Gi",
+    # Sign-up is closed: Open WebUI makes this admin at its first start (on an empty database)
+    "open_webui_admin_email": "",            # the admin's login, e.g. admin@example.com
+    # a file on the control machine whose first line is the admin's password: uploaded once
+    # into a Kubernetes Secret, never printed, never on a command line
+    "open_webui_admin_password_file": "",
 }
 STATEFULSET = "model-server"
 # The monitor object of each backend: switching deletes the other one.
@@ -174,7 +180,8 @@ def _render_text(s: dict, b: bundle.Bundle, node: str, store: str) -> str:
         common["open_webui"] = {"image": spec_image(b, "open_webui", "Open WebUI"),
                                 "node_port": s["open_webui_node_port"],
                                 "data_dir": s["open_webui_data_dir"],
-                                "store_size": s["open_webui_store_size"]}
+                                "store_size": s["open_webui_store_size"],
+                                "admin_email": s["open_webui_admin_email"]}
     if s["model_server"] == "llama-server":
         image = spec_image(b, "llama_server", "llama-server")
         model = served_models(s, b)[0]
@@ -236,6 +243,31 @@ def secret_command(ns: str) -> str:
             ">/dev/null")
 
 
+@operation(is_idempotent=False)
+def _admin_secret(ns: str, password: bytes):
+    """Upload the password into a root-only directory on the node's tmpfs, make the Secret
+    from the file unless it exists, remove the file. Nothing of it reaches a command line or
+    the output (files.put would show a diff under --diff)."""
+    yield f"install -d -m 700 {webui.UPLOAD_DIR}"
+    yield FileUploadCommand(io.BytesIO(password), webui.UPLOAD_PATH)
+    yield (f"chmod 600 {webui.UPLOAD_PATH} && "
+           f"{{ {KUBECTL} -n {ns} get secret {webui.ADMIN_SECRET} >/dev/null 2>&1 || "
+           f"{KUBECTL} -n {ns} create secret generic {webui.ADMIN_SECRET} "
+           f"--from-file={webui.ADMIN_SECRET_KEY}={webui.UPLOAD_PATH} >/dev/null; }}; "
+           f"rc=$?; rm -f {webui.UPLOAD_PATH}; exit $rc")
+
+
+def admin_secret(ns: str, password_file: str) -> None:
+    """Open WebUI's admin password as the Secret its Deployment reads (made once: Open WebUI
+    reads it only on an empty database, so a later change of the file changes nothing)."""
+    try:
+        password = webui.admin_password(password_file)
+    except webui.SecretFileError as e:
+        raise AirnodeError(f"{host.name}: {e}") from None
+    _admin_secret(ns, password,
+                  name=f"Open WebUI's admin password into secret/{webui.ADMIN_SECRET} in {ns}")
+
+
 @deploy("Model server (StatefulSet)", data_defaults=DEFAULTS)
 def model_server():
     s = settings(DEFAULTS)
@@ -286,6 +318,8 @@ def model_server():
                                migrate_command(ns, node), *switch_commands(s),
                                f"{APPLY} -f {path} >/dev/null",
                                *([secret_command(ns)] if s["open_webui"] else [])])
+        if s["open_webui"]:
+            admin_secret(ns, s["open_webui_admin_password_file"])
         server.shell(
             name=f"Wait for the rollout of statefulset/{STATEFULSET} (at most {t}s)",
             commands=[

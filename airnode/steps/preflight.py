@@ -10,6 +10,7 @@ from airnode import config, sizing, swap
 from airnode import ollama as ollamalogic
 from airnode.bundle import ship
 from airnode.preflight import check_host
+from airnode.serving import webui
 from airnode.steps import (bundle, containerd, hostname, images, k0s, kernel, model_server,
                            models, monitoring, ollama, record, swap_off, zram)
 from airnode.steps._common import (PROC_SWAPS, UNAME_N, AirnodeError, prefetch, profile,
@@ -89,6 +90,24 @@ def preflight():
               f"kernel {facts.kernel}, {facts.memory_mb} MiB: supported")
 
 
+def open_webui_admin_problems(values: dict) -> list[str]:
+    """Open WebUI's sign-up is closed: its admin comes from these two settings, checked here on
+    the control machine (the password file is read, never shown)."""
+    missing = [k for k in ("open_webui_admin_email", "open_webui_admin_password_file")
+               if not values[k]]
+    if missing:
+        return [f"open_webui = true needs {' and '.join(missing)}: Open WebUI's sign-up is "
+                "closed and its admin is made at its first start from "
+                "open_webui_admin_email and the first line of open_webui_admin_password_file "
+                "(a file on this machine, e.g. made with `install -m 600 /dev/null FILE` and "
+                "an editor)"]
+    try:
+        webui.admin_password(values["open_webui_admin_password_file"])
+    except webui.SecretFileError as e:
+        return [str(e)]
+    return []
+
+
 def cross_checks(values: dict) -> list[str]:
     """Settings that are each allowed but not together."""
     problems = config.path_overlaps(values)
@@ -101,6 +120,7 @@ def cross_checks(values: dict) -> list[str]:
         if values["open_webui_node_port"] == values["model_server_node_port"]:
             problems.append(f"open_webui_node_port = {values['open_webui_node_port']} is "
                             "model_server_node_port too: give Open WebUI another port")
+        problems += open_webui_admin_problems(values)
     if values["model_server"] == "llama-server":
         return problems
     if values["ollama_kv_cache_type"] != "f16" and values["ollama_flash_attention"] is False:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 
 import pytest
 
@@ -44,11 +45,15 @@ def bundle(tmp_path_factory):
         # stands for ghcr.io/ggml-org/llama.cpp:server-<build>: the k0s double only checks
         # that the image is in containerd; the pod's command comes from /app on the VM
         server_ref = reg.push_layout(layout, "1", "ggml-org/llama.cpp:server-b0")
-        webui_ref = reg.push_layout(layout, "1", "open-webui/open-webui:v0")
+        webui_ref = reg.push_layout(layout, "1", "open-webui/open-webui:v0.7.0")
         data = make_runtime_bundle(work / "bundle", ref, reg.host, models=models,
                                    llama_server_ref=server_ref, open_webui_ref=webui_ref)
     sha = {a["name"]: a["sha256"] for a in data["artifacts"] if a["kind"] == "model"}
-    return {"dir": work / "bundle", "sha": sha}
+    # Open WebUI's admin password, as an operator keeps it: a root-only file on this machine
+    password = work / "webui-admin-password"
+    password.write_text("lab-admin-" + base64.b32encode(os.urandom(10)).decode() + "\n")
+    password.chmod(0o600)
+    return {"dir": work / "bundle", "sha": sha, "webui_password": password}
 
 
 @pytest.fixture(scope="module")
@@ -164,15 +169,26 @@ def test_the_acceptance_suite_passes_on_the_llama_server_node(llama_node):
     assert "passed" in r.stdout and " failed" not in r.stdout
 
 
-WEBUI = ("--data", "open_webui=true")
+def webui(bundle) -> tuple[str, ...]:
+    return ("--data", "open_webui=true", "--data", "open_webui_admin_email=admin@lab.local",
+            "--data", f"open_webui_admin_password_file={bundle['webui_password']}")
 
 
 def test_open_webui_is_applied_with_its_data_volume_and_a_key_made_on_the_node(llama_node,
                                                                               bundle):
     """The k0s double runs no Deployment: what is checked is what the deploy applies and makes
-    on the node; Open WebUI's pod itself is checked only on a real node (tests/node)."""
-    run = deploy(llama_node, bundle, *LLAMA, *WEBUI, label="deploy #5, Open WebUI on")
+    on the node; Open WebUI's pod itself is checked only on a real node (tests/node). The run
+    prints every command it runs (-vv): the admin's password is on none of them."""
+    WEBUI = webui(bundle)
+    password = bundle["webui_password"].read_text().strip()
+    run = deploy(llama_node, bundle, "-vv", *LLAMA, *WEBUI, label="deploy #5, Open WebUI on")
     assert run.rc == 0, run.stderr[-4000:]
+    assert "kubectl -n airnode create secret generic open-webui-admin" in run.stderr
+    assert password not in run.stdout + run.stderr
+    admin = cluster(llama_node)["objects"]["Secret/airnode/open-webui-admin"]["data"]
+    assert base64.b64decode(admin["password"]).decode() == password
+    # the uploaded file is gone; its directory root's only
+    assert llama_node.sh("ls -A /run/airnode; stat -c %a /run/airnode").split() == ["700"]
     c = cluster(llama_node)
     for key in ("Deployment/airnode/open-webui", "Service/airnode/open-webui",
                 "PersistentVolumeClaim/airnode/open-webui-data",
@@ -181,7 +197,8 @@ def test_open_webui_is_applied_with_its_data_volume_and_a_key_made_on_the_node(l
     d = c["objects"]["Deployment/airnode/open-webui"]["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in d["env"]}
     assert env["OPENAI_API_BASE_URL"] == "http://model-server.airnode.svc/v1"
-    assert d["image"].endswith("/open-webui/open-webui:v0")
+    assert env["ENABLE_SIGNUP"] == "false" and env["WEBUI_ADMIN_EMAIL"] == "admin@lab.local"
+    assert d["image"].endswith("/open-webui/open-webui:v0.7.0")
     key = c["objects"]["Secret/airnode/open-webui"]["data"]["secret-key"]
     raw = base64.b64decode(key).decode()
     assert len(base64.b64decode(raw)) == 32  # 32 random bytes, made on the node

@@ -31,3 +31,21 @@ def test_prometheus_sees_the_model_server_as_a_healthy_target(host):
     assert ours, ("Prometheus has no target with job=ollama (the blackbox Probe) nor "
                   "job=llama-server (the ServiceMonitor)")
     assert all(t["health"] == "up" for t in ours), [t["lastError"] for t in ours]
+
+
+def test_open_webui_admits_no_sign_up(host, namespace):
+    """With Open WebUI on, sign-up is closed (ENABLE_SIGNUP=false; its admin came from the
+    operator's secret): a stranger's sign-up through its Service is refused, and nobody got in.
+    Skipped when the node runs no Open WebUI."""
+    if host.run(f"k0s kubectl -n {namespace} get deployment open-webui").rc != 0:
+        pytest.skip("no Open WebUI on this node (open_webui = false)")
+    svc = json.loads(host.check_output(f"k0s kubectl -n {namespace} get service open-webui "
+                                       "-o json"))
+    port = svc["spec"]["ports"][0]["nodePort"]
+    from tests.node.conftest import http
+
+    status, body = http(host, "POST", port, "/api/v1/auths/signup",
+                        {"name": "stranger", "email": "stranger@example.com",
+                         "password": "Stranger-1234"}, timeout=60)
+    assert status in (401, 403), (status, body[:500])
+    assert '"token"' not in body

@@ -17,8 +17,9 @@ from airnode.steps.monitoring import dashboards
 from tests.upstream import KP_FIXTURE
 
 IMAGE = "ghcr.io/ggml-org/llama.cpp:server-b7400"
-WEBUI = {"image": "ghcr.io/open-webui/open-webui:v0.6.40", "node_port": 31080,
-         "data_dir": "/var/lib/airnode/open-webui", "store_size": "5Gi"}
+WEBUI = {"image": "ghcr.io/open-webui/open-webui:v0.7.0", "node_port": 31080,
+         "data_dir": "/var/lib/airnode/open-webui", "store_size": "5Gi",
+         "admin_email": "admin@example.com"}
 MODELS = [{"name": "tiny:1", "sha256": "a" * 64, "size": 10},
           {"name": "smollm2:135m", "sha256": "b" * 64, "size": 20}]
 
@@ -181,6 +182,11 @@ def test_open_webui_is_valid_bound_to_its_own_volume_and_points_at_the_server(cr
         assert env["ENABLE_OLLAMA_API"]["value"] == "false"
         assert env["OFFLINE_MODE"]["value"] == "true"
         assert env["WEBUI_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "open-webui"
+        # sign-up closed; the admin from the operator's email and a Secret made on the node
+        assert env["ENABLE_SIGNUP"]["value"] == "false"
+        assert env["WEBUI_ADMIN_EMAIL"]["value"] == "admin@example.com"
+        assert env["WEBUI_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": "open-webui-admin", "key": "password"}
         init = pod["initContainers"][0]
         assert init["image"] == WEBUI["image"] and "cp -R -n /app/backend/data/." in \
             init["command"][-1]
@@ -263,10 +269,13 @@ def test_an_unpinned_server_image_is_refused():
         bundlespec.parse({**BASE, "llama_server": {"image": "ghcr.io/ggml-org/llama.cpp"}})
 
 
-def test_open_webui_settings_that_clash_are_refused():
+def test_open_webui_settings_that_clash_are_refused(tmp_path):
     from airnode.steps.preflight import ALL_DEFAULTS, cross_checks
 
-    base = {**ALL_DEFAULTS, "open_webui": True}
+    password = tmp_path / "pw"
+    password.write_text("s3cret\n")
+    base = {**ALL_DEFAULTS, "open_webui": True, "open_webui_admin_email": "admin@example.com",
+            "open_webui_admin_password_file": str(password)}
     assert cross_checks(base) == []
     same_port = cross_checks({**base, "open_webui_node_port": 31434})
     assert same_port == ["open_webui_node_port = 31434 is model_server_node_port too: give "
