@@ -10,6 +10,7 @@ Nothing here imports pyinfra.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -20,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,10 +73,30 @@ def _run(argv: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(argv, check=True, **kw)
 
 
+@contextmanager
+def cache_lock(name: str) -> Iterator[None]:
+    """Hold an exclusive lock named ``name`` under the cache: test workers running side by side
+    (./dev test) build a shared cache entry once, the others wait for it."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f".{name}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def ensure_image() -> Path:
     """Return the cached image directory, building it first when the recipe is new."""
     dest = image_dir()
     if (dest / "ready").exists():
+        return dest
+    with cache_lock("lab-image"):
+        return _build_image(dest)
+
+
+def _build_image(dest: Path) -> Path:
+    if (dest / "ready").exists():  # built by another worker while this one waited
         return dest
     for tool in ("mmdebstrap", "mkfs.ext4", "qemu-img", "ssh-keygen"):
         if not shutil.which(tool):

@@ -1,10 +1,61 @@
-"""Shared test plumbing: timings worth reading in the CI log."""
+"""Shared test plumbing: timings worth reading in the CI log.
 
-TIMINGS: list[tuple[str, float]] = []
+./dev test runs the test files on two workers (pytest-xdist): each worker appends its timings to
+one file the controller names, and the controller prints them all at the end."""
+
+import json
+import os
+import tempfile
+
+
+class _Timings(list):
+    def append(self, item: tuple[str, float]) -> None:
+        super().append(item)
+        path = os.environ.get("AIRNODE_TIMINGS_FILE")
+        if path:
+            with open(path, "a") as f:
+                f.write(json.dumps(list(item)) + "\n")
+
+
+TIMINGS: list[tuple[str, float]] = _Timings()
+
+
+# Minutes each lab module took here, run alone (README "Tests"): the longest start first, so
+# that two workers finish close together; the fast tests fill in at the end. A new lab module
+# not listed starts first of all.
+LAB_MINUTES = {"test_llama_server.py": 18, "test_serving.py": 15, "test_lifecycle.py": 13,
+               "test_bundle_deploy.py": 10.5, "test_dev_lab.py": 7, "test_host_prep.py": 4.5}
+
+
+def pytest_collection_modifyitems(config, items):
+    def weight(item) -> float:
+        path = item.path
+        if path.parent.name != "lab":
+            return 0.0
+        return LAB_MINUTES.get(path.name, 1000.0)
+
+    # a stable sort: the order within a module is kept
+    items.sort(key=lambda item: -weight(item))
+
+
+def pytest_configure(config):
+    # the controller (or a plain run) names the file; workers inherit it through the environment
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        fd, path = tempfile.mkstemp(prefix="airnode-timings-")
+        os.close(fd)
+        os.environ["AIRNODE_TIMINGS_FILE"] = path
 
 
 def pytest_terminal_summary(terminalreporter):
-    if TIMINGS:
+    path = os.environ.get("AIRNODE_TIMINGS_FILE")
+    if not path or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    try:
+        with open(path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    finally:
+        os.unlink(path)
+    if rows:
         terminalreporter.section("airnode timings (seconds)")
-        for what, seconds in TIMINGS:
+        for what, seconds in rows:
             terminalreporter.write_line(f"{what:<60} {seconds:8.1f}")

@@ -21,6 +21,7 @@ import tempfile
 from importlib.metadata import distribution
 from pathlib import Path
 
+from airnode.lab import cache_lock
 from airnode.paths import CACHE, ROOT
 from tests.ggufs import smollm2
 
@@ -41,13 +42,20 @@ def recipe_key() -> str:
 
 def build() -> Path:
     """The lab bundle's directory (built when missing)."""
+    dest = CACHE / "lab-bundle" / recipe_key()
+    if (dest / "bundle.json").exists():
+        return dest
+    with cache_lock("lab-bundle"):
+        if (dest / "bundle.json").exists():  # made by another worker meanwhile
+            return dest
+        return _build(dest)
+
+
+def _build(dest: Path) -> Path:
     from tests.oci import busybox_layout
     from tests.registry import Registry
     from tests.upstream import make_runtime_bundle
 
-    dest = CACHE / "lab-bundle" / recipe_key()
-    if (dest / "bundle.json").exists():
-        return dest
     print(f"[lab] assembling the lab bundle in {dest} (once)", file=sys.stderr, flush=True)
     shutil.rmtree(dest, ignore_errors=True)
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -175,9 +175,16 @@ DEBS_CACHE = Path(os.environ.get("AIRNODE_CACHE", Path.home() / ".cache" / "airn
 
 def debian_debs(packages=("containerd", "runc")) -> list[Path]:
     """Debian's own .debs for this machine's release (apt-get download, cached)."""
-    import subprocess
+    from airnode.lab import cache_lock
 
     DEBS_CACHE.mkdir(parents=True, exist_ok=True)
+    with cache_lock("debs"):
+        return _debian_debs(packages)
+
+
+def _debian_debs(packages) -> list[Path]:
+    import subprocess
+
     found = [sorted(DEBS_CACHE.glob(f"{p}_*.deb")) for p in packages]
     if not all(found):
         r = subprocess.run(["apt-get", "download", *packages], cwd=DEBS_CACHE,
