@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-
 from pathlib import Path
 
 from airnode import lab
@@ -19,11 +18,13 @@ def _lab(args: argparse.Namespace) -> int:
         inst = lab.start(args.name, memory=args.memory, cpus=args.cpus, accel=args.accel)
         env = "" if args.name == "default" else f"AIRNODE_LAB_DIR={inst.dir} "
         opt = "" if args.name == "default" else f" --name {args.name}"
-        print(f"lab VM {args.name} is up on 127.0.0.1:{inst.port} "
-              f"({inst.info['accel']}, no egress).\n"
-              f"  deploy:  {env}pyinfra inventories/lab.py deploys/node.py\n"
-              f"  shell:   airnode lab shell{opt}\n"
-              f"  stop:    airnode lab stop{opt}")
+        print(
+            f"lab VM {args.name} is up on 127.0.0.1:{inst.port} "
+            f"({inst.info['accel']}, no egress).\n"
+            f"  deploy:  {env}pyinfra inventories/lab.py deploys/node.py\n"
+            f"  shell:   airnode lab shell{opt}\n"
+            f"  stop:    airnode lab stop{opt}"
+        )
     elif args.action == "stop":
         inst = lab.instance(args.name)
         if inst.pid() is None and not inst.dir.exists():
@@ -33,8 +34,10 @@ def _lab(args: argparse.Namespace) -> int:
         inst = lab.instance(args.name)
         if inst.pid():
             info = inst.info
-            print(f"{args.name}: running (pid {inst.pid()}, {info['accel']}, "
-                  f"ssh 127.0.0.1:{info['port']}, image {info['image']})")
+            print(
+                f"{args.name}: running (pid {inst.pid()}, {info['accel']}, "
+                f"ssh 127.0.0.1:{info['port']}, image {info['image']})"
+            )
         else:
             print(f"{args.name}: not running")
             return 1
@@ -72,13 +75,15 @@ def _ask(inst: lab.Instance, prompt: str, port: int, max_tokens: int) -> int:
             answer = client.openai_complete(model, prompt, max_tokens=max_tokens)
             api = "OpenAI API (/v1/*), llama-server"
     cfg = inst.ssh_config
-    print(f"\n{model} was asked: {prompt}\n  {answer.strip()}\n\n"
-          f"The model server ({api}) listens on the node's port {port}. From here:\n"
-          f"  ssh -F {cfg} -N -L {port}:127.0.0.1:{port} {lab.SSH_ALIAS} &\n"
-          f"  curl http://127.0.0.1:{port}/api/tags\n"
-          "Grafana and Open WebUI run as Deployments, which the lab's k0s stand-in does not\n"
-          "start (tests/doubles/README.md); on a real node: `k0s kubectl -n monitoring\n"
-          "port-forward svc/grafana 3000`, and Open WebUI on port 31080 with open_webui = true.")
+    print(
+        f"\n{model} was asked: {prompt}\n  {answer.strip()}\n\n"
+        f"The model server ({api}) listens on the node's port {port}. From here:\n"
+        f"  ssh -F {cfg} -N -L {port}:127.0.0.1:{port} {lab.SSH_ALIAS} &\n"
+        f"  curl http://127.0.0.1:{port}/api/tags\n"
+        "Grafana and Open WebUI run as Deployments, which the lab's k0s stand-in does not\n"
+        "start (tests/doubles/README.md); on a real node: `k0s kubectl -n monitoring\n"
+        "port-forward svc/grafana 3000`, and Open WebUI on port 31080 with open_webui = true."
+    )
     return 0
 
 
@@ -108,8 +113,13 @@ def _bundle(args: argparse.Namespace) -> int:
                 print(manifest.table(data))
                 return 0
             report = manifest.verify(root, data)
-    except (spec.SpecError, manifest.ManifestError, fetch.FetchError, trust.TrustError,
-            OSError) as e:
+    except (
+        spec.SpecError,
+        manifest.ManifestError,
+        fetch.FetchError,
+        trust.TrustError,
+        OSError,
+    ) as e:
         print(f"airnode: {e}", file=sys.stderr)
         return 1
     if not report.ok:
@@ -125,8 +135,14 @@ def _check(args: argparse.Namespace) -> int:
     from airnode.serving.health import SMOKE_PROMPT, HealthError, check
 
     try:
-        report = check(args.url, args.model, args.api, prompt=args.prompt or SMOKE_PROMPT,
-                       ready_timeout=args.timeout, timeout=args.timeout)
+        report = check(
+            args.url,
+            args.model,
+            args.api,
+            prompt=args.prompt or SMOKE_PROMPT,
+            ready_timeout=args.timeout,
+            timeout=args.timeout,
+        )
     except HealthError as e:
         print(f"airnode: UNHEALTHY: {e}", file=sys.stderr)
         return 1
@@ -144,10 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--name", default="default")
     sp.add_argument("--memory", type=int, default=4096, help="MiB (default 4096)")
     sp.add_argument("--cpus", type=int, default=2)
-    sp.add_argument("--accel", choices=["auto", "kvm", "tcg"], default=None,
-                    help="default: $AIRNODE_LAB_ACCEL or auto (KVM where it works, else TCG)")
-    for action, helptext in (("stop", "stop the VM and throw its disk away"),
-                             ("status", "is it running, and where")):
+    sp.add_argument(
+        "--accel",
+        choices=["auto", "kvm", "tcg"],
+        default=None,
+        help="default: $AIRNODE_LAB_ACCEL or auto (KVM where it works, else TCG)",
+    )
+    for action, helptext in (
+        ("stop", "stop the VM and throw its disk away"),
+        ("status", "is it running, and where"),
+    ):
         lsub.add_parser(action, help=helptext).add_argument("--name", default="default")
     shp = lsub.add_parser("shell", help="a root shell (or one command) in the VM")
     shp.add_argument("--name", default="default")
@@ -164,25 +186,42 @@ def main(argv: list[str] | None = None) -> int:
     bsub = bp.add_subparsers(dest="action", required=True)
     fp = bsub.add_parser("fetch", help="download every artifact of a spec into DIR (resumable)")
     fp.add_argument("dir")
-    fp.add_argument("--spec", default=str(ROOT / "bundle.toml"),
-                    help="bundle spec (default: bundle.toml in the project)")
-    fp.add_argument("--no-images", action="store_true",
-                    help="skip container images (no skopeo needed)")
-    bsub.add_parser("verify", help="re-check sizes and sha256; name missing, extra, corrupt "
-                    "files").add_argument("dir")
+    fp.add_argument(
+        "--spec",
+        default=str(ROOT / "bundle.toml"),
+        help="bundle spec (default: bundle.toml in the project)",
+    )
+    fp.add_argument(
+        "--no-images", action="store_true", help="skip container images (no skopeo needed)"
+    )
+    bsub.add_parser(
+        "verify", help="re-check sizes and sha256; name missing, extra, corrupt files"
+    ).add_argument("dir")
     bsub.add_parser("show", help="the bundle's contents as a table").add_argument("dir")
-    bsub.add_parser("digest", help="bundle.json's sha256: what bundle_sha256 pins "
-                    "(compare with what fetch printed)").add_argument("dir")
-    sp = bsub.add_parser("sign", help="sign bundle.json with an SSH key (bundle.json.sig; "
-                         "nodes trust it through bundle_allowed_signers)")
+    bsub.add_parser(
+        "digest",
+        help="bundle.json's sha256: what bundle_sha256 pins (compare with what fetch printed)",
+    ).add_argument("dir")
+    sp = bsub.add_parser(
+        "sign",
+        help="sign bundle.json with an SSH key (bundle.json.sig; "
+        "nodes trust it through bundle_allowed_signers)",
+    )
     sp.add_argument("--key", required=True, help="the SSH private key")
     sp.add_argument("dir")
     kp = sub.add_parser("check", help="health and smoke check of a model server over HTTP")
-    kp.add_argument("url", help="e.g. http://NODE:11434 (Ollama) or http://NODE:8080 (llama-server)")
-    kp.add_argument("--model", action="append", default=[], help="a model that must answer "
-                    "(repeat for more)")
-    kp.add_argument("--api", choices=["ollama", "openai"], default="ollama",
-                    help="Ollama's own API, or the OpenAI-compatible one (llama-server)")
+    kp.add_argument(
+        "url", help="e.g. http://NODE:11434 (Ollama) or http://NODE:8080 (llama-server)"
+    )
+    kp.add_argument(
+        "--model", action="append", default=[], help="a model that must answer (repeat for more)"
+    )
+    kp.add_argument(
+        "--api",
+        choices=["ollama", "openai"],
+        default="ollama",
+        help="Ollama's own API, or the OpenAI-compatible one (llama-server)",
+    )
     kp.add_argument("--prompt", help="the smoke prompt (default: the deploy's own)")
     kp.add_argument("--timeout", type=float, default=120)
     args = p.parse_args(argv)

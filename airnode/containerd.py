@@ -53,12 +53,16 @@ def parse_ctr_images(lines: list[str]) -> dict[str, str]:
     return out
 
 
-def archives_to_import(archives: dict[str, dict[str, str | None]],
-                       present: dict[str, str]) -> list[str]:
+def archives_to_import(
+    archives: dict[str, dict[str, str | None]], present: dict[str, str]
+) -> list[str]:
     """Archives (file -> {name: digest}) holding an image containerd lacks at that digest.
     An archive whose names or digests cannot be read is always imported."""
-    return sorted(f for f, imgs in archives.items()
-                  if not imgs or any(d is None or present.get(n) != d for n, d in imgs.items()))
+    return sorted(
+        f
+        for f, imgs in archives.items()
+        if not imgs or any(d is None or present.get(n) != d for n, d in imgs.items())
+    )
 
 
 def sandbox_image(setting: str, k0s_images: list[str]) -> str:
@@ -68,6 +72,8 @@ def sandbox_image(setting: str, k0s_images: list[str]) -> str:
         return setting
     pauses = sorted(i for i in k0s_images if i.rsplit("/", 1)[-1].startswith("pause:"))
     if not pauses:
-        raise ValueError("containerd_sandbox_image = 'auto' but the bundle lists no pause image "
-                         "among k0s's airgap images: set containerd_sandbox_image explicitly")
+        raise ValueError(
+            "containerd_sandbox_image = 'auto' but the bundle lists no pause image "
+            "among k0s's airgap images: set containerd_sandbox_image explicitly"
+        )
     return pauses[-1]

@@ -23,7 +23,7 @@ class HostProfile(FactBase):
             "echo cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null); "
             "echo tool:zstd $(command -v zstd || echo -); "
             f"for m in {mods}; do "
-            "if [ -d /sys/module/$m ] && grep -q \"^$m \" /proc/modules; then s=loaded; "
+            'if [ -d /sys/module/$m ] && grep -q "^$m " /proc/modules; then s=loaded; '
             "elif [ -d /sys/module/$m ]; then s=builtin; "
             "elif modinfo $m >/dev/null 2>&1; then s=available; else s=missing; fi; "
             "echo module:$m $s; done; "
@@ -70,8 +70,12 @@ class Batch(FactBase):
     default = dict
 
     def command(self, commands):
-        return "; ".join(f"echo '{BATCH_MARK} {i}'; ( {c} ) 2>/dev/null"
-                         for i, c in enumerate(commands)) + "; true"
+        return (
+            "; ".join(
+                f"echo '{BATCH_MARK} {i}'; ( {c} ) 2>/dev/null" for i, c in enumerate(commands)
+            )
+            + "; true"
+        )
 
     def process(self, output):
         return parse_batch(output)
@@ -81,8 +85,8 @@ def parse_batch(lines: list[str]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     current = None
     for line in lines:
-        if line.startswith(BATCH_MARK + " ") and line[len(BATCH_MARK) + 1:].isdigit():
-            current = int(line[len(BATCH_MARK) + 1:])
+        if line.startswith(BATCH_MARK + " ") and line[len(BATCH_MARK) + 1 :].isdigit():
+            current = int(line[len(BATCH_MARK) + 1 :])
             out[current] = []
         elif current is not None:
             out[current].append(line)

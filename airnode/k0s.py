@@ -65,8 +65,7 @@ def parse_status(text: str) -> dict | None:
         return None
 
 
-def needs_reinstall(wanted: list[str], status: dict | None,
-                    unit_text: str | None = None) -> bool:
+def needs_reinstall(wanted: list[str], status: dict | None, unit_text: str | None = None) -> bool:
     """Installed with other flags? Asks the running k0s (status .Args); when it is not running
     (crash-looping on bad flags, say), reads the installed unit's ExecStart instead."""
     args = (status or {}).get("Args") or unit_args(unit_text or "")
@@ -81,5 +80,5 @@ def unit_args(unit_text: str) -> list[str] | None:
 
     for line in (unit_text or "").splitlines():
         if line.startswith("ExecStart="):
-            return shlex.split(line[len("ExecStart="):])
+            return shlex.split(line[len("ExecStart=") :])
     return None

@@ -25,22 +25,34 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from airnode.paths import CACHE, FILES, LAB_INSTANCES
 
 # Everything that decides the image's content. Change anything here (or in the customize
 # script) and the cache key changes, so the next start builds a new image.
-RECIPE = {
+RECIPE: dict[str, Any] = {
     "suite": "bookworm",
     "variant": "minbase",
     "mirror": os.environ.get("AIRNODE_LAB_MIRROR", "http://deb.debian.org/debian"),
     "packages": [
-        "systemd-sysv", "udev", "dbus", "openssh-server", "linux-image-amd64",
-        "initramfs-tools", "iproute2", "kmod", "util-linux", "procps", "sudo",
-        "ca-certificates", "zstd",
+        "systemd-sysv",
+        "udev",
+        "dbus",
+        "openssh-server",
+        "linux-image-amd64",
+        "initramfs-tools",
+        "iproute2",
+        "kmod",
+        "util-linux",
+        "procps",
+        "sudo",
+        "ca-certificates",
+        "zstd",
         # for the test doubles only (tests/doubles/): customize.sh takes `python3` off PATH,
         # so a deploy step that needed Python on the node would fail here as on a real node
-        "python3", "python3-yaml",
+        "python3",
+        "python3-yaml",
         # for the llama-server stand-in only (tests/doubles/llama-server: xllamacpp needs it)
         "libgomp1",
     ],
@@ -100,32 +112,69 @@ def _build_image(dest: Path) -> Path:
         return dest
     for tool in ("mmdebstrap", "mkfs.ext4", "qemu-img", "ssh-keygen"):
         if not shutil.which(tool):
-            raise LabError(f"{tool} not found: install mmdebstrap, e2fsprogs, qemu-utils "
-                           "and openssh-client (apt-get install ...)")
+            raise LabError(
+                f"{tool} not found: install mmdebstrap, e2fsprogs, qemu-utils "
+                "and openssh-client (apt-get install ...)"
+            )
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="build-", dir=dest.parent))
     try:
         started = time.monotonic()
         log(f"building image {dest.name} (once per recipe) ...")
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "airnode-lab",
-              "-f", str(work / "id_ed25519")])
+        _run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "airnode-lab",
+                "-f",
+                str(work / "id_ed25519"),
+            ]
+        )
         rootfs = work / "rootfs"
-        env = dict(os.environ, AIRNODE_LAB_PUBKEY=(work / "id_ed25519.pub").read_text().strip(),
-                   AIRNODE_LAB_HOSTNAME=RECIPE["hostname"])
-        _run(["mmdebstrap", "--quiet", f"--variant={RECIPE['variant']}",
-              "--include=" + ",".join(RECIPE["packages"]),
-              f"--customize-hook={shlex.quote(str(CUSTOMIZE))} \"$1\"",
-              RECIPE["suite"], str(rootfs), RECIPE["mirror"]], env=env)
+        env = dict(
+            os.environ,
+            AIRNODE_LAB_PUBKEY=(work / "id_ed25519.pub").read_text().strip(),
+            AIRNODE_LAB_HOSTNAME=RECIPE["hostname"],
+        )
+        _run(
+            [
+                "mmdebstrap",
+                "--quiet",
+                f"--variant={RECIPE['variant']}",
+                "--include=" + ",".join(RECIPE["packages"]),
+                f'--customize-hook={shlex.quote(str(CUSTOMIZE))} "$1"',
+                RECIPE["suite"],
+                str(rootfs),
+                RECIPE["mirror"],
+            ],
+            env=env,
+        )
         boot = rootfs / "boot"
         kernel = sorted(boot.glob("vmlinuz-*"))[-1]
         initrd = sorted(boot.glob("initrd.img-*"))[-1]
         shutil.copy(kernel, work / "vmlinuz")
         shutil.copy(initrd, work / "initrd.img")
-        _run(["mkfs.ext4", "-q", "-L", "airnode-root", "-d", str(rootfs),
-              str(work / "root.raw"), RECIPE["size"]])
+        _run(
+            [
+                "mkfs.ext4",
+                "-q",
+                "-L",
+                "airnode-root",
+                "-d",
+                str(rootfs),
+                str(work / "root.raw"),
+                RECIPE["size"],
+            ]
+        )
         shutil.rmtree(rootfs)
-        _run(["qemu-img", "convert", "-O", "qcow2", str(work / "root.raw"),
-              str(work / "root.qcow2")])
+        _run(
+            ["qemu-img", "convert", "-O", "qcow2", str(work / "root.raw"), str(work / "root.qcow2")]
+        )
         (work / "root.raw").unlink()
         (work / "recipe.json").write_text(json.dumps(RECIPE, indent=2, sort_keys=True))
         (work / "ready").write_text(f"{time.monotonic() - started:.1f}\n")
@@ -209,15 +258,22 @@ class Instance:
     def ssh_argv(self, *command: str) -> list[str]:
         return ["ssh", "-F", str(self.ssh_config), SSH_ALIAS, *command]
 
-    def tunnel(self, remote_port: int) -> "Tunnel":
+    def tunnel(self, remote_port: int) -> Tunnel:
         """127.0.0.1:<free port> here forwarded (ssh -L) to 127.0.0.1:remote_port on the
         guest, for as long as the returned context lasts."""
         return Tunnel(self, remote_port)
 
-    def ssh(self, command: str, check: bool = True, timeout: float = 600,
-            input: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(self.ssh_argv(command), capture_output=True, text=True,
-                              check=check, timeout=timeout, input=input)
+    def ssh(
+        self, command: str, check: bool = True, timeout: float = 600, input: str | None = None
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            self.ssh_argv(command),
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=timeout,
+            input=input,
+        )
 
     def console_tail(self, lines: int = 40) -> str:
         try:
@@ -230,18 +286,22 @@ class Instance:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.pid() is None:
-                raise LabError("QEMU exited during boot. Guest console (tail):\n"
-                               + self.console_tail())
+                raise LabError(
+                    "QEMU exited during boot. Guest console (tail):\n" + self.console_tail()
+                )
             try:
-                r = subprocess.run(self.ssh_argv("-o", "ConnectTimeout=5", "true"),
-                                   capture_output=True, timeout=30)
+                r = subprocess.run(
+                    self.ssh_argv("-o", "ConnectTimeout=5", "true"), capture_output=True, timeout=30
+                )
                 if r.returncode == 0:
                     return
             except subprocess.TimeoutExpired:
                 pass
             time.sleep(2)
-        raise LabError(f"no SSH on 127.0.0.1:{self.port} after {timeout:.0f}s. "
-                       "Guest console (tail):\n" + self.console_tail())
+        raise LabError(
+            f"no SSH on 127.0.0.1:{self.port} after {timeout:.0f}s. "
+            "Guest console (tail):\n" + self.console_tail()
+        )
 
     def wait_console(self, timeout: float) -> None:
         """The guest's kernel prints to its serial console within a second or two of a good
@@ -275,17 +335,22 @@ class Instance:
         while True:
             time.sleep(3)
             try:
-                r = subprocess.run(self.ssh_argv("-o", "ConnectTimeout=5",
-                                                 "cat /proc/sys/kernel/random/boot_id"),
-                                   capture_output=True, text=True, timeout=30)
+                r = subprocess.run(
+                    self.ssh_argv("-o", "ConnectTimeout=5", "cat /proc/sys/kernel/random/boot_id"),
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                )
                 if r.returncode == 0 and r.stdout.strip() != before:
                     return time.monotonic() - started
             except subprocess.TimeoutExpired:
                 pass
             if time.monotonic() > deadline:
                 if reset_sent:
-                    raise LabError("guest did not come back after reboot. Console (tail):\n"
-                                   + self.console_tail())
+                    raise LabError(
+                        "guest did not come back after reboot. Console (tail):\n"
+                        + self.console_tail()
+                    )
                 log("clean reboot hung; sending system_reset")
                 self.monitor("system_reset")
                 reset_sent = True
@@ -315,9 +380,19 @@ class Tunnel:
 
     def __enter__(self) -> str:
         self.proc = subprocess.Popen(
-            ["ssh", "-F", str(self.inst.ssh_config), "-N", "-o", "ExitOnForwardFailure=yes",
-             "-L", f"127.0.0.1:{self.port}:127.0.0.1:{self.remote_port}", SSH_ALIAS],
-            stdin=subprocess.DEVNULL)
+            [
+                "ssh",
+                "-F",
+                str(self.inst.ssh_config),
+                "-N",
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-L",
+                f"127.0.0.1:{self.port}:127.0.0.1:{self.remote_port}",
+                SSH_ALIAS,
+            ],
+            stdin=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -349,24 +424,56 @@ def current() -> Instance:
 
 
 def _qemu_argv(img: Path, inst: Instance, port: int, accel: str, memory: int, cpus: int):
-    accel_args = (["-accel", "kvm", "-cpu", "host"] if accel == "kvm"
-                  else ["-accel", "tcg,thread=multi", "-cpu", "max"])
+    accel_args = (
+        ["-accel", "kvm", "-cpu", "host"]
+        if accel == "kvm"
+        else ["-accel", "tcg,thread=multi", "-cpu", "max"]
+    )
     return [
-        "qemu-system-x86_64", "-name", f"airnode-lab-{inst.dir.name}", "-machine", "q35",
-        *accel_args, "-m", str(memory), "-smp", str(cpus), "-nodefaults", "-display", "none",
-        "-kernel", str(img / "vmlinuz"), "-initrd", str(img / "initrd.img"),
-        "-append", "root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.show_status=1",
-        "-drive", f"file={inst.dir / 'disk.qcow2'},if=virtio,format=qcow2,cache=unsafe",
-        "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22",
-        "-device", "virtio-net-pci,netdev=n0", "-device", "virtio-rng-pci",
-        "-serial", f"file:{inst.console}",
-        "-monitor", f"unix:{inst.dir / 'monitor.sock'},server,nowait",
-        "-pidfile", str(inst.dir / "qemu.pid"), "-daemonize",
+        "qemu-system-x86_64",
+        "-name",
+        f"airnode-lab-{inst.dir.name}",
+        "-machine",
+        "q35",
+        *accel_args,
+        "-m",
+        str(memory),
+        "-smp",
+        str(cpus),
+        "-nodefaults",
+        "-display",
+        "none",
+        "-kernel",
+        str(img / "vmlinuz"),
+        "-initrd",
+        str(img / "initrd.img"),
+        "-append",
+        "root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.show_status=1",
+        "-drive",
+        f"file={inst.dir / 'disk.qcow2'},if=virtio,format=qcow2,cache=unsafe",
+        "-netdev",
+        f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22",
+        "-device",
+        "virtio-net-pci,netdev=n0",
+        "-device",
+        "virtio-rng-pci",
+        "-serial",
+        f"file:{inst.console}",
+        "-monitor",
+        f"unix:{inst.dir / 'monitor.sock'},server,nowait",
+        "-pidfile",
+        str(inst.dir / "qemu.pid"),
+        "-daemonize",
     ]
 
 
-def start(name: str = "default", memory: int = 4096, cpus: int = 2,
-          accel: str | None = None, timeout: float = 600) -> Instance:
+def start(
+    name: str = "default",
+    memory: int = 4096,
+    cpus: int = 2,
+    accel: str | None = None,
+    timeout: float = 600,
+) -> Instance:
     """Boot a fresh throwaway copy of the lab image and wait until SSH answers."""
     accel = accel or os.environ.get("AIRNODE_LAB_ACCEL", "auto")
     if accel not in ("auto", "kvm", "tcg"):
@@ -377,26 +484,46 @@ def start(name: str = "default", memory: int = 4096, cpus: int = 2,
         raise LabError(f"lab VM {inst.dir} is already running (stop it with `airnode lab stop`)")
     shutil.rmtree(inst.dir, ignore_errors=True)
     inst.dir.mkdir(parents=True)
-    _run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
-          "-b", str(img / "root.qcow2"), str(inst.dir / "disk.qcow2")])
-    candidates = ["kvm", "tcg"] if accel == "auto" and kvm_usable() else (
-        ["tcg"] if accel == "auto" else [accel])
+    _run(
+        [
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            "qcow2",
+            "-b",
+            str(img / "root.qcow2"),
+            str(inst.dir / "disk.qcow2"),
+        ]
+    )
+    candidates = (
+        ["kvm", "tcg"]
+        if accel == "auto" and kvm_usable()
+        else (["tcg"] if accel == "auto" else [accel])
+    )
     last_error: Exception | None = None
     for acc in candidates:
         port = free_port()
-        (inst.dir / "info.json").write_text(json.dumps(
-            {"port": port, "key": str(img / "id_ed25519"), "accel": acc, "image": str(img)}))
+        (inst.dir / "info.json").write_text(
+            json.dumps(
+                {"port": port, "key": str(img / "id_ed25519"), "accel": acc, "image": str(img)}
+            )
+        )
         inst.ssh_config.write_text(
             f"Host {SSH_ALIAS}\n  HostName 127.0.0.1\n  Port {port}\n  User root\n"
-            f"  IdentityFile \"{img / 'id_ed25519'}\"\n  IdentitiesOnly yes\n"
+            f'  IdentityFile "{img / "id_ed25519"}"\n  IdentitiesOnly yes\n'
             "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
-            "  BatchMode yes\n")
+            "  BatchMode yes\n"
+        )
         inst.console.write_text("")
         started = time.monotonic()
         log(f"booting {inst.dir.name} ({acc}, {memory} MiB, {cpus} CPUs, ssh 127.0.0.1:{port})")
         try:
-            r = subprocess.run(_qemu_argv(img, inst, port, acc, memory, cpus),
-                               capture_output=True, text=True)
+            r = subprocess.run(
+                _qemu_argv(img, inst, port, acc, memory, cpus), capture_output=True, text=True
+            )
             if r.returncode != 0:
                 raise LabError(f"qemu ({acc}) failed to start: {r.stderr.strip()}")
             # A guest that cannot run under KVM here (e.g. a host offering only PVM) shows
@@ -413,6 +540,8 @@ def start(name: str = "default", memory: int = 4096, cpus: int = 2,
             if acc != candidates[-1]:
                 if acc == "kvm":
                     _remember_kvm_failed()
-                log(f"{acc} boot failed; falling back to the next accelerator (KVM is not "
-                    "tried again until this host reboots)")
+                log(
+                    f"{acc} boot failed; falling back to the next accelerator (KVM is not "
+                    "tried again until this host reboots)"
+                )
     raise LabError(str(last_error))

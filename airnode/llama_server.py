@@ -12,11 +12,24 @@ from __future__ import annotations
 from typing import Any
 
 BINARY = "/app/llama-server"  # in llama.cpp's server image (.devops/*.Dockerfile, target server)
-PORT = 8080                   # llama-server's default port, kept inside the pod
-MODELS_MOUNT = "/models"      # where the model store is mounted in the pod
+PORT = 8080  # llama-server's default port, kept inside the pod
+MODELS_MOUNT = "/models"  # where the model store is mounted in the pod
 # Flags airnode sets itself: llama_server_extra_args may not repeat them.
-OWN_FLAGS = ("--host", "--port", "--metrics", "-m", "--model", "-a", "--alias", "-c",
-             "--ctx-size", "-np", "--parallel", "-t", "--threads")
+OWN_FLAGS = (
+    "--host",
+    "--port",
+    "--metrics",
+    "-m",
+    "--model",
+    "-a",
+    "--alias",
+    "-c",
+    "--ctx-size",
+    "-np",
+    "--parallel",
+    "-t",
+    "--threads",
+)
 
 
 def image_version(ref: str) -> str:
@@ -45,28 +58,54 @@ def served_model(models: list[dict[str, Any]], wanted: str) -> dict[str, Any]:
     by llama_server_model, or the bundle's only model."""
     names = sorted(m["name"] for m in models)
     if not models:
-        raise ValueError("the bundle holds no models ([[models]] in the spec): llama-server "
-                         "needs one GGUF to serve")
+        raise ValueError(
+            "the bundle holds no models ([[models]] in the spec): llama-server "
+            "needs one GGUF to serve"
+        )
     if wanted:
         for m in models:
             if m["name"] == wanted:
                 return m
-        raise ValueError(f"llama_server_model = {wanted!r} is not a model of the bundle: one of "
-                         + ", ".join(names))
+        raise ValueError(
+            f"llama_server_model = {wanted!r} is not a model of the bundle: one of "
+            + ", ".join(names)
+        )
     if len(models) > 1:
-        raise ValueError("llama_server_model is empty but the bundle holds several models ("
-                         + ", ".join(names) + "): llama-server serves one, name it")
+        raise ValueError(
+            "llama_server_model is empty but the bundle holds several models ("
+            + ", ".join(names)
+            + "): llama-server serves one, name it"
+        )
     return models[0]
 
 
-def server_args(*, model_file: str, alias: str, context_length: int, parallel: int,
-                threads: int = 0, extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+def server_args(
+    *,
+    model_file: str,
+    alias: str,
+    context_length: int,
+    parallel: int,
+    threads: int = 0,
+    extra: list[str] | tuple[str, ...] = (),
+) -> list[str]:
     """llama-server's arguments. context_length is per slot, as for Ollama: llama-server's
     --ctx-size is the whole KV cache, split over --parallel slots (unified KV is off when
     the number of slots is given), so it gets context_length x parallel."""
-    args = ["--host", "0.0.0.0", "--port", str(PORT), "--metrics",
-            "--model", f"{MODELS_MOUNT}/{model_file}", "--alias", alias,
-            "--ctx-size", str(context_length * parallel), "--parallel", str(parallel)]
+    args = [
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(PORT),
+        "--metrics",
+        "--model",
+        f"{MODELS_MOUNT}/{model_file}",
+        "--alias",
+        alias,
+        "--ctx-size",
+        str(context_length * parallel),
+        "--parallel",
+        str(parallel),
+    ]
     if threads:
         args += ["--threads", str(threads)]
     return args + [str(a) for a in extra]
@@ -80,6 +119,8 @@ def extra_args_problem(extra: Any) -> str | None:
         return "a list starting with a flag (e.g. ['--flash-attn', 'on'])"
     own = sorted({a.split("=", 1)[0] for a in extra} & set(OWN_FLAGS))
     if own:
-        return ("a list without " + ", ".join(own) + " (airnode sets them from its own "
-                "settings: llama_server_* and model_server_*)")
+        return (
+            "a list without " + ", ".join(own) + " (airnode sets them from its own "
+            "settings: llama_server_* and model_server_*)"
+        )
     return None

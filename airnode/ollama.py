@@ -49,20 +49,30 @@ def install_script(tarball: str, sha256: str, base: str, version: str) -> str:
     half-way never leaves a half-unpacked version behind under its final name."""
     final = f"{base}/{version}"
     tmp = shlex.quote(final + ".tmp")
-    return " && ".join([
-        f"rm -rf {tmp}", f"mkdir -p {tmp}", extract_command(tarball, final + ".tmp"),
-        f"{{ test -x {tmp}/bin/ollama || {{ echo "
-        f"{shlex.quote(tarball + ': no executable bin/ollama in the tarball (not an Ollama release?)')}"
-        " >&2; exit 1; }; }",
-        f"echo {shlex.quote(sha256)} > {tmp}/.airnode-sha256",
-        f"rm -rf {shlex.quote(final)}", f"mv {tmp} {shlex.quote(final)}"])
+    return " && ".join(
+        [
+            f"rm -rf {tmp}",
+            f"mkdir -p {tmp}",
+            extract_command(tarball, final + ".tmp"),
+            f"{{ test -x {tmp}/bin/ollama || {{ echo "
+            + shlex.quote(
+                f"{tarball}: no executable bin/ollama in the tarball (not an Ollama release?)"
+            )
+            + " >&2; exit 1; }; }",
+            f"echo {shlex.quote(sha256)} > {tmp}/.airnode-sha256",
+            f"rm -rf {shlex.quote(final)}",
+            f"mv {tmp} {shlex.quote(final)}",
+        ]
+    )
 
 
 def split_name(name: str) -> tuple[str, str, str]:
     """'smollm2:135m' -> ('library', 'smollm2', '135m'); 'me/x' -> ('me', 'x', 'latest')."""
     if not NAME_RE.match(name):
-        raise ValueError(f"model name {name!r}: expected [namespace/]model[:tag] "
-                         "(lowercase letters, digits, '.', '_', '-')")
+        raise ValueError(
+            f"model name {name!r}: expected [namespace/]model[:tag] "
+            "(lowercase letters, digits, '.', '_', '-')"
+        )
     path, _, tag = name.partition(":")
     ns, _, model = path.rpartition("/")
     return ns or "library", model, tag or "latest"
@@ -87,8 +97,9 @@ def layer_digests(manifest_text: str | None) -> set[str]:
     """Every layer's sha256 (hex) in an Ollama manifest, whatever its media type (a GGUF with
     vision tensors is stored as a projector layer, not a model layer)."""
     try:
-        return {la["digest"].removeprefix("sha256:") for la in json.loads(manifest_text or "")[
-            "layers"]}
+        return {
+            la["digest"].removeprefix("sha256:") for la in json.loads(manifest_text or "")["layers"]
+        }
     except (ValueError, KeyError, TypeError, AttributeError):
         return set()
 
@@ -103,23 +114,31 @@ def blobs_missing(models: list[dict], blobs: dict[str, int]) -> list[dict]:
     return [m for m in models if blobs.get(blob_file(m["sha256"])) != m["size"]]
 
 
-def models_to_seed(models: list[dict], manifests: dict[str, str | None],
-                   blobs: dict[str, int]) -> list[dict]:
+def models_to_seed(
+    models: list[dict], manifests: dict[str, str | None], blobs: dict[str, int]
+) -> list[dict]:
     """Bundle models (artifacts with name, sha256, size) that the store lacks: no manifest, a
     manifest without that GGUF among its layers, or the blob missing/short."""
     short = blobs_missing(models, blobs)
-    return [m for m in models
-            if m in short or m["sha256"] not in layer_digests(manifests.get(m["name"]))]
+    return [
+        m
+        for m in models
+        if m in short or m["sha256"] not in layer_digests(manifests.get(m["name"]))
+    ]
 
 
 def store_listing_command(store: str, names: list[str]) -> str:
     """One command that prints each model's manifest and the store's blob sizes."""
     parts = []
     for name in names:
-        parts.append(f"echo {shlex.quote('@@manifest ' + name)}; "
-                     f"cat {shlex.quote(manifest_path(store, name))} 2>/dev/null; echo")
-    parts.append(f"echo @@blobs; find {shlex.quote(store + '/blobs')} -maxdepth 1 -type f "
-                 "-printf '%f %s\\n' 2>/dev/null")
+        parts.append(
+            f"echo {shlex.quote('@@manifest ' + name)}; "
+            f"cat {shlex.quote(manifest_path(store, name))} 2>/dev/null; echo"
+        )
+    parts.append(
+        f"echo @@blobs; find {shlex.quote(store + '/blobs')} -maxdepth 1 -type f "
+        "-printf '%f %s\\n' 2>/dev/null"
+    )
     return "; ".join(parts) + "; true"
 
 
@@ -130,7 +149,7 @@ def parse_store_listing(lines: list[str]) -> tuple[dict[str, str | None], dict[s
     section = ""
     for line in lines:
         if line.startswith("@@manifest "):
-            current, section = line[len("@@manifest "):], "manifest"
+            current, section = line[len("@@manifest ") :], "manifest"
             manifests[current] = None
         elif line == "@@blobs":
             section = "blobs"
@@ -193,8 +212,9 @@ def server_env(settings: dict[str, Any]) -> dict[str, str]:
 SEED_UNIT = "airnode-ollama-seed.service"
 
 
-def seed_script(binary: str, store: str, port: int, timeout: int,
-                modelfiles: list[tuple[str, str]]) -> str:
+def seed_script(
+    binary: str, store: str, port: int, timeout: int, modelfiles: list[tuple[str, str]]
+) -> str:
     """Start an Ollama server bound to 127.0.0.1:port as the ollama user for the duration (a
     transient systemd unit, stopped on exit whatever happens), wait for it, `ollama create`
     each (name, Modelfile path). POSIX sh."""
@@ -225,8 +245,10 @@ def seed_script(binary: str, store: str, port: int, timeout: int,
         "done",
     ]
     for name, path in modelfiles:
-        lines.append(f"{q(binary)} create {q(name)} -f {q(path)} || "
-                     f"{{ echo {q(f'ollama create {name} -f {path} failed')} >&2; exit 1; }}")
+        lines.append(
+            f"{q(binary)} create {q(name)} -f {q(path)} || "
+            f"{{ echo {q(f'ollama create {name} -f {path} failed')} >&2; exit 1; }}"
+        )
     return "\n".join(lines)
 
 
@@ -234,18 +256,25 @@ def versions_command(base: str) -> str:
     """The version directories airnode unpacked under base (those carrying .airnode-sha256, and
     leftovers of cut unpacks, *.tmp), one name per line: nothing else there is ever removed."""
     b = shlex.quote(base)
-    return (f"for d in {b}/*; do [ -d \"$d\" ] && [ ! -L \"$d\" ] || continue; "
-            "case \"$d\" in *.tmp) basename \"$d\"; continue;; esac; "
-            "[ -e \"$d/.airnode-sha256\" ] && basename \"$d\"; done; true")
+    return (
+        f'for d in {b}/*; do [ -d "$d" ] && [ ! -L "$d" ] || continue; '
+        'case "$d" in *.tmp) basename "$d"; continue;; esac; '
+        '[ -e "$d/.airnode-sha256" ] && basename "$d"; done; true'
+    )
 
 
 def place_blob_script(src: str, sha256: str, dest: str) -> str:
     """Copy a GGUF into the store as a blob: to <dest>.tmp, sha256 checked, owned by the ollama
     user, then renamed (a cut copy never sits under the blob's name)."""
     tmp = shlex.quote(dest + ".tmp")
-    return " && ".join([
-        f"cp {shlex.quote(src)} {tmp}",
-        f"{{ echo {shlex.quote(sha256 + '  ' + dest + '.tmp')} | sha256sum -c --quiet || "
-        f"{{ rm -f {tmp}; echo {shlex.quote(src + ': sha256 differs from the bundle manifest')}"
-        " >&2; exit 1; }; }",
-        f"chown {USER}:{USER} {tmp}", f"chmod 644 {tmp}", f"mv {tmp} {shlex.quote(dest)}"])
+    return " && ".join(
+        [
+            f"cp {shlex.quote(src)} {tmp}",
+            f"{{ echo {shlex.quote(sha256 + '  ' + dest + '.tmp')} | sha256sum -c --quiet || "
+            f"{{ rm -f {tmp}; echo {shlex.quote(src + ': sha256 differs from the bundle manifest')}"
+            " >&2; exit 1; }; }",
+            f"chown {USER}:{USER} {tmp}",
+            f"chmod 644 {tmp}",
+            f"mv {tmp} {shlex.quote(dest)}",
+        ]
+    )

@@ -22,7 +22,9 @@ class HostFacts:
     kernel: str  # uname -r
     cpus: int = 0  # online CPUs (0: unknown)
     memory_kb: int = 0  # MemTotal
-    modules: dict[str, str] = field(default_factory=dict)  # name -> loaded|builtin|available|missing
+    modules: dict[str, str] = field(
+        default_factory=dict
+    )  # name -> loaded|builtin|available|missing
     tools: dict[str, str] = field(default_factory=dict)  # command -> path, for those present
 
 
@@ -67,23 +69,30 @@ def check_host(facts: HostFacts, min_memory_mb: int, swappiness: int) -> list[st
     problems = []
     name = facts.os_release.get("PRETTY_NAME") or facts.os_release.get("ID") or "unknown"
     if facts.arch not in SUPPORTED_ARCHES:
-        problems.append(f"architecture {facts.arch!r} is not supported "
-                        f"(supported: {', '.join(SUPPORTED_ARCHES)})")
+        problems.append(
+            f"architecture {facts.arch!r} is not supported "
+            f"(supported: {', '.join(SUPPORTED_ARCHES)})"
+        )
     if distro_family(facts.os_release) is None:
-        problems.append(f"distribution {name!r} is not Debian/Ubuntu-family "
-                        "(/etc/os-release ID or ID_LIKE must include debian or ubuntu)")
+        problems.append(
+            f"distribution {name!r} is not Debian/Ubuntu-family "
+            "(/etc/os-release ID or ID_LIKE must include debian or ubuntu)"
+        )
     if not facts.systemd:
         problems.append("systemd is not the init system (/run/systemd/system is missing)")
     if facts.memory_mb < min_memory_mb:
-        problems.append(f"memory {facts.memory_mb} MiB is below preflight_min_memory_mb "
-                        f"= {min_memory_mb} MiB")
+        problems.append(
+            f"memory {facts.memory_mb} MiB is below preflight_min_memory_mb = {min_memory_mb} MiB"
+        )
     for mod in REQUIRED_MODULES:
         state = facts.modules.get(mod, "missing")
         if state == "missing":
             problems.append(f"kernel module {mod!r} is not available for kernel {facts.kernel}")
     if swappiness > 100 and kernel_version(facts.kernel) < (5, 8):
-        problems.append(f"zram_swappiness = {swappiness} needs kernel >= 5.8 "
-                        f"(this host runs {facts.kernel}; use a value <= 100)")
+        problems.append(
+            f"zram_swappiness = {swappiness} needs kernel >= 5.8 "
+            f"(this host runs {facts.kernel}; use a value <= 100)"
+        )
     return problems
 
 
@@ -95,11 +104,11 @@ def parse_profile(lines: list[str]) -> HostFacts:
     os_lines: list[str] = []
     for line in lines:
         if line.startswith("os-release:"):
-            os_lines.append(line[len("os-release:"):])
+            os_lines.append(line[len("os-release:") :])
         elif line.startswith("module:"):
-            modules.update(parse_module_states([line[len("module:"):]]))
+            modules.update(parse_module_states([line[len("module:") :]]))
         elif line.startswith("tool:"):
-            name, _, path = line[len("tool:"):].partition(" ")
+            name, _, path = line[len("tool:") :].partition(" ")
             if path.strip() not in ("", "-"):
                 tools[name] = path.strip()
         else:

@@ -20,36 +20,47 @@ BEFORE_FILES = f"{STATE_DIR}/before-files"
 
 @dataclass
 class Before:
-    sysctls: dict[str, str | None] = field(default_factory=dict)   # None: did not exist
-    modules: dict[str, bool] = field(default_factory=dict)          # loaded before?
-    packages: dict[str, bool] = field(default_factory=dict)         # installed before?
+    sysctls: dict[str, str | None] = field(default_factory=dict)  # None: did not exist
+    modules: dict[str, bool] = field(default_factory=dict)  # loaded before?
+    packages: dict[str, bool] = field(default_factory=dict)  # installed before?
     units: dict[str, tuple[str, str]] = field(default_factory=dict)  # (is-enabled, is-active)
-    files: dict[str, bool] = field(default_factory=dict)            # existed before (copy kept)?
+    files: dict[str, bool] = field(default_factory=dict)  # existed before (copy kept)?
 
     @property
     def recorded(self) -> bool:
         return bool(self.sysctls or self.modules or self.packages or self.units or self.files)
 
 
-def record_command(sysctls: list[str], modules: list[str], packages: list[str],
-                   units: list[str], files: list[str]) -> str:
+def record_command(
+    sysctls: list[str], modules: list[str], packages: list[str], units: list[str], files: list[str]
+) -> str:
     """Write BEFORE (atomically) unless it exists; copies of existing files under BEFORE_FILES."""
     q = shlex.quote
     parts = [
         f"[ -e {BEFORE} ] && exit 0",
         f"mkdir -p {BEFORE_FILES}",
         "{",
-        *[f"  echo \"sysctl {k} $(sysctl -n {q(k)} 2>/dev/null || echo -)\"" for k in sysctls],
-        *[f"  if grep -q '^{m} ' /proc/modules; then echo 'module {m} loaded'; "
-          f"else echo 'module {m} absent'; fi" for m in modules],
-        *[f"  if dpkg-query -W -f='${{db:Status-Abbrev}}' {q(p)} 2>/dev/null | grep -q '^ii'; "
-          f"then echo 'package {p} installed'; else echo 'package {p} absent'; fi"
-          for p in packages],
-        *[f"  echo \"unit {u} $(systemctl is-enabled {q(u)} 2>/dev/null || true) "
-          f"$(systemctl is-active {q(u)} 2>/dev/null || true)\"" for u in units],
-        *[f"  if [ -e {q(f)} ]; then echo 'file {f} present'; "
-          f"cp -a --parents {q(f)} {BEFORE_FILES}/; else echo 'file {f} absent'; fi"
-          for f in files],
+        *[f'  echo "sysctl {k} $(sysctl -n {q(k)} 2>/dev/null || echo -)"' for k in sysctls],
+        *[
+            f"  if grep -q '^{m} ' /proc/modules; then echo 'module {m} loaded'; "
+            f"else echo 'module {m} absent'; fi"
+            for m in modules
+        ],
+        *[
+            f"  if dpkg-query -W -f='${{db:Status-Abbrev}}' {q(p)} 2>/dev/null | grep -q '^ii'; "
+            f"then echo 'package {p} installed'; else echo 'package {p} absent'; fi"
+            for p in packages
+        ],
+        *[
+            f'  echo "unit {u} $(systemctl is-enabled {q(u)} 2>/dev/null || true) '
+            f'$(systemctl is-active {q(u)} 2>/dev/null || true)"'
+            for u in units
+        ],
+        *[
+            f"  if [ -e {q(f)} ]; then echo 'file {f} present'; "
+            f"cp -a --parents {q(f)} {BEFORE_FILES}/; else echo 'file {f} absent'; fi"
+            for f in files
+        ],
         f"}} > {BEFORE}.tmp",
         f"mv {BEFORE}.tmp {BEFORE}",
     ]
@@ -82,8 +93,10 @@ def restore_sysctls_command(before: Before) -> str | None:
     values = {k: v for k, v in before.sysctls.items() if v is not None}
     if not values:
         return None
-    return "; ".join(f"sysctl -q -w {shlex.quote(f'{k}={v}')} 2>/dev/null || true"
-                     for k, v in sorted(values.items()))
+    return "; ".join(
+        f"sysctl -q -w {shlex.quote(f'{k}={v}')} 2>/dev/null || true"
+        for k, v in sorted(values.items())
+    )
 
 
 def modules_to_unload(before: Before) -> list[str]:
@@ -111,8 +124,10 @@ CREATED = f"{STATE_DIR}/created"
 def record_created_command(paths: list[str]) -> str:
     """Append paths airnode made to CREATED, each once."""
     c = shlex.quote(CREATED)
-    return (f"for p in {' '.join(shlex.quote(p) for p in paths)}; do grep -qxF -- \"$p\" {c} "
-            f"2>/dev/null || printf '%s\\n' \"$p\" >> {c}; done")
+    return (
+        f'for p in {" ".join(shlex.quote(p) for p in paths)}; do grep -qxF -- "$p" {c} '
+        f"2>/dev/null || printf '%s\\n' \"$p\" >> {c}; done"
+    )
 
 
 def inside(path: str, tree: str) -> bool:
@@ -130,8 +145,9 @@ def made_by_airnode(path: str, created: list[str]) -> bool:
 class Removal:
     """What teardown may delete of a directory airnode used: the whole tree (airnode made it),
     or only the entries recorded inside it (it was there before airnode)."""
+
     tree: str | None
-    entries: list[str]       # recorded files and directories inside it, deepest first
+    entries: list[str]  # recorded files and directories inside it, deepest first
     kept_because: str = ""
 
 
@@ -142,11 +158,19 @@ def removal(path: str, created: list[str], keep: list[str]) -> Removal:
     holding = [k for k in keep if inside(k, path)]
     if made_by_airnode(path, created) and not holding:
         return Removal(path, [])
-    entries = sorted({c for c in created if inside(c, path) and c != path
-                      and not any(inside(k, c) for k in keep)},
-                     key=lambda c: (-c.count("/"), c))
-    why = (f"it holds {', '.join(holding)}" if holding else
-           "it was there before airnode: only what airnode put in it is removed")
+    entries = sorted(
+        {
+            c
+            for c in created
+            if inside(c, path) and c != path and not any(inside(k, c) for k in keep)
+        },
+        key=lambda c: (-c.count("/"), c),
+    )
+    why = (
+        f"it holds {', '.join(holding)}"
+        if holding
+        else "it was there before airnode: only what airnode put in it is removed"
+    )
     return Removal(None, entries, why)
 
 
@@ -154,14 +178,21 @@ def removal_command(r: Removal) -> str:
     """Shell for a Removal: a mount point is never removed."""
     q = shlex.quote
     # the tree airnode made, or each entry: a file it shipped, a directory it made
-    return "; ".join(f"if mountpoint -q {q(p)}; then echo {q(p + ': a mount point, kept')} >&2; "
-                     f"else rm -rf {q(p)}; fi"
-                     for p in ([r.tree] if r.tree else []) + r.entries) or "true"
+    return (
+        "; ".join(
+            f"if mountpoint -q {q(p)}; then echo {q(p + ': a mount point, kept')} >&2; "
+            f"else rm -rf {q(p)}; fi"
+            for p in ([r.tree] if r.tree else []) + r.entries
+        )
+        or "true"
+    )
 
 
 def kept_records_command() -> str:
     """Keep the record's lines for what still exists (the model store kept by teardown must
     still count as airnode's on the next teardown); remove the record when none is left."""
     c = shlex.quote(CREATED)
-    return (f"if [ -e {c} ]; then while IFS= read -r p; do [ -e \"$p\" ] && printf '%s\\n' \"$p\";"
-            f" done < {c} > {c}.new || true; mv {c}.new {c}; [ -s {c} ] || rm -f {c}; fi")
+    return (
+        f'if [ -e {c} ]; then while IFS= read -r p; do [ -e "$p" ] && printf \'%s\\n\' "$p";'
+        f" done < {c} > {c}.new || true; mv {c}.new {c}; [ -s {c} ] || rm -f {c}; fi"
+    )

@@ -18,9 +18,18 @@ MIB = 1024 * 1024
 
 # Kubernetes resource.Quantity suffixes (k8s.io/apimachinery pkg/api/resource/suffix.go).
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
-            "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
-            "P": Decimal("1e15"), "E": Decimal("1e18")}
+_DECIMAL = {
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": Decimal(1),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+}
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE]?)$")
 
 # --- k0s's own pods on a single node (k0s v1.34.1+k0s.0) ---------------------------------
@@ -32,10 +41,11 @@ _QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE]?)
 # kubeproxy.go): no requests. With --single there is no konnectivity-agent (cmd/controller/
 # controller.go); metrics-server is disabled by airnode.
 K0S_SYSTEM_PODS = {
-    "kuberouter": [("kube-system/coredns", 100, 70 * MIB),
-                   ("kube-system/kube-router", 250, 16 * MIB)],
-    "calico": [("kube-system/coredns", 100, 70 * MIB),
-               ("kube-system/calico-node", 250, 0)],
+    "kuberouter": [
+        ("kube-system/coredns", 100, 70 * MIB),
+        ("kube-system/kube-router", 250, 16 * MIB),
+    ],
+    "calico": [("kube-system/coredns", 100, 70 * MIB), ("kube-system/calico-node", 250, 0)],
     "custom": [("kube-system/coredns", 100, 70 * MIB)],  # the CNI is the operator's own
 }
 # prometheus-operator (v0.92.0, as pinned by kube-prometheus v0.18.0) adds a config-reloader
@@ -83,9 +93,9 @@ def memory_bytes(text) -> int:
 
 @dataclass(frozen=True)
 class Pod:
-    name: str          # namespace/workload
+    name: str  # namespace/workload
     cpu_m: int
-    memory: int        # bytes
+    memory: int  # bytes
     replicas: int = 1
 
 
@@ -95,8 +105,7 @@ def _container_requests(c: dict) -> tuple[int, int]:
     lim = (c.get("resources") or {}).get("limits") or {}
     cpu = req.get("cpu", lim.get("cpu"))
     mem = req.get("memory", lim.get("memory"))
-    return (cpu_millis(cpu) if cpu is not None else 0,
-            memory_bytes(mem) if mem is not None else 0)
+    return (cpu_millis(cpu) if cpu is not None else 0, memory_bytes(mem) if mem is not None else 0)
 
 
 def pod_requests(spec: dict) -> tuple[int, int]:
@@ -127,12 +136,14 @@ def workload_pods(doc: dict) -> list[Pod]:
         replicas = 1 if kind == "DaemonSet" else int(spec.get("replicas", 1))
         cpu, mem = pod_requests((spec.get("template") or {}).get("spec") or {})
         return [Pod(name, cpu, mem, replicas)] if replicas else []
-    if kind in ("Prometheus", "Alertmanager") and \
-            doc.get("apiVersion", "").startswith("monitoring.coreos.com/"):
+    if kind in ("Prometheus", "Alertmanager") and doc.get("apiVersion", "").startswith(
+        "monitoring.coreos.com/"
+    ):
         replicas = int(spec.get("replicas", 1)) * int(spec.get("shards", 1) or 1)
         cpu, mem = _container_requests({"resources": spec.get("resources") or {}})
-        return [Pod(name, cpu + RELOADER_CPU_M, mem + RELOADER_MEMORY, replicas)] \
-            if replicas else []
+        return (
+            [Pod(name, cpu + RELOADER_CPU_M, mem + RELOADER_MEMORY, replicas)] if replicas else []
+        )
     return []
 
 
@@ -148,7 +159,7 @@ def allocatable(cpus: int, memory_bytes_total: int) -> tuple[int, int]:
 @dataclass(frozen=True)
 class Fit:
     pods: list[Pod]
-    cpu_m: int          # allocatable
+    cpu_m: int  # allocatable
     memory: int
 
     @property
@@ -183,10 +194,20 @@ def table(f: Fit, advice: dict[str, str] | None = None) -> str:
     rows = [("POD", "REPLICAS", "CPU", "MEMORY", "WHAT TO CHANGE")]
     advice = advice or {}
     for p in f.pods:
-        rows.append((p.name, str(p.replicas), f"{p.cpu_m * p.replicas}m",
-                     f"{p.memory * p.replicas // MIB}Mi", advice.get(p.name, "")))
-    rows.append(("total requested", "", f"{f.cpu_requested}m", f"{f.memory_requested // MIB}Mi",
-                 ""))
+        rows.append(
+            (
+                p.name,
+                str(p.replicas),
+                f"{p.cpu_m * p.replicas}m",
+                f"{p.memory * p.replicas // MIB}Mi",
+                advice.get(p.name, ""),
+            )
+        )
+    rows.append(
+        ("total requested", "", f"{f.cpu_requested}m", f"{f.memory_requested // MIB}Mi", "")
+    )
     rows.append(("node allocatable", "", f"{f.cpu_m}m", f"{f.memory // MIB}Mi", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows
+    )

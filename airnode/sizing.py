@@ -72,16 +72,26 @@ def read_gguf(path, name: str | None = None) -> ModelInfo:
     head_dim = int(field(f"{arch}.attention.key_length", 0) or (embedding // heads if heads else 0))
     ftype = field("general.file_type")
     try:
-        quant = gguf.LlamaFileType(int(ftype)).name.removeprefix("MOSTLY_") if ftype is not None \
+        quant = (
+            gguf.LlamaFileType(int(ftype)).name.removeprefix("MOSTLY_")
+            if ftype is not None
             else "unknown"
+        )
     except ValueError:
         quant = f"file_type {ftype}"
     return ModelInfo(
-        name=name or Path(path).stem, arch=arch,
-        params=int(sum(int(t.n_elements) for t in r.tensors)), quant=quant, layers=layers,
-        heads=heads, kv_heads=kv_heads, embedding=embedding, head_dim=head_dim,
+        name=name or Path(path).stem,
+        arch=arch,
+        params=int(sum(int(t.n_elements) for t in r.tensors)),
+        quant=quant,
+        layers=layers,
+        heads=heads,
+        kv_heads=kv_heads,
+        embedding=embedding,
+        head_dim=head_dim,
         context_train=int(field(f"{arch}.context_length", 0)),
-        weights_bytes=int(sum(int(t.n_bytes) for t in r.tensors)))
+        weights_bytes=int(sum(int(t.n_bytes) for t in r.tensors)),
+    )
 
 
 def kv_cache_bytes(m: ModelInfo, context: int, parallel: int, kv_type: str = "f16") -> int:
@@ -105,8 +115,14 @@ class Fit:
         return self.need <= self.available
 
 
-def plan(models: list[ModelInfo], memory_mb: int, reserved_mb: int, context: int, parallel: int,
-         kv_type: str = "f16") -> list[Fit]:
+def plan(
+    models: list[ModelInfo],
+    memory_mb: int,
+    reserved_mb: int,
+    context: int,
+    parallel: int,
+    kv_type: str = "f16",
+) -> list[Fit]:
     available = max(memory_mb - reserved_mb, 0) * MIB
     fits = []
     for m in models:
@@ -116,17 +132,20 @@ def plan(models: list[ModelInfo], memory_mb: int, reserved_mb: int, context: int
             tips = []
             if context > 2048:
                 saved = kv_cache_bytes(m, context, parallel, kv_type) - kv_cache_bytes(
-                    m, context // 2, parallel, kv_type)
+                    m, context // 2, parallel, kv_type
+                )
                 tips.append(f"context {context // 2} (-{saved // MIB} MiB)")
             if parallel > 1:
                 saved = kv_cache_bytes(m, context, 1, kv_type)  # one slot's context
                 tips.append(f"{parallel - 1} parallel slot(s) (-{saved // MIB} MiB)")
             if kv_type == "f16":
                 saved = kv_cache_bytes(m, context, parallel) - kv_cache_bytes(
-                    m, context, parallel, "q8_0")
+                    m, context, parallel, "q8_0"
+                )
                 tips.append(f"OLLAMA_KV_CACHE_TYPE=q8_0 (-{saved // MIB} MiB)")
-            tips.append(f"a smaller quantization than {m.quant} (weights are "
-                        f"{m.weights_bytes // MIB} MiB)")
+            tips.append(
+                f"a smaller quantization than {m.quant} (weights are {m.weights_bytes // MIB} MiB)"
+            )
             advice = "; ".join(tips)
         fits.append(Fit(m, need, available, advice))
     return fits
@@ -135,10 +154,19 @@ def plan(models: list[ModelInfo], memory_mb: int, reserved_mb: int, context: int
 def table(fits: list[Fit]) -> str:
     rows = [("MODEL", "QUANT", "NEEDED", "AVAILABLE", "WHAT TO CHANGE")]
     for f in fits:
-        rows.append((f.model.name, f.model.quant, f"{f.need // MIB} MiB",
-                     f"{f.available // MIB} MiB", f.advice or "fits"))
+        rows.append(
+            (
+                f.model.name,
+                f.model.quant,
+                f"{f.need // MIB} MiB",
+                f"{f.available // MIB} MiB",
+                f.advice or "fits",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows
+    )
 
 
 def disk_command(paths: list[str]) -> str:
@@ -147,8 +175,10 @@ def disk_command(paths: list[str]) -> str:
     import shlex
 
     return "; ".join(
-        f"p={shlex.quote(p)}; while [ ! -e \"$p\" ]; do p=$(dirname \"$p\"); done; "
-        "df -P -B1 \"$p\" | awk -v p=\"$p\" 'NR==2 {print $1, $4, p}'" for p in paths)
+        f'p={shlex.quote(p)}; while [ ! -e "$p" ]; do p=$(dirname "$p"); done; '
+        'df -P -B1 "$p" | awk -v p="$p" \'NR==2 {print $1, $4, p}\''
+        for p in paths
+    )
 
 
 def disk_problems(df_lines: list[str], bundle_bytes: int, store_bytes: int) -> list[str]:
@@ -162,8 +192,10 @@ def disk_problems(df_lines: list[str], bundle_bytes: int, store_bytes: int) -> l
         problem = disk_problem(int(free_b), bundle_bytes, store_bytes)
         return [f"{problem} on {path_b}"] if problem else []
     out = []
-    for problem, path in ((disk_problem(int(free_b), bundle_bytes, 0), path_b),
-                          (disk_problem(int(free_s), 0, store_bytes), path_s)):
+    for problem, path in (
+        (disk_problem(int(free_b), bundle_bytes, 0), path_b),
+        (disk_problem(int(free_s), 0, store_bytes), path_s),
+    ):
         if problem:
             out.append(f"{problem} on {path}")
     return out
@@ -174,6 +206,8 @@ def disk_problem(free_bytes: int, bundle_bytes: int, store_bytes: int) -> str | 
 
     need = bundle_bytes + store_bytes
     if need > free_bytes:
-        return (f"not enough disk: bundle {human(bundle_bytes)} + model store "
-                f"{human(store_bytes)} = {human(need)}, {human(free_bytes)} free")
+        return (
+            f"not enough disk: bundle {human(bundle_bytes)} + model store "
+            f"{human(store_bytes)} = {human(need)}, {human(free_bytes)} free"
+        )
     return None

@@ -14,8 +14,12 @@ from dataclasses import dataclass
 # prefix, which puts the line back byte for byte.
 FSTAB_MARKER = "#airnode-swapoff# "
 
-_TAG_DIRS = {"UUID": "by-uuid", "LABEL": "by-label", "PARTUUID": "by-partuuid",
-             "PARTLABEL": "by-partlabel"}
+_TAG_DIRS = {
+    "UUID": "by-uuid",
+    "LABEL": "by-label",
+    "PARTUUID": "by-partuuid",
+    "PARTLABEL": "by-partlabel",
+}
 
 
 @dataclass(frozen=True)
@@ -119,8 +123,11 @@ def comment_out_command(entries: list[FstabSwap], path: str = "/etc/fstab") -> s
         return None
     exprs = []
     for e in entries:
-        exprs += ["-e", f"{e.lineno}{{/^[[:space:]]*#/!{{/[[:space:]]swap([[:space:]]|$)/"
-                        f"s/^/{FSTAB_MARKER}/}}}}"]
+        exprs += [
+            "-e",
+            f"{e.lineno}{{/^[[:space:]]*#/!{{/[[:space:]]swap([[:space:]]|$)/"
+            f"s/^/{FSTAB_MARKER}/}}}}",
+        ]
     return "sed -E -i " + " ".join(shlex.quote(x) for x in exprs) + " " + shlex.quote(path)
 
 

@@ -73,8 +73,9 @@ def ensure_ansible() -> Path:
     if not exe.exists():
         log("installing ansible-core into bench/.venv-ansible")
         subprocess.run([sys.executable, "-m", "venv", str(ANSIBLE_VENV)], check=True)
-        subprocess.run([str(ANSIBLE_VENV / "bin" / "pip"), "install", "-q", "ansible-core"],
-                       check=True)
+        subprocess.run(
+            [str(ANSIBLE_VENV / "bin" / "pip"), "install", "-q", "ansible-core"], check=True
+        )
     return exe
 
 
@@ -83,11 +84,12 @@ class Guest:
 
     def __init__(self, name: str):
         self.inst = lab.start(name)
-        self.sh("dd if=/dev/zero of=/swapfile bs=1M count=64 status=none && chmod 600 /swapfile"
-                " && mkswap -q /swapfile && swapon /swapfile")
+        self.sh(
+            "dd if=/dev/zero of=/swapfile bs=1M count=64 status=none && chmod 600 /swapfile"
+            " && mkswap -q /swapfile && swapon /swapfile"
+        )
         self.sh(f"printf '%s\\n' '{SWAP_LINE}' >> /etc/fstab")
-        self.sh("echo 'LogLevel DEBUG' > /etc/ssh/sshd_config.d/bench.conf && "
-                "systemctl reload ssh")
+        self.sh("echo 'LogLevel DEBUG' > /etc/ssh/sshd_config.d/bench.conf && systemctl reload ssh")
         self.inst.wait_ssh(60)  # sshd re-executes on reload: refused for a moment
         self.calibrate()
 
@@ -95,39 +97,51 @@ class Guest:
         return self.inst.ssh(cmd).stdout
 
     def counters(self) -> tuple[int, str]:
-        out = self.sh("cat /sys/class/net/eth0/statistics/rx_bytes; "
-                      "journalctl -u ssh -n 0 --show-cursor --no-pager | tail -1")
+        out = self.sh(
+            "cat /sys/class/net/eth0/statistics/rx_bytes; "
+            "journalctl -u ssh -n 0 --show-cursor --no-pager | tail -1"
+        )
         rx, cursor = out.splitlines()[:2]
         return int(rx), cursor.split("cursor: ", 1)[1]
 
     def since(self, cursor: str) -> int:
-        out = self.sh(f"journalctl -u ssh --after-cursor='{cursor}' --no-pager -o cat | "
-                      "grep -cE 'session_input_channel_req: session [0-9]+ req (exec|subsystem)'"
-                      " || true")
+        out = self.sh(
+            f"journalctl -u ssh --after-cursor='{cursor}' --no-pager -o cat | "
+            "grep -cE 'session_input_channel_req: session [0-9]+ req (exec|subsystem)'"
+            " || true"
+        )
         return int(out.strip() or 0)
 
     def measure(self, argv: list[str], env: dict | None = None, stdin=None) -> dict:
         rx0, cursor = self.counters()
         started = time.monotonic()
-        r = subprocess.run(argv, env=env, stdin=stdin, capture_output=True, text=True,
-                           cwd=ROOT, timeout=3600)
+        r = subprocess.run(
+            argv, env=env, stdin=stdin, capture_output=True, text=True, cwd=ROOT, timeout=3600
+        )
         seconds = time.monotonic() - started
         if r.returncode != 0:
-            raise RuntimeError(f"{argv[0]} failed ({r.returncode}):\n{r.stdout[-2000:]}\n"
-                               f"{r.stderr[-3000:]}")
+            raise RuntimeError(
+                f"{argv[0]} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+            )
         commands = self.since(cursor)
         rx1, _ = self.counters()
         # our own two reads after the run (their exec requests, their SSH connections) are
         # in the figures: `baseline` measures them on an empty command, and they are taken off
         base = getattr(self, "baseline", {"commands": 0, "bytes": 0})
-        return {"seconds": round(seconds, 1), "commands": commands - base["commands"],
-                "bytes": rx1 - rx0 - base["bytes"], "output": r.stdout[-4000:] + r.stderr[-4000:]}
+        return {
+            "seconds": round(seconds, 1),
+            "commands": commands - base["commands"],
+            "bytes": rx1 - rx0 - base["bytes"],
+            "output": r.stdout[-4000:] + r.stderr[-4000:],
+        }
 
     def calibrate(self) -> None:
         self.baseline = {"commands": 0, "bytes": 0}
         runs = [self.measure(["true"]) for _ in range(3)]
-        self.baseline = {"commands": min(r["commands"] for r in runs),
-                         "bytes": min(r["bytes"] for r in runs)}
+        self.baseline = {
+            "commands": min(r["commands"] for r in runs),
+            "bytes": min(r["bytes"] for r in runs),
+        }
 
     def stop(self) -> None:
         self.inst.stop()
@@ -137,9 +151,16 @@ def run_tool(tool: str, guest: Guest, bundle: Path, flat: Path, work: Path) -> d
     ssh_config = str(guest.inst.ssh_config)
     env = dict(os.environ, AIRNODE_LAB_DIR=str(guest.inst.dir))
     if tool == "airnode":
-        argv = [PYINFRA, "-y", str(ROOT / "inventories/lab.py"),
-                str(ROOT / "bench/airnode_runtime.py"), "--data", f"bundle_dir={bundle}",
-                "--data", "sizing_reserved_mb=256"]
+        argv = [
+            PYINFRA,
+            "-y",
+            str(ROOT / "inventories/lab.py"),
+            str(ROOT / "bench/airnode_runtime.py"),
+            "--data",
+            f"bundle_dir={bundle}",
+            "--data",
+            "sizing_reserved_mb=256",
+        ]
 
         def once():
             return guest.measure(argv, env=env)
@@ -149,24 +170,51 @@ def run_tool(tool: str, guest: Guest, bundle: Path, flat: Path, work: Path) -> d
         def once():
             # the plain procedure: copy the files, run the script (every time: it knows no
             # "already there")
-            copy = ["sh", "-c", f"ssh -F {ssh_config} {lab.SSH_ALIAS} mkdir -p /root/bench-bundle"
-                    f" && scp -q -F {ssh_config} {flat}/* {lab.SSH_ALIAS}:/root/bench-bundle/"
-                    f" && ssh -F {ssh_config} {lab.SSH_ALIAS} sh -s < {script}"]
+            copy = [
+                "sh",
+                "-c",
+                f"ssh -F {ssh_config} {lab.SSH_ALIAS} mkdir -p /root/bench-bundle"
+                f" && scp -q -F {ssh_config} {flat}/* {lab.SSH_ALIAS}:/root/bench-bundle/"
+                f" && ssh -F {ssh_config} {lab.SSH_ALIAS} sh -s < {script}",
+            ]
             return guest.measure(copy)
     else:
         exe = ensure_ansible()
         inv = work / f"inventory-{guest.inst.dir.name}.yml"
-        inv.write_text(json.dumps({"all": {"hosts": {"node": {
-            "ansible_host": lab.SSH_ALIAS, "ansible_user": "root",
-            "ansible_python_interpreter": "/usr/bin/python3.11",
-            "ansible_ssh_common_args": f"-F {ssh_config}"}}}}))
-        argv = [str(exe), "-i", str(inv), str(ROOT / "bench/ansible/playbook.yml"),
-                "-e", f"local_bundle={flat}"]
-        aenv = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_NOCOLOR="1",
-                    ANSIBLE_RETRY_FILES_ENABLED="False")
+        inv.write_text(
+            json.dumps(
+                {
+                    "all": {
+                        "hosts": {
+                            "node": {
+                                "ansible_host": lab.SSH_ALIAS,
+                                "ansible_user": "root",
+                                "ansible_python_interpreter": "/usr/bin/python3.11",
+                                "ansible_ssh_common_args": f"-F {ssh_config}",
+                            }
+                        }
+                    }
+                }
+            )
+        )
+        argv = [
+            str(exe),
+            "-i",
+            str(inv),
+            str(ROOT / "bench/ansible/playbook.yml"),
+            "-e",
+            f"local_bundle={flat}",
+        ]
+        aenv = dict(
+            os.environ,
+            ANSIBLE_HOST_KEY_CHECKING="False",
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_RETRY_FILES_ENABLED="False",
+        )
 
         def once():
             return guest.measure(argv, env=aenv)
+
     first = once()
     noop = once()
     return {"first": first, "noop": noop}
@@ -181,8 +229,9 @@ def _ansible_version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--tools", default=",".join(TOOLS))
     p.add_argument("--json", default=str(ROOT / "bench" / "results.json"))
@@ -203,9 +252,11 @@ def main(argv: list[str] | None = None) -> int:
                     r = run_tool(tool, guest, bundle, flat, work)
                 finally:
                     guest.stop()
-                log(f"  first {r['first']['seconds']} s, {r['first']['commands']} commands; "
+                log(
+                    f"  first {r['first']['seconds']} s, {r['first']['commands']} commands; "
                     f"no-op {r['noop']['seconds']} s, {r['noop']['commands']} commands, "
-                    f"{r['noop']['bytes']} bytes")
+                    f"{r['noop']['bytes']} bytes"
+                )
                 results[tool].append(r)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -215,43 +266,89 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for tool in tools:
-        rows.append({"tool": tool,
-                     "first_s": med(tool, "first", "seconds"),
-                     "first_commands": med(tool, "first", "commands"),
-                     "noop_s": med(tool, "noop", "seconds"),
-                     "noop_commands": med(tool, "noop", "commands"),
-                     "noop_bytes": med(tool, "noop", "bytes")})
+        rows.append(
+            {
+                "tool": tool,
+                "first_s": med(tool, "first", "seconds"),
+                "first_commands": med(tool, "first", "commands"),
+                "noop_s": med(tool, "noop", "seconds"),
+                "noop_commands": med(tool, "noop", "commands"),
+                "noop_bytes": med(tool, "noop", "bytes"),
+            }
+        )
     base = next((r for r in rows if r["tool"] == "airnode"), rows[0])
-    head = ("tool", "first converge s", "commands", "no-op re-run s", "commands",
-            "bytes sent on re-run")
+    head = (
+        "tool",
+        "first converge s",
+        "commands",
+        "no-op re-run s",
+        "commands",
+        "bytes sent on re-run",
+    )
     lines = ["  ".join(f"{h:>20}" for h in head)]
     for r in rows:
-        lines.append("  ".join(f"{v:>20}" for v in (
-            r["tool"], r["first_s"], r["first_commands"], r["noop_s"], r["noop_commands"],
-            r["noop_bytes"])))
+        lines.append(
+            "  ".join(
+                f"{v:>20}"
+                for v in (
+                    r["tool"],
+                    r["first_s"],
+                    r["first_commands"],
+                    r["noop_s"],
+                    r["noop_commands"],
+                    r["noop_bytes"],
+                )
+            )
+        )
     for r in rows:
         if r is base:
             continue
-        lines.append(f"{r['tool']} / airnode: first converge x{r['first_s'] / base['first_s']:.2f}, "
-                     f"no-op x{r['noop_s'] / base['noop_s']:.2f}, no-op commands "
-                     f"x{r['noop_commands'] / max(base['noop_commands'], 1):.2f}, re-run bytes "
-                     f"x{r['noop_bytes'] / max(base['noop_bytes'], 1):.2f}")
+        lines.append(
+            f"{r['tool']} / airnode: first converge x{r['first_s'] / base['first_s']:.2f}, "
+            f"no-op x{r['noop_s'] / base['noop_s']:.2f}, no-op commands "
+            f"x{r['noop_commands'] / max(base['noop_commands'], 1):.2f}, re-run bytes "
+            f"x{r['noop_bytes'] / max(base['noop_bytes'], 1):.2f}"
+        )
     print("\n".join(lines))
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
     mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
-    machine = {"cpu": cpu, "cpus": os.cpu_count(), "memory_gib": mem_gib,
-               "guest": "lab VM, 2 vCPUs, 4096 MiB, accelerator " + "/".join(sorted(accel)),
-               "runs": args.runs, "kernel": os.uname().release,
-               "ansible_core": _ansible_version()}
+    machine = {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "memory_gib": mem_gib,
+        "guest": "lab VM, 2 vCPUs, 4096 MiB, accelerator " + "/".join(sorted(accel)),
+        "runs": args.runs,
+        "kernel": os.uname().release,
+        "ansible_core": _ansible_version(),
+    }
     print(f"machine: {json.dumps(machine)}")
-    Path(args.json).write_text(json.dumps({"machine": machine, "medians": rows,
-                                           "runs": {t: [{k: {kk: vv for kk, vv in v.items()
-                                                             if kk != "output"}
-                                                         for k, v in r.items()}
-                                                        for r in rs]
-                                                    for t, rs in results.items()}},
-                                          indent=2) + "\n")
+    Path(args.json).write_text(
+        json.dumps(
+            {
+                "machine": machine,
+                "medians": rows,
+                "runs": {
+                    t: [
+                        {
+                            k: {kk: vv for kk, vv in v.items() if kk != "output"}
+                            for k, v in r.items()
+                        }
+                        for r in rs
+                    ]
+                    for t, rs in results.items()
+                },
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     log(f"written {args.json}")
     return 0
 

@@ -13,32 +13,32 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from any cwd
 
-from airnode.steps.preflight import preflight  # noqa: E402
-from airnode.steps.record import record  # noqa: E402
-from airnode.steps.bundle import bundle  # noqa: E402
-from airnode.steps.swap_off import swap_off  # noqa: E402
-from airnode.steps.zram import zram  # noqa: E402
-from airnode.steps.kernel import kernel  # noqa: E402
-from airnode.steps.hostname import hostname  # noqa: E402
-from airnode.steps.containerd import containerd  # noqa: E402
-from airnode.steps.images import images  # noqa: E402
-from airnode.steps.ollama import ollama  # noqa: E402
-from airnode.steps.models import models  # noqa: E402
-from airnode.steps.k0s import k0s  # noqa: E402
-from airnode.steps.monitoring import monitoring  # noqa: E402
-from airnode.steps.model_server import model_server  # noqa: E402
+from airnode.steps.bundle import bundle
+from airnode.steps.containerd import containerd
+from airnode.steps.hostname import hostname
+from airnode.steps.images import images
+from airnode.steps.k0s import k0s
+from airnode.steps.kernel import kernel
+from airnode.steps.model_server import model_server
+from airnode.steps.models import models
+from airnode.steps.monitoring import monitoring
+from airnode.steps.ollama import ollama
+from airnode.steps.preflight import preflight
+from airnode.steps.record import record
+from airnode.steps.swap_off import swap_off
+from airnode.steps.zram import zram
 
-preflight()     # facts, settings, support: refuse before any change
-record()        # the host as it was, for teardown (first run only)
-bundle()        # the offline bundle: verified here first, shipped, verified on the node
-swap_off()      # every disk swap off, for good
-zram()          # zram swap sized from real memory, before the container runtime
-kernel()        # br_netfilter, overlay, forwarding and bridge sysctls, live and at boot
-hostname()      # the hostname resolves locally
-containerd()    # containerd from the bundle: CRI on, SystemdCgroup, restarted only on change
-images()        # every image of the bundle in containerd's k8s.io namespace
-ollama()        # Ollama from its release tarball; the store's owner `ollama`, made before k0s
-models()        # the bundle's GGUF models seeded into the model store, offline
-k0s()           # single-node k0s on that containerd, metrics-server off, until the node is Ready
-monitoring()    # kube-prometheus: setup/, CRDs Established, the rest; airnode's dashboards
+preflight()  # facts, settings, support: refuse before any change
+record()  # the host as it was, for teardown (first run only)
+bundle()  # the offline bundle: verified here first, shipped, verified on the node
+swap_off()  # every disk swap off, for good
+zram()  # zram swap sized from real memory, before the container runtime
+kernel()  # br_netfilter, overlay, forwarding and bridge sysctls, live and at boot
+hostname()  # the hostname resolves locally
+containerd()  # containerd from the bundle: CRI on, SystemdCgroup, restarted only on change
+images()  # every image of the bundle in containerd's k8s.io namespace
+ollama()  # Ollama from its release tarball; the store's owner `ollama`, made before k0s
+models()  # the bundle's GGUF models seeded into the model store, offline
+k0s()  # single-node k0s on that containerd, metrics-server off, until the node is Ready
+monitoring()  # kube-prometheus: setup/, CRDs Established, the rest; airnode's dashboards
 model_server()  # Ollama as a StatefulSet on the model store; rollout, health and smoke check

@@ -10,14 +10,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from any cwd
 
-from airnode.steps.teardown import (  # noqa: E402
-    remove_containerd, remove_k0s, remove_ollama, remove_state, remove_workloads, restore_host,
-    restore_units)
+from airnode.steps.teardown import (
+    remove_containerd,
+    remove_k0s,
+    remove_ollama,
+    remove_state,
+    remove_workloads,
+    restore_host,
+    restore_units,
+)
 
-remove_workloads()   # model server, then kube-prometheus (the rest, then CRDs and namespace)
-remove_k0s()         # drain, k0s stop, k0s reset (retried while mounts are busy), binary, config
-remove_ollama()      # versions, links, Modelfiles; the model store and its user stay (no purge)
+remove_workloads()  # model server, then kube-prometheus (the rest, then CRDs and namespace)
+remove_k0s()  # drain, k0s stop, k0s reset (retried while mounts are busy), binary, config
+remove_ollama()  # versions, links, Modelfiles; the model store and its user stay (no purge)
 remove_containerd()  # only if airnode installed it: packages or static files, images, config
-restore_units()      # runtimes airnode disabled (docker, cri-o) back as they were
-restore_host()       # zram off, sysctls and modules as before, disk swap back on, /etc/hosts
-remove_state()       # /var/lib/airnode, all but the model store
+restore_units()  # runtimes airnode disabled (docker, cri-o) back as they were
+restore_host()  # zram off, sysctls and modules as before, disk swap back on, /etc/hosts
+remove_state()  # /var/lib/airnode, all but the model store

@@ -5,9 +5,12 @@ Settings for all hosts go in inventories/group_data/all.py; per-host ones in the
 """
 
 nodes = [
-    ("node1.example.internal", {
-        "ssh_user": "root",
-        # "ssh_key": "~/.ssh/id_ed25519",
-        # "zram_fraction": 0.5,
-    }),
+    (
+        "node1.example.internal",
+        {
+            "ssh_user": "root",
+            # "ssh_key": "~/.ssh/id_ed25519",
+            # "zram_fraction": 0.5,
+        },
+    ),
 ]

@@ -23,8 +23,14 @@ TIMINGS: list[tuple[str, float]] = _Timings()
 # Minutes each lab module took here, run alone (README "Tests"): the longest start first, so
 # that two workers finish close together; the fast tests fill in at the end. A new lab module
 # not listed starts first of all.
-LAB_MINUTES = {"test_llama_server.py": 18, "test_serving.py": 15, "test_lifecycle.py": 13,
-               "test_bundle_deploy.py": 10.5, "test_dev_lab.py": 7, "test_host_prep.py": 4.5}
+LAB_MINUTES = {
+    "test_llama_server.py": 18,
+    "test_serving.py": 15,
+    "test_lifecycle.py": 13,
+    "test_bundle_deploy.py": 10.5,
+    "test_dev_lab.py": 7,
+    "test_host_prep.py": 4.5,
+}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -5,8 +5,13 @@ architectures, distros, kernels) and prove it stops before the execute phase."""
 import json
 import os
 
-hosts = [("@fake/node", {
-    "fake_delay": 0,
-    "fake_delay_jitter": 0,
-    "fake_responses": json.loads(os.environ.get("AIRNODE_FAKE_HOST", "{}")),
-})]
+hosts = [
+    (
+        "@fake/node",
+        {
+            "fake_delay": 0,
+            "fake_delay_jitter": 0,
+            "fake_responses": json.loads(os.environ.get("AIRNODE_FAKE_HOST", "{}")),
+        },
+    )
+]

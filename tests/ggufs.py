@@ -36,12 +36,102 @@ def llama3_8b_shaped(path: Path) -> Path:
 
 
 # tiny_llama's words (SentencePiece pieces "\u2581word"): what its output head can choose
-WORDS = ("the of and to in is was for on that with as by at from it an be this are or have not "
-         "had but one all were which they you we can more there been has when who will no if out "
-         "so said what up its about into than them only some could new other then two may first "
-         "any like now my such make over our even most hello world model node river stone light "
-         "cloud green quiet small tiny llama server answer question ready garden window paper "
-         "little bright morning").split()
+WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "was",
+    "for",
+    "on",
+    "that",
+    "with",
+    "as",
+    "by",
+    "at",
+    "from",
+    "it",
+    "an",
+    "be",
+    "this",
+    "are",
+    "or",
+    "have",
+    "not",
+    "had",
+    "but",
+    "one",
+    "all",
+    "were",
+    "which",
+    "they",
+    "you",
+    "we",
+    "can",
+    "more",
+    "there",
+    "been",
+    "has",
+    "when",
+    "who",
+    "will",
+    "no",
+    "if",
+    "out",
+    "so",
+    "said",
+    "what",
+    "up",
+    "its",
+    "about",
+    "into",
+    "than",
+    "them",
+    "only",
+    "some",
+    "could",
+    "new",
+    "other",
+    "then",
+    "two",
+    "may",
+    "first",
+    "any",
+    "like",
+    "now",
+    "my",
+    "such",
+    "make",
+    "over",
+    "our",
+    "even",
+    "most",
+    "hello",
+    "world",
+    "model",
+    "node",
+    "river",
+    "stone",
+    "light",
+    "cloud",
+    "green",
+    "quiet",
+    "small",
+    "tiny",
+    "llama",
+    "server",
+    "answer",
+    "question",
+    "ready",
+    "garden",
+    "window",
+    "paper",
+    "little",
+    "bright",
+    "morning",
+]
 
 
 def tiny_llama(path: Path, seed: int = 0) -> Path:
@@ -57,11 +147,17 @@ def tiny_llama(path: Path, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     n_embd, n_head, n_head_kv, n_ff, n_layer = 64, 4, 2, 128, 2
     head = n_embd // n_head
-    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + \
-        ["\u2581" + w for w in WORDS]
+    tokens = (
+        ["<unk>", "<s>", "</s>"]
+        + [f"<0x{b:02X}>" for b in range(256)]
+        + ["\u2581" + w for w in WORDS]
+    )
     special = 3 + 256
-    types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL] + \
-        [gguf.TokenType.BYTE] * 256 + [gguf.TokenType.NORMAL] * len(WORDS)
+    types = (
+        [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
+        + [gguf.TokenType.BYTE] * 256
+        + [gguf.TokenType.NORMAL] * len(WORDS)
+    )
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_name("tiny-llama")
     w.add_block_count(n_layer)
@@ -85,7 +181,8 @@ def tiny_llama(path: Path, seed: int = 0) -> Path:
 
     def weights(rows, cols):
         return (rng.standard_normal((rows, cols), dtype=np.float32) / np.sqrt(cols)).astype(
-            np.float32)
+            np.float32
+        )
 
     ones = np.ones(n_embd, dtype=np.float32)
     w.add_tensor("token_embd.weight", weights(len(tokens), n_embd))

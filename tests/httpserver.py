@@ -11,15 +11,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class FixtureServer:
     def __init__(self):
         self.files: dict[str, bytes] = {}
-        self.cut_after: dict[str, list[int]] = {}   # path -> byte counts, one per request to cut
-        self.fail_first: dict[str, int] = {}        # path -> how many 503s before success
+        self.cut_after: dict[str, list[int]] = {}  # path -> byte counts, one per request to cut
+        self.fail_first: dict[str, int] = {}  # path -> how many 503s before success
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
         self.gzip_paths: set[str] = set()  # gzip these when the client accepts gzip
         self.if_ranges: list[tuple[str, str | None]] = []  # (path, If-Range) of each request
-        self.ignore_if_range = False   # a server that resumes whatever changed (no RFC 7233)
-        self.content_range: dict[str, str] = {}      # path -> a Content-Range to send instead
-        self.drip: dict[str, float] = {}             # path -> seconds between bytes
-        self.redirect: dict[str, str] = {}           # path -> Location (302)
+        self.ignore_if_range = False  # a server that resumes whatever changed (no RFC 7233)
+        self.content_range: dict[str, str] = {}  # path -> a Content-Range to send instead
+        self.drip: dict[str, float] = {}  # path -> seconds between bytes
+        self.redirect: dict[str, str] = {}  # path -> Location (302)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -52,6 +52,7 @@ class FixtureServer:
                     return
                 if path in server.gzip_paths and "gzip" in self.headers.get("Accept-Encoding", ""):
                     import gzip
+
                     data = gzip.compress(body)
                     self.send_response(200)
                     self.send_header("Content-Encoding", "gzip")
@@ -60,6 +61,7 @@ class FixtureServer:
                     self.wfile.write(data)
                     return
                 import hashlib
+
                 etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
                 start = 0
                 m = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
@@ -74,8 +76,12 @@ class FixtureServer:
                         self.end_headers()
                         return
                     self.send_response(206)
-                    self.send_header("Content-Range", server.content_range.get(
-                        path, f"bytes {start}-{len(body) - 1}/{len(body)}"))
+                    self.send_header(
+                        "Content-Range",
+                        server.content_range.get(
+                            path, f"bytes {start}-{len(body) - 1}/{len(body)}"
+                        ),
+                    )
                 else:
                     self.send_response(200)
                 chunk = body[start:]
@@ -85,8 +91,9 @@ class FixtureServer:
                 self.end_headers()
                 if path in server.drip:
                     import time
+
                     for i in range(len(chunk)):
-                        self.wfile.write(chunk[i:i + 1])
+                        self.wfile.write(chunk[i : i + 1])
                         self.wfile.flush()
                         time.sleep(server.drip[path])
                     return
@@ -114,6 +121,7 @@ class FixtureServer:
 
     def etag(self, path: str) -> str:
         import hashlib
+
         return '"' + hashlib.sha256(self.files[path]).hexdigest()[:16] + '"'
 
     def if_range(self, path: str) -> list[str | None]:

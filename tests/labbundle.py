@@ -31,7 +31,9 @@ MODEL_NAME = "smollm2:135m"
 def recipe_key() -> str:
     h = hashlib.sha256()
     for p in sorted((ROOT / "tests" / "doubles").rglob("*")) + [
-            ROOT / "tests" / "upstream.py", ROOT / "tests" / "labbundle.py"]:
+        ROOT / "tests" / "upstream.py",
+        ROOT / "tests" / "labbundle.py",
+    ]:
         if p.is_file():
             h.update(p.relative_to(ROOT).as_posix().encode() + b"\0" + p.read_bytes())
     model = smollm2()
@@ -62,12 +64,12 @@ def _build(dest: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with Registry(work / "registry") as reg:
-            ref = reg.push_layout(busybox_layout(work / "layout", tag="1"), "1",
-                                  "airnode/busybox:1")
+            ref = reg.push_layout(
+                busybox_layout(work / "layout", tag="1"), "1", "airnode/busybox:1"
+            )
             partial = dest.with_name(dest.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)
-            make_runtime_bundle(partial, ref, reg.host,
-                                models={MODEL_NAME: smollm2().read_bytes()})
+            make_runtime_bundle(partial, ref, reg.host, models={MODEL_NAME: smollm2().read_bytes()})
             partial.rename(dest)
     return dest
 

@@ -18,8 +18,13 @@ def _blob(layout: Path, data: bytes) -> dict:
     return {"digest": f"sha256:{digest}", "size": len(data)}
 
 
-def busybox_layout(layout: Path, tag: str = "latest", arch: str = "amd64",
-                   cmd: list[str] | None = None, names: list[str] | None = None) -> Path:
+def busybox_layout(
+    layout: Path,
+    tag: str = "latest",
+    arch: str = "amd64",
+    cmd: list[str] | None = None,
+    names: list[str] | None = None,
+) -> Path:
     """Write an OCI image layout whose one layer holds busybox and a few applet links.
 
     ``names``: ref names for the index (one entry each, same image), default ``[tag]``."""
@@ -40,18 +45,32 @@ def busybox_layout(layout: Path, tag: str = "latest", arch: str = "amd64",
     layer = buf.getvalue()
     layout.mkdir(parents=True, exist_ok=True)
     layer_desc = _blob(layout, layer)
-    config = {"architecture": arch, "os": "linux",
-              "config": {"Cmd": cmd or ["/bin/sh"], "Env": ["PATH=/bin"]},
-              "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]}}
+    config = {
+        "architecture": arch,
+        "os": "linux",
+        "config": {"Cmd": cmd or ["/bin/sh"], "Env": ["PATH=/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]},
+    }
     config_desc = _blob(layout, json.dumps(config).encode())
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config_desc},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer_desc}]}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config_desc},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer_desc}],
+    }
     manifest_desc = _blob(layout, json.dumps(manifest).encode())
-    index = {"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest_desc,
-        "platform": {"architecture": arch, "os": "linux"},
-        "annotations": {"org.opencontainers.image.ref.name": name}} for name in names or [tag]]}
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                **manifest_desc,
+                "platform": {"architecture": arch, "os": "linux"},
+                "annotations": {"org.opencontainers.image.ref.name": name},
+            }
+            for name in names or [tag]
+        ],
+    }
     (layout / "index.json").write_text(json.dumps(index))
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     return layout

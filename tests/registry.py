@@ -19,12 +19,16 @@ class Registry:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "config.yml").write_text(
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
-            f"    rootdirectory: {workdir / 'data'}\nhttp:\n  addr: {self.host}\n")
+            f"    rootdirectory: {workdir / 'data'}\nhttp:\n  addr: {self.host}\n"
+        )
 
     def __enter__(self):
         exe = shutil.which("docker-registry")
-        self.proc = subprocess.Popen([exe, "serve", str(self.workdir / "config.yml")],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [exe, "serve", str(self.workdir / "config.yml")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
@@ -40,6 +44,15 @@ class Registry:
     def push_layout(self, layout: Path, tag: str, ref: str) -> str:
         """Push an OCI layout's image to this registry; return the full reference."""
         full = f"{self.host}/{ref}"
-        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
-                        f"oci:{layout}:{tag}", f"docker://{full}"], check=True)
+        subprocess.run(
+            [
+                "skopeo",
+                "copy",
+                "--quiet",
+                "--dest-tls-verify=false",
+                f"oci:{layout}:{tag}",
+                f"docker://{full}",
+            ],
+            check=True,
+        )
         return full

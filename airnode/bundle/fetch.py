@@ -44,10 +44,15 @@ class _Session(requests.Session):
         """Redirects are followed, but never from https to http (a downgrade anyone on the
         path could have asked for)."""
         target = super().get_redirect_target(resp)
-        if target and resp.url.startswith("https://") and \
-                urljoin(resp.url, target).lower().startswith("http://"):
-            raise FetchError(f"{resp.url} redirects to {urljoin(resp.url, target)}: refused "
-                             "(https to plain http)")
+        if (
+            target
+            and resp.url.startswith("https://")
+            and urljoin(resp.url, target).lower().startswith("http://")
+        ):
+            raise FetchError(
+                f"{resp.url} redirects to {urljoin(resp.url, target)}: refused "
+                "(https to plain http)"
+            )
         return target
 
 
@@ -66,9 +71,15 @@ def content_range_start(value: str | None) -> tuple[int, int | None] | None:
 
 
 class Fetcher:
-    def __init__(self, retries: int = 5, backoff: float = 1.0, timeout: float = 30,
-                 progress: bool | None = None, insecure_registries: tuple[str, ...] = (),
-                 deadline: float = 6 * 3600):
+    def __init__(
+        self,
+        retries: int = 5,
+        backoff: float = 1.0,
+        timeout: float = 30,
+        progress: bool | None = None,
+        insecure_registries: tuple[str, ...] = (),
+        deadline: float = 6 * 3600,
+    ):
         # Registries reached over plain HTTP / without TLS verification (a local mirror).
         self.insecure_registries = tuple(insecure_registries)
         # the most one file's download may take, all attempts together: `timeout` bounds each
@@ -85,14 +96,22 @@ class Fetcher:
         while True:
             try:
                 return attempt_fn()
-            except (requests.ConnectionError, requests.Timeout,
-                    requests.exceptions.ChunkedEncodingError, _Transient) as e:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+                _Transient,
+            ) as e:
                 attempt += 1
                 if attempt > self.retries:
-                    raise FetchError(f"{what}: {e} (gave up after {self.retries} retries)") from None
+                    raise FetchError(
+                        f"{what}: {e} (gave up after {self.retries} retries)"
+                    ) from None
                 delay = self.backoff * 2 ** (attempt - 1)
-                log(f"  {what}: {e.__class__.__name__}: {e}; retry {attempt}/{self.retries} "
-                    f"in {delay:.1f}s")
+                log(
+                    f"  {what}: {e.__class__.__name__}: {e}; retry {attempt}/{self.retries} "
+                    f"in {delay:.1f}s"
+                )
                 time.sleep(delay)
 
     def text(self, url: str) -> str:
@@ -103,6 +122,7 @@ class Fetcher:
             if r.status_code != 200:
                 raise FetchError(f"{url}: HTTP {r.status_code}")
             return r.text
+
         return self._retrying(url, attempt)
 
     def download(self, url: str, dest: Path, label: str) -> None:
@@ -141,25 +161,39 @@ class Fetcher:
                     if not have or got is None or got[0] != have or (now and now != validator):
                         part.unlink(missing_ok=True)
                         validator_file.unlink(missing_ok=True)
-                        raise _Transient(f"resume answered Content-Range "
-                                         f"{r.headers.get('Content-Range')!r} for bytes={have}-:"
-                                         " starting over")
+                        raise _Transient(
+                            f"resume answered Content-Range "
+                            f"{r.headers.get('Content-Range')!r} for bytes={have}-:"
+                            " starting over"
+                        )
                 else:
                     have = 0  # a 200: the whole (maybe changed) file, from the start
                 if not have:
                     validator_file.write_text(validator_of(r.headers))
                 length = int(r.headers.get("Content-Length", 0)) or None
                 total = (have + length) if length else None
-                with open(part, "ab" if have else "wb") as f, tqdm(
-                        total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                        desc=label, disable=not self.progress, leave=False) as bar:
+                with (
+                    open(part, "ab" if have else "wb") as f,
+                    tqdm(
+                        total=total,
+                        initial=have,
+                        unit="B",
+                        unit_scale=True,
+                        unit_divisor=1024,
+                        desc=label,
+                        disable=not self.progress,
+                        leave=False,
+                    ) as bar,
+                ):
                     for chunk in r.iter_content(CHUNK):
                         f.write(chunk)
                         bar.update(len(chunk))
                         if time.monotonic() > deadline:
-                            raise FetchError(f"{label}: {url}: not done after {self.deadline:.0f}"
-                                             f" s ({part.stat().st_size} bytes so far, kept "
-                                             "to resume)")
+                            raise FetchError(
+                                f"{label}: {url}: not done after {self.deadline:.0f}"
+                                f" s ({part.stat().st_size} bytes so far, kept "
+                                "to resume)"
+                            )
                 if total is not None and part.stat().st_size != total:
                     raise _Transient(f"short body: {part.stat().st_size} of {total} bytes")
             part.rename(dest)
@@ -187,20 +221,27 @@ class Fetcher:
             have = manifest.sha256_file(dest)
             if have == (expected or (prev or {}).get("sha256")):
                 log(f"  ok     {a.file} (already here)")
-                return manifest.entry(a.kind, a.name, a.version, a.file, root, a.url,
-                                      verified_by, have)
+                return manifest.entry(
+                    a.kind, a.name, a.version, a.file, root, a.url, verified_by, have
+                )
             dest.unlink()
         log(f"  fetch  {a.file}")
+        if a.url is None:  # only images have none, and skopeo fetches those
+            raise FetchError(f"{a.file}: no URL to fetch it from")
         self.download(a.url, dest, a.file)
         got = manifest.sha256_file(dest)
         if expected and got != expected:
             bad = dest.with_name(dest.name + ".corrupt")
             dest.rename(bad)
-            raise FetchError(f"{a.file}: sha256 {got} does not match {expected} from "
-                             f"{verified_by}; kept as {bad.name} for inspection, not in the bundle")
+            raise FetchError(
+                f"{a.file}: sha256 {got} does not match {expected} from "
+                f"{verified_by}; kept as {bad.name} for inspection, not in the bundle"
+            )
         if not expected:
-            log(f"  WARNING {a.file}: no upstream checksum; recorded sha256 {got}. "
-                "Pin it in the spec to verify future fetches.")
+            log(
+                f"  WARNING {a.file}: no upstream checksum; recorded sha256 {got}. "
+                "Pin it in the spec to verify future fetches."
+            )
         return manifest.entry(a.kind, a.name, a.version, a.file, root, a.url, verified_by, got)
 
     def fetch_image(self, ref: str, arch: str, root: Path, previous: dict[str, dict]) -> dict:
@@ -212,42 +253,66 @@ class Fetcher:
             return prev
         skopeo = shutil.which("skopeo")
         if not skopeo:
-            raise FetchError("skopeo is needed to fetch container images and is not installed: "
-                             "apt-get install skopeo (Debian/Ubuntu) or dnf install skopeo")
+            raise FetchError(
+                "skopeo is needed to fetch container images and is not installed: "
+                "apt-get install skopeo (Debian/Ubuntu) or dnf install skopeo"
+            )
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(dest.name + ".part")
         tmp.unlink(missing_ok=True)
         log(f"  fetch  {file} <- docker://{ref}")
 
-        tls = (["--src-tls-verify=false"] if ref.split("/", 1)[0] in self.insecure_registries
-               else [])
+        tls = ["--src-tls-verify=false"] if ref.split("/", 1)[0] in self.insecure_registries else []
 
         def attempt():
-            r = subprocess.run([skopeo, "--override-os", "linux", "--override-arch", arch, "copy",
-                                "--quiet", *tls, f"docker://{ref}", f"oci-archive:{tmp}:{ref}"],
-                               capture_output=True, text=True)
+            r = subprocess.run(
+                [
+                    skopeo,
+                    "--override-os",
+                    "linux",
+                    "--override-arch",
+                    arch,
+                    "copy",
+                    "--quiet",
+                    *tls,
+                    f"docker://{ref}",
+                    f"oci-archive:{tmp}:{ref}",
+                ],
+                capture_output=True,
+                text=True,
+            )
             if r.returncode != 0:
                 tmp.unlink(missing_ok=True)
-                raise _Transient(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else
-                                 f"skopeo exited {r.returncode}")
+                raise _Transient(
+                    r.stderr.strip().splitlines()[-1]
+                    if r.stderr.strip()
+                    else f"skopeo exited {r.returncode}"
+                )
+
         self._retrying(ref, attempt)
         tmp.rename(dest)
         name, _, tag = ref.rpartition(":")
-        return manifest.entry("image", ref, tag, file, root, f"docker://{ref}",
-                              "registry digest (skopeo)")
+        return manifest.entry(
+            "image", ref, tag, file, root, f"docker://{ref}", "registry digest (skopeo)"
+        )
 
 
 def derive_images(spec: Spec, root: Path, entries: list[dict]) -> dict[str, list[str]]:
     by_kind = {e["kind"]: e for e in entries}
-    out = {"model-server": sorted({imagelib.normalize(spec.model_server_image)}
-                                  | {imagelib.normalize(i) for i in spec.extra_images})}
+    out = {
+        "model-server": sorted(
+            {imagelib.normalize(spec.model_server_image)}
+            | {imagelib.normalize(i) for i in spec.extra_images}
+        )
+    }
     if "kube-prometheus" in by_kind:
         out["kube-prometheus"] = imagelib.images_in_kube_prometheus_tarball(
-            root / by_kind["kube-prometheus"]["file"])
+            root / by_kind["kube-prometheus"]["file"]
+        )
     if "k0s-airgap" in by_kind:
         try:
             out["k0s"] = imagelib.images_in_oci_archive(root / by_kind["k0s-airgap"]["file"])
-        except Exception as e:  # noqa: BLE001 - a listing is informative, not required
+        except Exception as e:  # a listing is informative, not required
             log(f"  note: could not list images in the k0s airgap bundle: {e}")
     return out
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -21,14 +22,25 @@ from airnode.bundle import rules
 _IMAGE_IN_FLAG = re.compile(
     r"^--[A-Za-z0-9-]+=((?:[a-z0-9-]+(?:\.[a-z0-9-]+)+(?::[0-9]+)?|localhost(?::[0-9]+)?)"
     r"/[a-z0-9._-]+(?:/[a-z0-9._-]+)*"
-    r"(?::[A-Za-z0-9._-]+(?:@sha256:[0-9a-f]{64})?|@sha256:[0-9a-f]{64}))$")
+    r"(?::[A-Za-z0-9._-]+(?:@sha256:[0-9a-f]{64})?|@sha256:[0-9a-f]{64}))$"
+)
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when available
+if TYPE_CHECKING:
+    _SafeLoader = yaml.SafeLoader
+else:  # libyaml when available
+    _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_SafeLoader):
     """SafeLoader that reads YAML 1.1's ``=`` value scalar (found in CRDs) as a string."""
 
 
-_Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+def _value_scalar(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    return str(loader.construct_scalar(node))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:value", _value_scalar)
 
 
 def load_all(stream):
@@ -43,7 +55,7 @@ def normalize(ref: str) -> str:
     if slash < 0 or not ("." in first or ":" in first or first == "localhost"):
         name = "docker.io/" + name
     if name.startswith("docker.io/") and name.count("/") == 1:
-        name = "docker.io/library/" + name[len("docker.io/"):]
+        name = "docker.io/library/" + name[len("docker.io/") :]
     last = name.rsplit("/", 1)[1]
     if ":" not in last and not digest:
         name += ":latest"
@@ -93,8 +105,12 @@ def images_in_kube_prometheus_tarball(path: Path) -> list[str]:
     with tarfile.open(path) as tar:
         for member in tar:
             parts = Path(member.name).parts
-            if (member.isfile() and len(parts) >= 3 and parts[1] == "manifests"
-                    and member.name.endswith((".yaml", ".yml"))):
+            if (
+                member.isfile()
+                and len(parts) >= 3
+                and parts[1] == "manifests"
+                and member.name.endswith((".yaml", ".yml"))
+            ):
                 f = tar.extractfile(member)
                 if f is not None:
                     found |= images_in_documents(load_all(f))
@@ -107,26 +123,37 @@ def archive_images(path: Path) -> dict[str, str | None]:
     import json
     import tarfile
 
+    from airnode.bundle.unpack import read_member
+
     out: dict[str, str | None] = {}
     with tarfile.open(path) as tar:
         members = {Path(m.name).as_posix().lstrip("./"): m for m in tar if m.isfile()}
         if "index.json" in members:
-            index = json.load(tar.extractfile(members["index.json"]))
+            index = json.loads(read_member(tar, members["index.json"]))
             for i, m in enumerate(index.get("manifests", [])):
                 ann = m.get("annotations", {})
-                key = next((k for k in ("io.containerd.image.name",
-                                        "org.opencontainers.image.ref.name") if ann.get(k)),
-                           None)
+                key = next(
+                    (
+                        k
+                        for k in ("io.containerd.image.name", "org.opencontainers.image.ref.name")
+                        if ann.get(k)
+                    ),
+                    None,
+                )
                 name = ann.get(key) if key else None
                 if name and ("/" in name or ":" in name):
                     # names reach ctr's command line and the node's image list: strict
                     where = f"{path.name}: index.json manifests[{i}]"
                     rules.image_ref(f"{where}.annotations[{key}]", name)
-                    rules.need(f"{where}.digest", m.get("digest"), rf"sha256:{rules.SHA256}",
-                               "sha256:<64 lowercase hex digits>")
+                    rules.need(
+                        f"{where}.digest",
+                        m.get("digest"),
+                        rf"sha256:{rules.SHA256}",
+                        "sha256:<64 lowercase hex digits>",
+                    )
                     out[normalize(name)] = m.get("digest")
         if "manifest.json" in members:
-            for i, m in enumerate(json.load(tar.extractfile(members["manifest.json"]))):
+            for i, m in enumerate(json.loads(read_member(tar, members["manifest.json"]))):
                 for j, tag in enumerate(m.get("RepoTags") or []):
                     rules.image_ref(f"{path.name}: manifest.json [{i}].RepoTags[{j}]", tag)
                     out.setdefault(normalize(tag), None)

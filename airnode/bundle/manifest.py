@@ -26,18 +26,39 @@ def sha256_file(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def entry(kind: str, name: str, version: str, file: str, root: Path, source: str | None,
-          verified_by: str, sha256: str | None = None) -> dict:
+def entry(
+    kind: str,
+    name: str,
+    version: str,
+    file: str,
+    root: Path,
+    source: str | None,
+    verified_by: str,
+    sha256: str | None = None,
+) -> dict:
     path = root / file
-    return {"kind": kind, "name": name, "version": version, "file": file,
-            "size": path.stat().st_size, "sha256": sha256 or sha256_file(path),
-            "source": source, "verified_by": verified_by}
+    return {
+        "kind": kind,
+        "name": name,
+        "version": version,
+        "file": file,
+        "size": path.stat().st_size,
+        "sha256": sha256 or sha256_file(path),
+        "source": source,
+        "verified_by": verified_by,
+    }
 
 
-def write(root: Path, arch: str, artifacts: list[dict], images: dict[str, list[str]],
-          spec: dict) -> dict:
-    data = {"format": FORMAT, "arch": arch, "artifacts": sorted(artifacts, key=lambda a: a["file"]),
-            "images": {k: sorted(v) for k, v in sorted(images.items())}, "spec": spec}
+def write(
+    root: Path, arch: str, artifacts: list[dict], images: dict[str, list[str]], spec: dict
+) -> dict:
+    data = {
+        "format": FORMAT,
+        "arch": arch,
+        "artifacts": sorted(artifacts, key=lambda a: a["file"]),
+        "images": {k: sorted(v) for k, v in sorted(images.items())},
+        "spec": spec,
+    }
     tmp = root / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     tmp.rename(root / MANIFEST)
@@ -79,8 +100,11 @@ class Report:
         return not (self.missing or self.corrupt or self.extra)
 
     def lines(self) -> list[str]:
-        return ([f"missing: {m}" for m in self.missing] + [f"corrupt: {c}" for c in self.corrupt]
-                + [f"extra:   {e}" for e in self.extra])
+        return (
+            [f"missing: {m}" for m in self.missing]
+            + [f"corrupt: {c}" for c in self.corrupt]
+            + [f"extra:   {e}" for e in self.extra]
+        )
 
 
 def verify(root: Path, data: dict | None = None, check_extra: bool = True) -> Report:
@@ -109,7 +133,7 @@ def verify(root: Path, data: dict | None = None, check_extra: bool = True) -> Re
     return report
 
 
-def human(size: int) -> str:
+def human(size: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -120,10 +144,19 @@ def human(size: int) -> str:
 def table(data: dict) -> str:
     rows = [("KIND", "NAME", "VERSION", "SIZE", "SHA256", "VERIFIED BY", "FILE")]
     for a in data["artifacts"]:
-        rows.append((a["kind"], a["name"], a.get("version", ""), human(a["size"]),
-                     a["sha256"][:12], a.get("verified_by", ""), a["file"]))
+        rows.append(
+            (
+                a["kind"],
+                a["name"],
+                a.get("version", ""),
+                human(a["size"]),
+                a["sha256"][:12],
+                a.get("verified_by", ""),
+                a["file"],
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows]
     total = sum(a["size"] for a in data["artifacts"])
     lines.append(f"{len(data['artifacts'])} artifacts, {human(total)}, arch {data['arch']}")
     for group, refs in data.get("images", {}).items():

@@ -14,8 +14,18 @@ from typing import Any
 
 ARCHES = ("amd64", "arm64")
 # the kinds `airnode bundle fetch` writes (airnode/bundle/spec.py artifacts, fetch.fetch_image)
-KINDS = ("k0s", "k0s-airgap", "ollama", "kube-prometheus", "containerd", "containerd-unit",
-         "runc", "deb", "model", "image")
+KINDS = (
+    "k0s",
+    "k0s-airgap",
+    "ollama",
+    "kube-prometheus",
+    "containerd",
+    "containerd-unit",
+    "runc",
+    "deb",
+    "model",
+    "image",
+)
 
 # Versions, per kind, as the upstream projects tag their releases.
 SEMVER = r"[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}"
@@ -35,27 +45,35 @@ VERSIONS = {
 NAMES = {
     # Ollama's model names (types/model/name.go): [host/][namespace/]model[:tag], each part of
     # letters, digits, '_', '-', '.'; airnode keeps to lowercase model parts as `ollama create`
-    "model": (r"[a-z0-9][a-z0-9._-]{0,79}(/[a-z0-9][a-z0-9._-]{0,79}){0,2}"
-              r"(:[A-Za-z0-9_][A-Za-z0-9._-]{0,79})?",
-              "an Ollama model name like smollm2:135m or team/model:tag"),
+    "model": (
+        r"[a-z0-9][a-z0-9._-]{0,79}(/[a-z0-9][a-z0-9._-]{0,79}){0,2}"
+        r"(:[A-Za-z0-9_][A-Za-z0-9._-]{0,79})?",
+        "an Ollama model name like smollm2:135m or team/model:tag",
+    ),
     "deb": (r"[a-z0-9][a-z0-9.+-]{1,63}", "a Debian package name"),
 }
 OTHER_NAME = (r"[A-Za-z0-9][A-Za-z0-9 ._+-]{0,63}", "letters, digits, spaces, '.', '_', '+', '-'")
 # the OCI distribution reference grammar (distribution/reference regexp.go), lowercase
 # repository, an optional tag and/or sha256 digest
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
-REGISTRY = (r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-            r"(?::[0-9]{1,5})?")
+REGISTRY = (
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+    r"(?::[0-9]{1,5})?"
+)
 _DOMAIN = rf"(?:{REGISTRY}/)"
-IMAGE_REF = (rf"{_DOMAIN}?{_COMPONENT}(?:/{_COMPONENT}){{0,8}}(?::[A-Za-z0-9_][A-Za-z0-9._-]{{0,127}})?"
-             r"(?:@sha256:[0-9a-f]{64})?")
+IMAGE_REF = (
+    rf"{_DOMAIN}?{_COMPONENT}(?:/{_COMPONENT}){{0,8}}(?::[A-Za-z0-9_][A-Za-z0-9._-]{{0,127}})?"
+    r"(?:@sha256:[0-9a-f]{64})?"
+)
 IMAGE_REF_ALLOWED = "an image reference like registry.example/name:tag (OCI reference grammar)"
 # a path inside the bundle: relative, '/'-separated parts of letters, digits, '.', '_', '+',
 # '~', '-', none starting with '.' or '-' (so no '..', no hidden files, no option-like names)
 FILE_PART = r"[A-Za-z0-9_][A-Za-z0-9._+~-]{0,199}"
 FILE = rf"{FILE_PART}(/{FILE_PART}){{0,7}}"
-FILE_ALLOWED = ("a relative path of at most 8 parts, each of letters, digits, '.', '_', '+', "
-                "'~', '-' not starting with '.' or '-'")
+FILE_ALLOWED = (
+    "a relative path of at most 8 parts, each of letters, digits, '.', '_', '+', "
+    "'~', '-' not starting with '.' or '-'"
+)
 SHA256 = r"[0-9a-f]{64}"
 URL = r"(https?|docker)://[\x21-\x7e]{1,2000}"
 TEXT = r"[\x20-\x7e]{0,200}"  # printable ASCII: no newline, no control character
@@ -90,14 +108,16 @@ def _keys(where: str, table: Any, allowed: tuple[str, ...]) -> dict:
         raise BundleValueError(where, table, "a table")
     for key in table:
         if key not in allowed:
-            raise BundleValueError(f"{where}.{key}" if where else key, table[key],
-                                   "no such field (one of " + ", ".join(allowed) + ")")
+            raise BundleValueError(
+                f"{where}.{key}" if where else key,
+                table[key],
+                "no such field (one of " + ", ".join(allowed) + ")",
+            )
     return table
 
 
 def artifact(where: str, a: Any) -> None:
-    _keys(where, a, ("kind", "name", "version", "file", "size", "sha256", "source",
-                     "verified_by"))
+    _keys(where, a, ("kind", "name", "version", "file", "size", "sha256", "source", "verified_by"))
     for key in ("kind", "name", "file", "size", "sha256"):
         if key not in a:
             raise BundleValueError(f"{where}.{key}", None, "required")
@@ -115,8 +135,12 @@ def artifact(where: str, a: Any) -> None:
     need(f"{where}.sha256", a["sha256"], SHA256, "64 lowercase hex digits")
     if a.get("source") is not None:
         need(f"{where}.source", a["source"], URL, "an http(s):// or docker:// URL, no spaces")
-    need(f"{where}.verified_by", a.get("verified_by", ""), TEXT,
-         "printable text of at most 200 characters")
+    need(
+        f"{where}.verified_by",
+        a.get("verified_by", ""),
+        TEXT,
+        "printable text of at most 200 characters",
+    )
 
 
 def manifest(data: Any) -> None:
@@ -132,8 +156,11 @@ def manifest(data: Any) -> None:
     for i, a in enumerate(arts):
         artifact(f"artifacts[{i}]", a)
         if a["file"] in seen:
-            raise BundleValueError(f"artifacts[{i}].file", a["file"],
-                                   f"a file of its own (artifacts[{seen[a['file']]}] has it)")
+            raise BundleValueError(
+                f"artifacts[{i}].file",
+                a["file"],
+                f"a file of its own (artifacts[{seen[a['file']]}] has it)",
+            )
         seen[a["file"]] = i
     images = data.get("images", {})
     _keys("images", images, tuple(images) if isinstance(images, dict) else ())

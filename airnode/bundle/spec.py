@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import re
 import tomllib
-from urllib.parse import unquote
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from airnode.bundle import rules
 from airnode.serving import webui
 
 ARCHES = rules.ARCHES
 UNAME_TO_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
-DEFAULT_SOURCES = {"github": "https://github.com",
-                   "github_raw": "https://raw.githubusercontent.com"}
+DEFAULT_SOURCES = {
+    "github": "https://github.com",
+    "github_raw": "https://raw.githubusercontent.com",
+}
 
 
 class SpecError(ValueError):
@@ -25,15 +27,15 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class Artifact:
-    kind: str            # k0s, k0s-airgap, ollama, kube-prometheus, containerd, runc,
-                         # containerd-unit, deb, model, image
+    kind: str  # k0s, k0s-airgap, ollama, kube-prometheus, containerd, runc,
+    # containerd-unit, deb, model, image
     name: str
     version: str
-    file: str            # path inside the bundle directory
-    url: str | None = None              # None for images (fetched with skopeo)
-    checksum_url: str | None = None     # upstream checksum file (sha256sum format)
-    checksum_name: str | None = None    # the name to look up in it
-    sha256: str | None = None           # pinned in the spec
+    file: str  # path inside the bundle directory
+    url: str | None = None  # None for images (fetched with skopeo)
+    checksum_url: str | None = None  # upstream checksum file (sha256sum format)
+    checksum_name: str | None = None  # the name to look up in it
+    sha256: str | None = None  # pinned in the spec
 
 
 @dataclass
@@ -78,8 +80,20 @@ def _sha(value: Any, where: str) -> str | None:
     return value
 
 
-SECTIONS = ("arch", "sources", "k0s", "containerd", "ollama", "kube_prometheus", "model_server",
-            "models", "images", "insecure_registries", "llama_server", "open_webui")
+SECTIONS = (
+    "arch",
+    "sources",
+    "k0s",
+    "containerd",
+    "ollama",
+    "kube_prometheus",
+    "model_server",
+    "models",
+    "images",
+    "insecure_registries",
+    "llama_server",
+    "open_webui",
+)
 
 
 def _strict(where: str, check, *args) -> None:
@@ -110,17 +124,23 @@ def parse(data: dict[str, Any]) -> Spec:
         if section in data and not isinstance(data[section], dict):
             raise SpecError(f"[{section}] must be a table")
     if "ollama" not in data and "llama_server" not in data:
-        raise SpecError("[ollama] table is missing (or [llama_server], for a node serving with "
-                        "llama.cpp's llama-server only)")
+        raise SpecError(
+            "[ollama] table is missing (or [llama_server], for a node serving with "
+            "llama.cpp's llama-server only)"
+        )
     optional_images = {}
     for section in ("llama_server", "open_webui"):
         if section in data:
             image = _need(data[section], "image", section)
             if ":" not in image.rsplit("/", 1)[-1] and "@" not in image:
-                raise SpecError(f"{section}.image = {image!r}: pin a tag (e.g. "
-                                + ("ghcr.io/ggml-org/llama.cpp:server-b7400)"
-                                   if section == "llama_server" else
-                                   "ghcr.io/open-webui/open-webui:v0.7.0)"))
+                raise SpecError(
+                    f"{section}.image = {image!r}: pin a tag (e.g. "
+                    + (
+                        "ghcr.io/ggml-org/llama.cpp:server-b7400)"
+                        if section == "llama_server"
+                        else "ghcr.io/open-webui/open-webui:v0.7.0)"
+                    )
+                )
             _strict(f"{section}.image", rules.image_ref, image)
             if section == "open_webui" and (problem := webui.image_problem(image)):
                 raise SpecError(problem)
@@ -135,40 +155,56 @@ def parse(data: dict[str, Any]) -> Spec:
     else:
         debs = containerd.get("debs")
         if not debs or not isinstance(debs, list):
-            raise SpecError("containerd.source = 'debian' needs [[containerd.debs]] entries "
-                            "(url and sha256 of each .deb)")
+            raise SpecError(
+                "containerd.source = 'debian' needs [[containerd.debs]] entries "
+                "(url and sha256 of each .deb)"
+            )
         for i, deb in enumerate(debs):
             url = _need(deb, "url", f"containerd.debs[{i}]")
             _strict(f"containerd.debs[{i}].url", rules.need, url, rules.URL, "an http(s) URL")
-            _strict(f"containerd.debs[{i}].url", rules.need, unquote(url.rsplit("/", 1)[1]),
-                    r"[a-z0-9][a-z0-9.+-]{1,63}_[0-9][A-Za-z0-9.+~-]{0,63}_[a-z0-9]+\.deb",
-                    "a URL ending in a .deb file name (package_version_arch.deb)")
+            _strict(
+                f"containerd.debs[{i}].url",
+                rules.need,
+                unquote(url.rsplit("/", 1)[1]),
+                r"[a-z0-9][a-z0-9.+-]{1,63}_[0-9][A-Za-z0-9.+~-]{0,63}_[a-z0-9]+\.deb",
+                "a URL ending in a .deb file name (package_version_arch.deb)",
+            )
             _sha(_need(deb, "sha256", f"containerd.debs[{i}]"), f"containerd.debs[{i}].sha256")
     models = data.get("models", [])
     for i, m in enumerate(models):
-        _strict(f"models[{i}].name", rules.need, _need(m, "name", f"models[{i}]"),
-                *rules.NAMES["model"])
+        _strict(
+            f"models[{i}].name", rules.need, _need(m, "name", f"models[{i}]"), *rules.NAMES["model"]
+        )
         url = _need(m, "url", f"models[{i}]")
         if not url.endswith(".gguf"):
             raise SpecError(f"models[{i}].url = {url!r}: expected a .gguf file")
         _strict(f"models[{i}].url", rules.need, url, rules.URL, "an http(s) URL, no spaces")
-        _strict(f"models[{i}].url", rules.need, url.rsplit("/", 1)[1], rules.FILE_PART,
-                "a URL ending in a plain file name (letters, digits, '.', '_', '+', '~', '-')")
+        _strict(
+            f"models[{i}].url",
+            rules.need,
+            url.rsplit("/", 1)[1],
+            rules.FILE_PART,
+            "a URL ending in a plain file name (letters, digits, '.', '_', '+', '~', '-')",
+        )
         _strict(f"models[{i}].version", rules.version, "model", m.get("version", ""))
         _sha(m.get("sha256"), f"models[{i}].sha256")
     spec = Spec(
-        arch=arch, sources=sources,
+        arch=arch,
+        sources=sources,
         k0s=_need(data["k0s"], "version", "k0s"),
         containerd={**containerd, "source": source},
         ollama=_need(data["ollama"], "version", "ollama") if "ollama" in data else "",
         kube_prometheus=_need(data["kube_prometheus"], "version", "kube_prometheus"),
-        kube_prometheus_sha256=_sha(data["kube_prometheus"].get("sha256"),
-                                    "kube_prometheus.sha256"),
+        kube_prometheus_sha256=_sha(
+            data["kube_prometheus"].get("sha256"), "kube_prometheus.sha256"
+        ),
         model_server_image=_need(data["model_server"], "image", "model_server"),
         models=models,
-        extra_images=list(data.get("images", [])) + [optional_images[k]
-                                                     for k in sorted(optional_images)],
-        insecure_registries=tuple(data.get("insecure_registries", [])), raw=data)
+        extra_images=list(data.get("images", []))
+        + [optional_images[k] for k in sorted(optional_images)],
+        insecure_registries=tuple(data.get("insecure_registries", [])),
+        raw=data,
+    )
     _strict("k0s.version", rules.version, "k0s", spec.k0s)
     if spec.ollama:
         _strict("ollama.version", rules.version, "ollama", spec.ollama)
@@ -177,15 +213,18 @@ def parse(data: dict[str, Any]) -> Spec:
     for i, ref in enumerate(data.get("images", [])):
         _strict(f"images[{i}]", rules.image_ref, ref)
     for i, reg in enumerate(spec.insecure_registries):
-        _strict(f"insecure_registries[{i}]", rules.need, reg, rules.REGISTRY,
-                "a registry host[:port]")
+        _strict(
+            f"insecure_registries[{i}]", rules.need, reg, rules.REGISTRY, "a registry host[:port]"
+        )
     names = [m["name"] for m in models]
     files = [m["url"].rsplit("/", 1)[1] for m in models]
     for what, values in (("name", names), ("file name", files)):
         twice = sorted({v for v in values if values.count(v) > 1})
         if twice:
-            raise SpecError(f"models: two models with the {what} {twice[0]!r}: each needs its "
-                            "own (models are stored in the bundle under their URL's file name)")
+            raise SpecError(
+                f"models: two models with the {what} {twice[0]!r}: each needs its "
+                "own (models are stored in the bundle under their URL's file name)"
+            )
     return spec
 
 
@@ -199,7 +238,11 @@ def load(path: Path) -> Spec:
 
 def artifacts(spec: Spec) -> list[Artifact]:
     """Every file artifact (images come later, derived from the manifests)."""
-    gh, raw, arch = spec.sources["github"].rstrip("/"), spec.sources["github_raw"].rstrip("/"), spec.arch
+    gh, raw, arch = (
+        spec.sources["github"].rstrip("/"),
+        spec.sources["github_raw"].rstrip("/"),
+        spec.arch,
+    )
     out = []
 
     k = spec.k0s
@@ -207,49 +250,110 @@ def artifacts(spec: Spec) -> list[Artifact]:
     sums = f"{rel}/sha256sums.txt"
     binary = f"k0s-{k}-{arch}"
     out.append(Artifact("k0s", "k0s", k, f"k0s/{binary}", f"{rel}/{binary}", sums, binary))
-    airgap = (f"k0s-airgap-bundle-{k}-linux-{arch}.tar" if version_tuple(k) >= (1, 36, 1)
-              else f"k0s-airgap-bundle-{k}-{arch}")
-    out.append(Artifact("k0s-airgap", "k0s airgap images", k, f"k0s/{airgap}",
-                        f"{rel}/{airgap}", sums, airgap))
+    airgap = (
+        f"k0s-airgap-bundle-{k}-linux-{arch}.tar"
+        if version_tuple(k) >= (1, 36, 1)
+        else f"k0s-airgap-bundle-{k}-{arch}"
+    )
+    out.append(
+        Artifact(
+            "k0s-airgap", "k0s airgap images", k, f"k0s/{airgap}", f"{rel}/{airgap}", sums, airgap
+        )
+    )
 
     c = spec.containerd
     if c["source"] == "static":
         v, r = c["version"].lstrip("v"), c["runc_version"].lstrip("v")
         tgz = f"containerd-static-{v}-linux-{arch}.tar.gz"  # static: no glibc floor
         crel = f"{gh}/containerd/containerd/releases/download/v{v}"
-        out.append(Artifact("containerd", "containerd", v, f"containerd/{tgz}", f"{crel}/{tgz}",
-                            f"{crel}/{tgz}.sha256sum", tgz))
-        out.append(Artifact("containerd-unit", "containerd.service", v,
-                            "containerd/containerd.service",
-                            f"{raw}/containerd/containerd/v{v}/containerd.service"))
+        out.append(
+            Artifact(
+                "containerd",
+                "containerd",
+                v,
+                f"containerd/{tgz}",
+                f"{crel}/{tgz}",
+                f"{crel}/{tgz}.sha256sum",
+                tgz,
+            )
+        )
+        out.append(
+            Artifact(
+                "containerd-unit",
+                "containerd.service",
+                v,
+                "containerd/containerd.service",
+                f"{raw}/containerd/containerd/v{v}/containerd.service",
+            )
+        )
         rrel = f"{gh}/opencontainers/runc/releases/download/v{r}"
-        out.append(Artifact("runc", "runc", r, f"containerd/runc.{arch}", f"{rrel}/runc.{arch}",
-                            f"{rrel}/runc.sha256sum", f"runc.{arch}"))
+        out.append(
+            Artifact(
+                "runc",
+                "runc",
+                r,
+                f"containerd/runc.{arch}",
+                f"{rrel}/runc.{arch}",
+                f"{rrel}/runc.sha256sum",
+                f"runc.{arch}",
+            )
+        )
     else:
         for deb in c["debs"]:
             name = unquote(deb["url"].rsplit("/", 1)[1])  # pool URLs spell "+" as %2B
             pkg, _, rest = name.partition("_")
-            out.append(Artifact("deb", pkg, rest.rsplit("_", 1)[0], f"containerd/debs/{name}",
-                                deb["url"], sha256=deb["sha256"]))
+            out.append(
+                Artifact(
+                    "deb",
+                    pkg,
+                    rest.rsplit("_", 1)[0],
+                    f"containerd/debs/{name}",
+                    deb["url"],
+                    sha256=deb["sha256"],
+                )
+            )
 
     o = spec.ollama
     if o:
         ext = ".tar.zst" if version_tuple(o) >= (0, 14, 0) else ".tgz"
         tar = f"ollama-linux-{arch}{ext}"
         orel = f"{gh}/ollama/ollama/releases/download/{o}"
-        out.append(Artifact("ollama", "ollama", o, f"ollama/{o}/{tar}", f"{orel}/{tar}",
-                            f"{orel}/sha256sum.txt", tar))
+        out.append(
+            Artifact(
+                "ollama",
+                "ollama",
+                o,
+                f"ollama/{o}/{tar}",
+                f"{orel}/{tar}",
+                f"{orel}/sha256sum.txt",
+                tar,
+            )
+        )
 
     kp = spec.kube_prometheus
-    out.append(Artifact("kube-prometheus", "kube-prometheus", kp,
-                        f"kube-prometheus/kube-prometheus-{kp}.tar.gz",
-                        f"{gh}/prometheus-operator/kube-prometheus/archive/refs/tags/{kp}.tar.gz",
-                        sha256=spec.kube_prometheus_sha256))
+    out.append(
+        Artifact(
+            "kube-prometheus",
+            "kube-prometheus",
+            kp,
+            f"kube-prometheus/kube-prometheus-{kp}.tar.gz",
+            f"{gh}/prometheus-operator/kube-prometheus/archive/refs/tags/{kp}.tar.gz",
+            sha256=spec.kube_prometheus_sha256,
+        )
+    )
 
     for m in spec.models:
         name = m["url"].rsplit("/", 1)[1]
-        out.append(Artifact("model", m["name"], m.get("version", ""), f"models/{name}", m["url"],
-                            sha256=m.get("sha256")))
+        out.append(
+            Artifact(
+                "model",
+                m["name"],
+                m.get("version", ""),
+                f"models/{name}",
+                m["url"],
+                sha256=m.get("sha256"),
+            )
+        )
     return out
 
 

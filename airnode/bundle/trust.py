@@ -38,7 +38,7 @@ def digest(root: Path) -> str:
 
 
 def pin_line(root: Path) -> str:
-    return f"bundle_sha256 = \"{digest(root)}\""
+    return f'bundle_sha256 = "{digest(root)}"'
 
 
 def sign(root: Path, key: Path) -> Path:
@@ -46,8 +46,11 @@ def sign(root: Path, key: Path) -> Path:
     root = Path(root)
     sig = root / SIGNATURE
     sig.unlink(missing_ok=True)
-    r = subprocess.run([_ssh_keygen(), "-Y", "sign", "-q", "-f", str(key), "-n", NAMESPACE,
-                        str(root / MANIFEST)], capture_output=True, text=True)
+    r = subprocess.run(
+        [_ssh_keygen(), "-Y", "sign", "-q", "-f", str(key), "-n", NAMESPACE, str(root / MANIFEST)],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode != 0:
         raise TrustError(f"ssh-keygen -Y sign with {key} failed: {r.stderr.strip()[-300:]}")
     return sig
@@ -69,15 +72,18 @@ def check(root: Path, pinned_sha256: str, allowed_signers: str) -> str:
             "the bundle is not pinned: set bundle_sha256 to the digest `airnode bundle fetch` "
             f"printed on the connected machine (`airnode bundle digest {root}` shows it here - "
             "compare the two), or sign it (`airnode bundle sign`) and set "
-            "bundle_allowed_signers")
+            "bundle_allowed_signers"
+        )
     got = digest(root)
     if pinned_sha256:
         if got == pinned_sha256:
             return f"pinned sha256 {got[:16]}..."
         if not allowed_signers:
-            raise TrustError(f"bundle.json has sha256 {got}, but bundle_sha256 = "
-                             f"{pinned_sha256!r}: this is not the bundle the inventory pins "
-                             "(changed since it was fetched, or another bundle)")
+            raise TrustError(
+                f"bundle.json has sha256 {got}, but bundle_sha256 = "
+                f"{pinned_sha256!r}: this is not the bundle the inventory pins "
+                "(changed since it was fetched, or another bundle)"
+            )
     signers = Path(allowed_signers)
     if not signers.is_file():
         raise TrustError(f"bundle_allowed_signers = {allowed_signers!r}: no such file")
@@ -85,11 +91,28 @@ def check(root: Path, pinned_sha256: str, allowed_signers: str) -> str:
     if not sig.is_file():
         raise TrustError(f"{sig} is missing: the bundle is not signed (airnode bundle sign)")
     with open(root / MANIFEST, "rb") as data:
-        r = subprocess.run([_ssh_keygen(), "-Y", "verify", "-f", str(signers), "-I", IDENTITY,
-                            "-n", NAMESPACE, "-s", str(sig)], stdin=data, capture_output=True,
-                           text=True)
+        r = subprocess.run(
+            [
+                _ssh_keygen(),
+                "-Y",
+                "verify",
+                "-f",
+                str(signers),
+                "-I",
+                IDENTITY,
+                "-n",
+                NAMESPACE,
+                "-s",
+                str(sig),
+            ],
+            stdin=data,
+            capture_output=True,
+            text=True,
+        )
     if r.returncode != 0:
-        raise TrustError(f"{sig} is not a valid signature of bundle.json by a key of "
-                         f"{allowed_signers} (identity {IDENTITY}, namespace {NAMESPACE}): "
-                         f"{(r.stderr or r.stdout).strip()[-300:]}")
+        raise TrustError(
+            f"{sig} is not a valid signature of bundle.json by a key of "
+            f"{allowed_signers} (identity {IDENTITY}, namespace {NAMESPACE}): "
+            f"{(r.stderr or r.stdout).strip()[-300:]}"
+        )
     return f"signed ({r.stdout.strip()[-120:]})"

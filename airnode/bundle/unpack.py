@@ -30,8 +30,15 @@ def _problem(m: tarfile.TarInfo) -> str | None:
     if name.startswith("/") or ".." in name.split("/"):
         return "its name leaves the unpack directory"
     if not (m.isfile() or m.isdir() or m.issym()):
-        kind = ("a hard link" if m.islnk() else "a device node" if m.ischr() or m.isblk()
-                else "a FIFO" if m.isfifo() else f"of type {m.type!r}")
+        kind = (
+            "a hard link"
+            if m.islnk()
+            else "a device node"
+            if m.ischr() or m.isblk()
+            else "a FIFO"
+            if m.isfifo()
+            else f"of type {m.type!r}"
+        )
         return f"it is {kind} (only files, directories and symlinks are unpacked)"
     if m.mode & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX):
         return f"mode {m.mode:04o} has a setuid, setgid or sticky bit"
@@ -60,8 +67,10 @@ def check_tarball(path: Path) -> int:
     path = Path(path)
     try:
         if path.name.endswith(".zst"):
-            with subprocess.Popen(["zstd", "-dcq", str(path)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE) as p:
+            with subprocess.Popen(
+                ["zstd", "-dcq", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            ) as p:
+                assert p.stdout is not None and p.stderr is not None  # both PIPE
                 with tarfile.open(fileobj=p.stdout, mode="r|") as tar:
                     n = check_members(tar)
                 p.stdout.read()  # let zstd finish
@@ -74,3 +83,12 @@ def check_tarball(path: Path) -> int:
         raise UnsafeTarball(f"{path.name}: {e}") from None
     except (tarfile.TarError, OSError, EOFError) as e:
         raise UnsafeTarball(f"{path.name}: not a readable tarball ({e})") from None
+
+
+def read_member(tar: tarfile.TarFile, member: tarfile.TarInfo | str) -> bytes:
+    """The bytes of a regular file in an archive (tarfile gives None for anything else)."""
+    f = tar.extractfile(member)
+    if f is None:
+        name = member if isinstance(member, str) else member.name
+        raise UnsafeTarball(f"{name}: not a regular file")
+    return f.read()

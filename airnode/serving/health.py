@@ -27,22 +27,28 @@ class Report:
     samples: dict[str, str] = field(default_factory=dict)  # model -> generated text
 
     def lines(self) -> list[str]:
-        out = [f"{self.base_url} ({self.flavour}{', ' + self.version if self.version else ''}): "
-               f"healthy, {len(self.models)} model(s) listed"]
+        out = [
+            f"{self.base_url} ({self.flavour}{', ' + self.version if self.version else ''}): "
+            f"healthy, {len(self.models)} model(s) listed"
+        ]
         out += [f"  {m}: {t.strip()[:60]!r}" for m, t in self.samples.items()]
         return out
 
 
 def _same_model(wanted: str, listed: str) -> bool:
     """'smollm2' matches 'smollm2:latest'; paths match by file name."""
+
     def norm(name: str) -> str:
         name = name.rsplit("/", 1)[-1]
         return name if ":" in name or name.endswith(".gguf") else name + ":latest"
+
     return norm(wanted) == norm(listed)
 
 
 class Client:
-    def __init__(self, base_url: str, timeout: float = 120, session: requests.Session | None = None):
+    def __init__(
+        self, base_url: str, timeout: float = 120, session: requests.Session | None = None
+    ):
         self.base = base_url.rstrip("/")
         self.timeout = timeout
         self.http = session or requests.Session()
@@ -95,8 +101,10 @@ class Client:
         try:
             text = data["choices"][0]["text"]
         except (KeyError, IndexError, TypeError):
-            raise HealthError(f"POST {self.base}/v1/completions (model {model}): "
-                              f"no choices[0].text in {str(data)[:200]}") from None
+            raise HealthError(
+                f"POST {self.base}/v1/completions (model {model}): "
+                f"no choices[0].text in {str(data)[:200]}"
+            ) from None
         if not text.strip():
             raise HealthError(f"POST {self.base}/v1/completions (model {model}): empty text")
         return text
@@ -105,16 +113,24 @@ class Client:
     def ollama_version(self) -> str:
         r = self._call("GET", "/")
         if "Ollama is running" not in r.text:
-            raise HealthError(f"GET {self.base}/: expected 'Ollama is running', got {r.text[:100]!r}")
+            raise HealthError(
+                f"GET {self.base}/: expected 'Ollama is running', got {r.text[:100]!r}"
+            )
         return self._json("GET", "/api/version").get("version", "")
 
     def ollama_models(self) -> list[str]:
-        return [m.get("name") or m.get("model", "") for m in
-                self._json("GET", "/api/tags").get("models", [])]
+        return [
+            m.get("name") or m.get("model", "")
+            for m in self._json("GET", "/api/tags").get("models", [])
+        ]
 
     def ollama_generate(self, model: str, prompt: str, max_tokens: int = 16) -> str:
-        body = {"model": model, "prompt": prompt, "stream": False,
-                "options": {"num_predict": max_tokens, "temperature": 0}}
+        body = {
+            "model": model,
+            "prompt": prompt,
+            "stream": False,
+            "options": {"num_predict": max_tokens, "temperature": 0},
+        }
         text = self._json("POST", "/api/generate", model, json=body).get("response", "")
         if not text.strip():
             raise HealthError(f"POST {self.base}/api/generate (model {model}): empty response")
@@ -130,8 +146,14 @@ SMOKE_PROMPT = "The capital of France is"
 SMOKE_TOKENS = 2
 
 
-def check(base_url: str, models: list[str], flavour: str, prompt: str = SMOKE_PROMPT,
-          ready_timeout: float = 120, timeout: float = 120) -> Report:
+def check(
+    base_url: str,
+    models: list[str],
+    flavour: str,
+    prompt: str = SMOKE_PROMPT,
+    ready_timeout: float = 120,
+    timeout: float = 120,
+) -> Report:
     """Health (the API answers), listing (every model is there), smoke (one short generation
     per model returns text). Raises HealthError naming the endpoint and model."""
     if flavour not in ("ollama", "openai"):
@@ -149,8 +171,13 @@ def check(base_url: str, models: list[str], flavour: str, prompt: str = SMOKE_PR
     for m in models:
         if not any(_same_model(m, name) for name in listed):
             where = "/api/tags" if flavour == "ollama" else "/v1/models"
-            raise HealthError(f"GET {c.base}{where}: model {m} is not listed "
-                              f"(listed: {', '.join(listed) or 'none'})")
-        report.samples[m] = (c.ollama_generate(m, prompt, SMOKE_TOKENS) if flavour == "ollama"
-                             else c.openai_complete(m, prompt, SMOKE_TOKENS))
+            raise HealthError(
+                f"GET {c.base}{where}: model {m} is not listed "
+                f"(listed: {', '.join(listed) or 'none'})"
+            )
+        report.samples[m] = (
+            c.ollama_generate(m, prompt, SMOKE_TOKENS)
+            if flavour == "ollama"
+            else c.openai_complete(m, prompt, SMOKE_TOKENS)
+        )
     return report

@@ -18,15 +18,25 @@ K8S_VERSION = "1.34"  # Kubernetes of the pinned k0s (v1.34.x+k0s)
 PORTS = {"ollama": 11434, "llama-server": 8080}  # each server's own port, kept in the pod
 
 
-def model_server_text(*, node: str, image: str, uid: int, gid: int,
-                      backend: str = "ollama", server_version: str = "",
-                      env: dict[str, Any] | None = None, args: list[str] | None = None,
-                      namespace: str = "airnode",
-                      model_store: str = "/var/lib/airnode/models",
-                      ollama_dir: str = "/opt/airnode/ollama/current",
-                      store_size: str = "50Gi", node_port: int = 31434,
-                      cpu_request: str = "1", memory_request: str = "2Gi",
-                      open_webui: dict[str, Any] | None = None) -> str:
+def model_server_text(
+    *,
+    node: str,
+    image: str,
+    uid: int,
+    gid: int,
+    backend: str = "ollama",
+    server_version: str = "",
+    env: dict[str, Any] | None = None,
+    args: list[str] | None = None,
+    namespace: str = "airnode",
+    model_store: str = "/var/lib/airnode/models",
+    ollama_dir: str = "/opt/airnode/ollama/current",
+    store_size: str = "50Gi",
+    node_port: int = 31434,
+    cpu_request: str = "1",
+    memory_request: str = "2Gi",
+    open_webui: dict[str, Any] | None = None,
+) -> str:
     """The model server's manifests as one multi-document YAML text (what is applied).
     backend "ollama": ``env`` is the OLLAMA_* environment (airnode.ollama.server_env),
     ``ollama_dir`` the version's own directory, so that a new version rolls the pod.
@@ -38,22 +48,41 @@ def model_server_text(*, node: str, image: str, uid: int, gid: int,
     from airnode import llama_server
 
     port = PORTS[backend]
-    text = render("model-server.yaml.j2", node=node, image=image, backend=backend,
-                  server_version=server_version, uid=uid, gid=gid, env=env or {}, args=args or [],
-                  binary=llama_server.BINARY, port=port, namespace=namespace,
-                  model_store=model_store, ollama_dir=ollama_dir, store_size=store_size,
-                  node_port=node_port, cpu_request=cpu_request, memory_request=memory_request,
-                  k8s_version=K8S_VERSION)
+    text = render(
+        "model-server.yaml.j2",
+        node=node,
+        image=image,
+        backend=backend,
+        server_version=server_version,
+        uid=uid,
+        gid=gid,
+        env=env or {},
+        args=args or [],
+        binary=llama_server.BINARY,
+        port=port,
+        namespace=namespace,
+        model_store=model_store,
+        ollama_dir=ollama_dir,
+        store_size=store_size,
+        node_port=node_port,
+        cpu_request=cpu_request,
+        memory_request=memory_request,
+        k8s_version=K8S_VERSION,
+    )
     if open_webui:
-        text += "---\n" + render("open-webui.yaml.j2", node=node, namespace=namespace,
-                                 image=open_webui["image"],
-                                 node_port=open_webui["node_port"],
-                                 data_dir=open_webui["data_dir"],
-                                 store_size=open_webui["store_size"],
-                                 admin_email=open_webui["admin_email"],
-                                 admin_secret=webui.ADMIN_SECRET,
-                                 admin_secret_key=webui.ADMIN_SECRET_KEY,
-                                 server_url=f"http://model-server.{namespace}.svc")
+        text += "---\n" + render(
+            "open-webui.yaml.j2",
+            node=node,
+            namespace=namespace,
+            image=open_webui["image"],
+            node_port=open_webui["node_port"],
+            data_dir=open_webui["data_dir"],
+            store_size=open_webui["store_size"],
+            admin_email=open_webui["admin_email"],
+            admin_secret=webui.ADMIN_SECRET,
+            admin_secret_key=webui.ADMIN_SECRET_KEY,
+            server_url=f"http://model-server.{namespace}.svc",
+        )
     return text
 
 
@@ -77,8 +106,9 @@ def crd_schemas(crd_dir: Path) -> dict[tuple[str, str], dict]:
     return schemas(docs)
 
 
-def validate(docs: list[dict], crds: dict[tuple[str, str], dict],
-             k8s_version: str = K8S_VERSION) -> list[str]:
+def validate(
+    docs: list[dict], crds: dict[tuple[str, str], dict], k8s_version: str = K8S_VERSION
+) -> list[str]:
     """Every problem found, as '<Kind>/<name>: message'; empty when all documents are valid."""
     import jsonschema
     import kubernetes_validate
@@ -93,8 +123,10 @@ def validate(docs: list[dict], crds: dict[tuple[str, str], dict],
             else:
                 kubernetes_validate.validate(doc, k8s_version, strict=True)
         except kubernetes_validate.SchemaNotFoundError:
-            problems.append(f"{name}: no schema for {key[0]} {key[1]} in Kubernetes "
-                            f"{k8s_version} nor in the CRDs")
+            problems.append(
+                f"{name}: no schema for {key[0]} {key[1]} in Kubernetes "
+                f"{k8s_version} nor in the CRDs"
+            )
         except (kubernetes_validate.ValidationError, jsonschema.ValidationError) as e:
             msg = getattr(e, "message", None) or str(e).splitlines()[0]
             path = "/".join(str(p) for p in getattr(e, "path", []) or [])

@@ -52,7 +52,7 @@ def forward(transport, dest_host: str, dest_port: int) -> Iterator[str]:
                 return
             try:
                 channel = transport.open_channel("direct-tcpip", (dest_host, dest_port), peer)
-            except Exception as e:  # noqa: BLE001 - paramiko raises several kinds
+            except Exception as e:  # paramiko raises several kinds
                 errors.append(f"{e.__class__.__name__}: {e}")
                 client.close()
                 continue
@@ -65,9 +65,11 @@ def forward(transport, dest_host: str, dest_port: int) -> Iterator[str]:
         yield f"http://127.0.0.1:{listener.getsockname()[1]}"
     except Exception as e:
         if errors:
-            raise TunnelError(f"SSH forwarding to {dest_host}:{dest_port} on the node failed "
-                              f"({errors[-1]}): is AllowTcpForwarding off in its sshd, or is "
-                              "nothing listening there?") from e
+            raise TunnelError(
+                f"SSH forwarding to {dest_host}:{dest_port} on the node failed "
+                f"({errors[-1]}): is AllowTcpForwarding off in its sshd, or is "
+                "nothing listening there?"
+            ) from e
         raise
     finally:
         with contextlib.suppress(OSError):

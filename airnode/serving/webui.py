@@ -61,9 +61,11 @@ def admin_password(path: str) -> bytes:
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise SecretFileError(f"{key} = {path!r}: the password holds control characters")
     if len(first) > BCRYPT_MAX_BYTES:
-        raise SecretFileError(f"{key} = {path!r}: the password is {len(first)} bytes; Open "
-                              f"WebUI hashes with bcrypt, which takes at most "
-                              f"{BCRYPT_MAX_BYTES}")
+        raise SecretFileError(
+            f"{key} = {path!r}: the password is {len(first)} bytes; Open "
+            f"WebUI hashes with bcrypt, which takes at most "
+            f"{BCRYPT_MAX_BYTES}"
+        )
     return first
 
 
@@ -81,7 +83,9 @@ def image_problem(image: str) -> str | None:
     """Why an Open WebUI image cannot make its admin from the environment, or None."""
     v = image_version(image)
     if v is not None and v < FIRST_VERSION:
-        return (f"open_webui.image = {image!r}: Open WebUI makes its admin from "
-                "WEBUI_ADMIN_EMAIL and WEBUI_ADMIN_PASSWORD only from v0.7.0 on; with sign-up "
-                "closed an older one has no way in. Use v0.7.0 or later")
+        return (
+            f"open_webui.image = {image!r}: Open WebUI makes its admin from "
+            "WEBUI_ADMIN_EMAIL and WEBUI_ADMIN_PASSWORD only from v0.7.0 on; with sign-up "
+            "closed an older one has no way in. Use v0.7.0 or later"
+        )
     return None

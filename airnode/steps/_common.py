@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import shlex
+from collections.abc import Sequence
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.facts.server import Command
 from pyinfra.api.exceptions import PyinfraError
+from pyinfra.facts.server import Command
 from pyinfra.operations import files, server, systemd
 
 from airnode import config
@@ -42,6 +43,7 @@ def put_rendered(template: str, dest: str, name: str, mode: str = "644", **value
 # These helpers read the same through the one prefetched batch and add the operation only
 # when something differs, so the operation (and its facts) run only when there is work.
 
+
 def changed(op) -> bool:
     """did_change() of an operation that may not have been added (None: nothing to do)."""
     return op is not None and op.did_change()
@@ -59,8 +61,7 @@ def file_is(path: str, sha256: str, mode: str, user: str = "root", group: str = 
 def put_text(text: str, dest: str, name: str, mode: str = "644"):
     if file_is(dest, hashlib.sha256(text.encode()).hexdigest(), mode):
         return None
-    return files.put(name=name, src=StringIO(text), dest=dest, mode=mode, user="root",
-                     group="root")
+    return files.put(name=name, src=StringIO(text), dest=dest, mode=mode, user="root", group="root")
 
 
 def put_local(src, dest: str, name: str, sha256: str, mode: str = "644"):
@@ -79,15 +80,22 @@ def directory(path: str, name: str, mode: str, user: str = "root", group: str = 
     return files.directory(name=name, path=path, mode=mode, user=user, group=group)
 
 
-def owned_dirs(paths: list[str], name: str, mode: str, user: str = "root",
-               group: str = "root", files_to_come: list[str] = ()):
+def owned_dirs(
+    paths: list[str],
+    name: str,
+    mode: str,
+    user: str = "root",
+    group: str = "root",
+    files_to_come: Sequence[str] = (),
+):
     """Make directories airnode owns, recording in record.CREATED the ones it creates
     (files/owned-dirs.sh), and the files about to be written into them (recorded first, so a
     run cut half-way still leaves them on the record): teardown removes only what is recorded.
     Always emitted: call it only when something will go into them."""
     script = (FILES / "owned-dirs.sh").read_text()
-    cmds = ["sh -c " + shlex.join([script, "owned-dirs.sh", CREATED, mode, f"{user}:{group}",
-                                   *paths])]
+    cmds = [
+        "sh -c " + shlex.join([script, "owned-dirs.sh", CREATED, mode, f"{user}:{group}", *paths])
+    ]
     if files_to_come:
         cmds.append(record_created_command(list(files_to_come)))
     return server.shell(name=name, commands=cmds)

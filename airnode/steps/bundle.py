@@ -15,9 +15,15 @@ from pyinfra.operations import files, server
 from airnode.bundle import manifest, ship, trust, unpack
 from airnode.bundle.spec import parse_checksums
 from airnode.paths import ROOT
-from airnode.steps._common import (AirnodeError, file_state_read, owned_dirs, profile, put_local,
-                                   remote, settings)
-
+from airnode.steps._common import (
+    AirnodeError,
+    file_state_read,
+    owned_dirs,
+    profile,
+    put_local,
+    remote,
+    settings,
+)
 
 DEFAULTS = {
     # The bundle directory made by `airnode bundle fetch`, on the machine running pyinfra.
@@ -36,9 +42,9 @@ DEFAULTS = {
 
 @dataclass(frozen=True)
 class Bundle:
-    root: Path      # on the machine running pyinfra
-    data: dict      # its verified manifest
-    remote: str     # where it lives on the node
+    root: Path  # on the machine running pyinfra
+    data: dict  # its verified manifest
+    remote: str  # where it lives on the node
 
     def artifacts(self, *kinds: str) -> list[dict]:
         return [a for a in self.data["artifacts"] if a["kind"] in kinds]
@@ -53,13 +59,17 @@ def current(missing: str) -> Bundle | None:
         return None
     root = (ROOT / s["bundle_dir"]).resolve()
     signers = str(ROOT / s["bundle_allowed_signers"]) if s["bundle_allowed_signers"] else ""
-    return Bundle(root, local_bundle(root, s["bundle_dir"], s["bundle_sha256"], signers),
-                  s["bundle_remote_dir"])
+    return Bundle(
+        root,
+        local_bundle(root, s["bundle_dir"], s["bundle_sha256"], signers),
+        s["bundle_remote_dir"],
+    )
 
 
 @cache
-def local_bundle(root: Path, bundle_dir: str, pinned_sha256: str = "",
-                 allowed_signers: str = "") -> dict:
+def local_bundle(
+    root: Path, bundle_dir: str, pinned_sha256: str = "", allowed_signers: str = ""
+) -> dict:
     """The verified local manifest: every field valid, the manifest itself pinned or signed,
     then every file's size and sha256; raises AirnodeError naming what is wrong. Cached: every
     file is hashed once per run, however many steps and hosts use it."""
@@ -74,9 +84,11 @@ def local_bundle(root: Path, bundle_dir: str, pinned_sha256: str = "",
     logger.info(f"bundle {root}: trusted ({how})")
     report = manifest.verify(root, data, check_extra=False)
     if not report.ok:
-        raise AirnodeError(f"bundle {root} is not intact; nothing was changed:\n  - "
-                           + "\n  - ".join(report.lines())
-                           + "\n  (re-run `airnode bundle fetch` on the connected machine)")
+        raise AirnodeError(
+            f"bundle {root} is not intact; nothing was changed:\n  - "
+            + "\n  - ".join(report.lines())
+            + "\n  (re-run `airnode bundle fetch` on the connected machine)"
+        )
     return data
 
 
@@ -96,8 +108,10 @@ def safe_to_unpack(b: Bundle, tarball: dict) -> None:
 
 
 def remote_sums_command(path: str) -> str:
-    return (f"cd {shlex.quote(path)} 2>/dev/null && "
-            "find . -type f -print0 | xargs -0 -r sha256sum || true")
+    return (
+        f"cd {shlex.quote(path)} 2>/dev/null && "
+        "find . -type f -print0 | xargs -0 -r sha256sum || true"
+    )
 
 
 def remote_sums(b: Bundle) -> dict[str, str]:
@@ -126,17 +140,35 @@ def bundle():
         # the directory and the sub-directories files go into, recorded when airnode makes
         # them: teardown removes those, and of a directory that was there before only the
         # files shipped into it
-        subdirs = sorted({f"{remote_dir}/{a['file'].rsplit('/', 1)[0]}" for a in todo
-                          if "/" in a["file"]})
-        owned_dirs([remote_dir, *subdirs], "Bundle directory", "755",
-                   files_to_come=[f"{remote_dir}/{f}" for f in
-                                  [a["file"] for a in todo] + [manifest.MANIFEST]])
+        subdirs = sorted(
+            {f"{remote_dir}/{a['file'].rsplit('/', 1)[0]}" for a in todo if "/" in a["file"]}
+        )
+        owned_dirs(
+            [remote_dir, *subdirs],
+            "Bundle directory",
+            "755",
+            files_to_come=[
+                f"{remote_dir}/{f}" for f in [a["file"] for a in todo] + [manifest.MANIFEST]
+            ],
+        )
     for a in todo:
-        files.put(name=f"Upload {a['file']} ({manifest.human(a['size'])})", src=str(root / a["file"]),
-                  dest=f"{remote_dir}/{a['file']}", mode="644", user="root", group="root")
+        files.put(
+            name=f"Upload {a['file']} ({manifest.human(a['size'])})",
+            src=str(root / a["file"]),
+            dest=f"{remote_dir}/{a['file']}",
+            mode="644",
+            user="root",
+            group="root",
+        )
     if todo:
-        server.shell(name=f"Verify {len(todo)} uploaded file(s) on the node (sha256)",
-                     commands=[ship.check_command(remote_dir, todo)])
+        server.shell(
+            name=f"Verify {len(todo)} uploaded file(s) on the node (sha256)",
+            commands=[ship.check_command(remote_dir, todo)],
+        )
     # The manifest goes last: on the node it means "everything listed here arrived intact".
-    put_local(root / manifest.MANIFEST, f"{remote_dir}/{manifest.MANIFEST}", "Bundle manifest",
-              manifest.sha256_file(root / manifest.MANIFEST))
+    put_local(
+        root / manifest.MANIFEST,
+        f"{remote_dir}/{manifest.MANIFEST}",
+        "Bundle manifest",
+        manifest.sha256_file(root / manifest.MANIFEST),
+    )

@@ -12,13 +12,24 @@ from pyinfra.operations import server, systemd
 from airnode import containerd as logic
 from airnode.bundle import unpack
 from airnode.render import render
-from airnode.steps._common import (AirnodeError, applied_command, applied_on_node, digest,
-                                   file_state_read, put_rendered, record_applied_command, remote,
-                                   running_and_enabled, service_read, service_state, settings)
 from airnode.steps import bundle
+from airnode.steps._common import (
+    AirnodeError,
+    applied_command,
+    applied_on_node,
+    digest,
+    file_state_read,
+    put_rendered,
+    record_applied_command,
+    remote,
+    running_and_enabled,
+    service_read,
+    service_state,
+    settings,
+)
 
 DEFAULTS = {
-    "containerd_source": "debian",   # debian: the bundle's .debs (dpkg -i); static: upstream tarball
+    "containerd_source": "debian",  # debian: the bundle's .debs (dpkg -i); static: upstream tarball
     # The pause image; "auto": the one in k0s's airgap bundle (what its kubelet expects).
     "containerd_sandbox_image": "auto",
 }
@@ -30,16 +41,24 @@ STATIC_MARK_READ = f"cat {STATIC_MARK} 2>/dev/null || true"
 
 def dpkg_command(b: bundle.Bundle) -> str:
     names = sorted({logic.deb_version(d["file"])[0] for d in b.artifacts("deb")})
-    return ("dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\\n' "
-            + " ".join(shlex.quote(n) for n in names) + " 2>/dev/null || true")
+    return (
+        "dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\\n' "
+        + " ".join(shlex.quote(n) for n in names)
+        + " 2>/dev/null || true"
+    )
 
 
 def reads(b: bundle.Bundle | None) -> list[str]:
     if b is None:
         return []
-    return [dpkg_command(b) if b.artifacts("deb") else "", STATIC_MARK_READ,
-            applied_command("containerd"), file_state_read(CONFIG), service_read(UNIT),
-            *[service_read(u) for u in logic.CONFLICTING_UNITS]]
+    return [
+        dpkg_command(b) if b.artifacts("deb") else "",
+        STATIC_MARK_READ,
+        applied_command("containerd"),
+        file_state_read(CONFIG),
+        service_read(UNIT),
+        *[service_read(u) for u in logic.CONFLICTING_UNITS],
+    ]
 
 
 @deploy("containerd", data_defaults=DEFAULTS)
@@ -53,24 +72,38 @@ def containerd():
     if s["containerd_source"] == "debian":
         debs = b.artifacts("deb")
         if not any(logic.deb_version(d["file"])[0] == "containerd" for d in debs):
-            raise AirnodeError("containerd_source = 'debian' but the bundle holds no containerd "
-                               ".deb: list them under [[containerd.debs]] in the spec, re-fetch")
+            raise AirnodeError(
+                "containerd_source = 'debian' but the bundle holds no containerd "
+                ".deb: list them under [[containerd.debs]] in the spec, re-fetch"
+            )
         installed = logic.parse_dpkg_status(remote(dpkg_command(b)).splitlines())
         todo = logic.debs_to_install([d["file"] for d in debs], installed)
         installed_identity = " ".join(sorted(d["sha256"] for d in debs))
-        version = next(logic.deb_version(d["file"])[1] for d in debs
-                       if logic.deb_version(d["file"])[0] == "containerd")
-        install = server.shell(
-            name="Install " + ", ".join(" ".join(logic.deb_version(f)) for f in todo),
-            commands=["DEBIAN_FRONTEND=noninteractive dpkg --configure -a",  # after a cut dpkg
-                      "DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold "
-                      + " ".join(shlex.quote(f"{where}/{f}") for f in todo)]) if todo else None
+        version = next(
+            logic.deb_version(d["file"])[1]
+            for d in debs
+            if logic.deb_version(d["file"])[0] == "containerd"
+        )
+        install = (
+            server.shell(
+                name="Install " + ", ".join(" ".join(logic.deb_version(f)) for f in todo),
+                commands=[
+                    "DEBIAN_FRONTEND=noninteractive dpkg --configure -a",  # after a cut dpkg
+                    "DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold "
+                    + " ".join(shlex.quote(f"{where}/{f}") for f in todo),
+                ],
+            )
+            if todo
+            else None
+        )
     else:
         needed = {k: b.artifacts(k) for k in ("containerd", "runc", "containerd-unit")}
         missing = [k for k, v in needed.items() if not v]
         if missing:
-            raise AirnodeError(f"containerd_source = 'static' but the bundle lacks {missing}: set "
-                               "containerd.source = \"static\" in the spec and re-fetch")
+            raise AirnodeError(
+                f"containerd_source = 'static' but the bundle lacks {missing}: set "
+                'containerd.source = "static" in the spec and re-fetch'
+            )
         tgz, runc, unit = (needed[k][0] for k in ("containerd", "runc", "containerd-unit"))
         version = tgz["version"]
         mark = remote(STATIC_MARK_READ)
@@ -79,36 +112,55 @@ def containerd():
         install = None
         if (mark or "").strip() != want:
             bundle.safe_to_unpack(b, tgz)
-            install = server.shell(name=f"Install containerd {version} (static) and runc "
-                                        f"{runc['version']} into /usr/local", commands=[
-                f"tar -xz {unpack.TAR_SAFE} -f {shlex.quote(where + '/' + tgz['file'])} "
-                "-C /usr/local",
-                f"install -m 755 {shlex.quote(where + '/' + runc['file'])} /usr/local/sbin/runc",
-                f"install -D -m 644 {shlex.quote(where + '/' + unit['file'])} "
-                "/etc/systemd/system/containerd.service",
-                "systemctl daemon-reload",
-                f"mkdir -p {STATIC_MARK.rsplit('/', 1)[0]} && echo {shlex.quote(want)} > {STATIC_MARK}",
-            ])
+            install = server.shell(
+                name=f"Install containerd {version} (static) and runc "
+                f"{runc['version']} into /usr/local",
+                commands=[
+                    f"tar -xz {unpack.TAR_SAFE} -f {shlex.quote(where + '/' + tgz['file'])} "
+                    "-C /usr/local",
+                    f"install -m 755 {shlex.quote(where + '/' + runc['file'])} "
+                    "/usr/local/sbin/runc",
+                    f"install -D -m 644 {shlex.quote(where + '/' + unit['file'])} "
+                    "/etc/systemd/system/containerd.service",
+                    "systemctl daemon-reload",
+                    f"mkdir -p {STATIC_MARK.rsplit('/', 1)[0]} && "
+                    f"echo {shlex.quote(want)} > {STATIC_MARK}",
+                ],
+            )
 
     try:
-        sandbox = logic.sandbox_image(s["containerd_sandbox_image"],
-                                      b.data.get("images", {}).get("k0s", []))
+        sandbox = logic.sandbox_image(
+            s["containerd_sandbox_image"], b.data.get("images", {}).get("k0s", [])
+        )
     except ValueError as e:
         raise AirnodeError(f"{host.name}: {e}") from None
     values = dict(version=version, sandbox_image=sandbox, cni_bin_dir="/opt/cni/bin")
-    put_rendered(logic.config_template(version), CONFIG,
-                 name="containerd config (CRI, SystemdCgroup)", **values)
+    put_rendered(
+        logic.config_template(version),
+        CONFIG,
+        name="containerd config (CRI, SystemdCgroup)",
+        **values,
+    )
     # Restart when what containerd runs with (its install and config) is not what it last
     # started with, whether this run changed it or a cut run left the restart undone.
     want = digest(render(logic.config_template(version), **values), installed_identity)
     if install is not None or applied_on_node("containerd") != want:
-        server.shell(name="Restart containerd (installed or config changed)",
-                     commands=["systemctl daemon-reload", "systemctl restart containerd.service",
-                               record_applied_command("containerd", want)])
+        server.shell(
+            name="Restart containerd (installed or config changed)",
+            commands=[
+                "systemctl daemon-reload",
+                "systemctl restart containerd.service",
+                record_applied_command("containerd", want),
+            ],
+        )
     running_and_enabled(UNIT, "containerd running and enabled at boot")
 
     for unit in logic.CONFLICTING_UNITS:
         active, enabled = service_state(unit)
         if active == "active" or enabled in ("enabled", "enabled-runtime", "linked"):
-            systemd.service(name=f"Conflicting runtime {unit} stopped and disabled",
-                            service=unit, running=False, enabled=False)
+            systemd.service(
+                name=f"Conflicting runtime {unit} stopped and disabled",
+                service=unit,
+                running=False,
+                enabled=False,
+            )

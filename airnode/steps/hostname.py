@@ -34,7 +34,12 @@ def hostname():
         line = hosts.hosts_line(s["hosts_address"], name)
         # Appended; a last line without its newline gets one first. Nothing else is touched.
         # The line is recorded first, so that teardown removes exactly it, even after a cut run.
-        server.shell(name=f"{name} resolves locally: {line}", commands=[
-            f"mkdir -p {HOSTS_LINE.rsplit('/', 1)[0]} && echo {shlex.quote(line)} > {HOSTS_LINE}",
-            '[ -z "$(tail -c1 /etc/hosts)" ] || echo >> /etc/hosts; '
-            f"echo {shlex.quote(line)} >> /etc/hosts"])
+        server.shell(
+            name=f"{name} resolves locally: {line}",
+            commands=[
+                f"mkdir -p {HOSTS_LINE.rsplit('/', 1)[0]} && "
+                f"echo {shlex.quote(line)} > {HOSTS_LINE}",
+                '[ -z "$(tail -c1 /etc/hosts)" ] || echo >> /etc/hosts; '
+                f"echo {shlex.quote(line)} >> /etc/hosts",
+            ],
+        )

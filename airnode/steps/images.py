@@ -29,8 +29,9 @@ def images():
     if b is None:
         return
     try:
-        archives = {a["file"]: archive_images(b.root / a["file"])
-                    for a in b.artifacts(*IMAGE_KINDS)}
+        archives = {
+            a["file"]: archive_images(b.root / a["file"]) for a in b.artifacts(*IMAGE_KINDS)
+        }
     except BundleValueError as e:
         raise AirnodeError(f"bundle {b.root}: {e}; nothing was changed") from None
     present = logic.parse_ctr_images(remote(CTR_IMAGES).splitlines())
@@ -38,8 +39,14 @@ def images():
         names = ", ".join(sorted(archives[file])) or file
         # pinned: kubelet's image garbage collection must never delete what cannot be pulled
         # again on an air-gapped node (containerd >= 1.7 honours the label)
-        server.shell(name=f"Import {names}", commands=[
-            "ctr -n k8s.io images import " + shlex.quote(f"{b.remote}/{file}"),
-            *[f"ctr -n k8s.io images label {shlex.quote(n)} io.cri-containerd.pinned=pinned "
-              f">/dev/null 2>&1 || echo {shlex.quote(f'note: could not pin {n}')} >&2"
-              for n in sorted(archives[file])]])
+        server.shell(
+            name=f"Import {names}",
+            commands=[
+                "ctr -n k8s.io images import " + shlex.quote(f"{b.remote}/{file}"),
+                *[
+                    f"ctr -n k8s.io images label {shlex.quote(n)} io.cri-containerd.pinned=pinned "
+                    f">/dev/null 2>&1 || echo {shlex.quote(f'note: could not pin {n}')} >&2"
+                    for n in sorted(archives[file])
+                ],
+            ],
+        )

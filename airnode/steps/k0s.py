@@ -11,16 +11,25 @@ from pyinfra.operations import server
 
 from airnode import k0s as logic
 from airnode.render import render
-from airnode.steps._common import (AirnodeError, applied_command, applied_on_node, changed,
-                                   digest, file_state_read, put_rendered, record_applied_command,
-                                   remote, settings)
 from airnode.steps import bundle
+from airnode.steps._common import (
+    AirnodeError,
+    applied_command,
+    applied_on_node,
+    changed,
+    digest,
+    file_state_read,
+    put_rendered,
+    record_applied_command,
+    remote,
+    settings,
+)
 
 DEFAULTS = {
     "k0s_disable_components": ["metrics-server"],  # Prometheus (kube-prometheus) replaces it
-    "k0s_extra_install_flags": [],    # more `k0s install controller` flags, e.g. --debug
+    "k0s_extra_install_flags": [],  # more `k0s install controller` flags, e.g. --debug
     "k0s_network_provider": "kuberouter",
-    "k0s_ready_timeout": 600,         # seconds to wait for the node to become Ready
+    "k0s_ready_timeout": 600,  # seconds to wait for the node to become Ready
     # NodePort Services (the model API, Open WebUI) answer on 127.0.0.1 only: from the node
     # itself and through an SSH tunnel. true opens them on every node address, to the LAN:
     # the Ollama API has no authentication (anyone there can pull, delete and push models).
@@ -35,8 +44,11 @@ ADMIN_MODE = f"stat -c %a {logic.ADMIN_KUBECONFIG} 2>/dev/null || true"
 
 
 def reads(b=None) -> list[str]:
-    return [SHA, STATUS, UNIT_TEXT, ADMIN_MODE, applied_command("k0s"),
-            file_state_read(logic.CONFIG)] if b else []
+    return (
+        [SHA, STATUS, UNIT_TEXT, ADMIN_MODE, applied_command("k0s"), file_state_read(logic.CONFIG)]
+        if b
+        else []
+    )
 
 
 @deploy("k0s", data_defaults=DEFAULTS)
@@ -57,35 +69,51 @@ def k0s():
     ops = []
     if not have or have[0] != binary["sha256"]:
         # k0s upgrade: stop, replace, start (the restart below starts it again)
-        ops.append(server.shell(name=f"Install k0s {binary['version']} to {logic.BINARY}", commands=[
-            f"if systemctl is-active -q {logic.UNIT}; then {logic.BINARY} stop; fi",
-            f"install -m 755 {shlex.quote(src)} {logic.BINARY}.new",
-            f"mv {logic.BINARY}.new {logic.BINARY}"]))
+        ops.append(
+            server.shell(
+                name=f"Install k0s {binary['version']} to {logic.BINARY}",
+                commands=[
+                    f"if systemctl is-active -q {logic.UNIT}; then {logic.BINARY} stop; fi",
+                    f"install -m 755 {shlex.quote(src)} {logic.BINARY}.new",
+                    f"mv {logic.BINARY}.new {logic.BINARY}",
+                ],
+            )
+        )
 
-    values = dict(network_provider=s["k0s_network_provider"], pull_policy="Never",
-                  node_ports_on_lan=s["k0s_node_ports_on_lan"])
-    config = put_rendered("k0s.yaml.j2", logic.CONFIG, name=f"{logic.CONFIG}", mode="600",
-                          **values)
+    values = dict(
+        network_provider=s["k0s_network_provider"],
+        pull_policy="Never",
+        node_ports_on_lan=s["k0s_node_ports_on_lan"],
+    )
+    config = put_rendered("k0s.yaml.j2", logic.CONFIG, name=f"{logic.CONFIG}", mode="600", **values)
     flags = logic.install_flags(s["k0s_disable_components"], s["k0s_extra_install_flags"])
     # What k0s should be running with; recorded after each successful restart, so that a run
     # cut between a change and the restart still restarts on the next run.
     want = digest(binary["sha256"], render("k0s.yaml.j2", **values), " ".join(flags))
     stale = applied_on_node("k0s") != want
-    server.shell(name="Validate k0s.yaml (k0s config validate)",
-                 commands=[f"{logic.BINARY} config validate --config {logic.CONFIG}"],
-                 _if=lambda: changed(config) or stale)
+    server.shell(
+        name="Validate k0s.yaml (k0s config validate)",
+        commands=[f"{logic.BINARY} config validate --config {logic.CONFIG}"],
+        _if=lambda: changed(config) or stale,
+    )
 
     cmd = f"{logic.BINARY} install controller " + " ".join(shlex.quote(f) for f in flags)
     if not installed:
         ops.append(server.shell(name="k0s install controller " + " ".join(flags), commands=[cmd]))
     elif logic.needs_reinstall(flags, status, unit_text):
-        ops.append(server.shell(name="k0s flags changed: install controller --force",
-                                commands=[cmd + " --force", "systemctl daemon-reload"]))
+        ops.append(
+            server.shell(
+                name="k0s flags changed: install controller --force",
+                commands=[cmd + " --force", "systemctl daemon-reload"],
+            )
+        )
     if config is not None:
         ops.append(config)
-    restart = server.shell(name="Restart k0s (binary, flags or config changed)",
-                           commands=[f"systemctl restart {logic.UNIT}"],
-                           _if=lambda: stale or any(op.did_change() for op in ops))
+    restart = server.shell(
+        name="Restart k0s (binary, flags or config changed)",
+        commands=[f"systemctl restart {logic.UNIT}"],
+        _if=lambda: stale or any(op.did_change() for op in ops),
+    )
     woken = [*ops, restart]
     if installed and status is None:
         woken.append(server.shell(name="Start k0s", commands=[f"{logic.BINARY} start"]))
@@ -102,9 +130,13 @@ def k0s():
             f"chmod 600 {logic.ADMIN_KUBECONFIG}",
             # recorded once Ready: a run cut before (or a node that never got Ready) restarts
             # and waits again next time
-            record_applied_command("k0s", want)],
-        _if=lambda: any(op.did_change() for op in woken))
+            record_applied_command("k0s", want),
+        ],
+        _if=lambda: any(op.did_change() for op in woken),
+    )
     mode = remote(ADMIN_MODE).strip()
     if mode and mode != "600":
-        server.shell(name=f"{logic.ADMIN_KUBECONFIG} readable by root only",
-                     commands=[f"chmod 600 {logic.ADMIN_KUBECONFIG}"])
+        server.shell(
+            name=f"{logic.ADMIN_KUBECONFIG} readable by root only",
+            commands=[f"chmod 600 {logic.ADMIN_KUBECONFIG}"],
+        )

@@ -29,21 +29,31 @@ def reads(b=None) -> list[str]:
 
 def set_sysctls(step: str, path: str, wanted: dict) -> None:
     """Persist ``wanted`` in ``path`` (/etc/sysctl.d) and apply whatever differs live."""
-    put_rendered("sysctl.conf.j2", path, name=f"Persist sysctls in {path}",
-                 step=step, settings=wanted)
+    put_rendered(
+        "sysctl.conf.j2", path, name=f"Persist sysctls in {path}", step=step, settings=wanted
+    )
     diff = sysctl.changes(sysctl_values(wanted), wanted)
     if diff:
-        server.shell(name="Set sysctls live: " + ", ".join(f"{k}={v}" for k, v in diff.items()),
-                     commands=[sysctl.command(diff)])
+        server.shell(
+            name="Set sysctls live: " + ", ".join(f"{k}={v}" for k, v in diff.items()),
+            commands=[sysctl.command(diff)],
+        )
 
 
 @deploy("Kernel modules and sysctls", data_defaults=DEFAULTS)
 def kernel():
-    put_rendered("modules-load.conf.j2", MODULES_FILE,
-                 name="Load br_netfilter and overlay at boot", step="kernel", modules=MODULES)
+    put_rendered(
+        "modules-load.conf.j2",
+        MODULES_FILE,
+        name="Load br_netfilter and overlay at boot",
+        step="kernel",
+        modules=MODULES,
+    )
     states = profile().modules
     to_load = [m for m in MODULES if states.get(m) not in ("loaded", "builtin")]
     if to_load:
-        server.shell(name="Load modules now: " + ", ".join(to_load),
-                     commands=["modprobe -a " + " ".join(shlex.quote(m) for m in to_load)])
+        server.shell(
+            name="Load modules now: " + ", ".join(to_load),
+            commands=["modprobe -a " + " ".join(shlex.quote(m) for m in to_load)],
+        )
     set_sysctls("kernel", SYSCTL_FILE, SYSCTLS)

@@ -23,49 +23,64 @@ from airnode import sizing
 from airnode.bundle import images as imagelib
 from airnode.serving import manifests, webui
 from airnode.steps import bundle
-from airnode.steps._common import (UNAME_N, AirnodeError, dir_state_read,
-                                   file_state_read, owned_directory, put_text, remote,
-                                   settings)
+from airnode.steps._common import (
+    UNAME_N,
+    AirnodeError,
+    dir_state_read,
+    file_state_read,
+    owned_directory,
+    put_text,
+    remote,
+    settings,
+)
 from airnode.steps.models import DEFAULTS as MODELS_DEFAULTS
-from airnode.steps.monitoring import (APPLY, KUBECTL, MANIFESTS, WAIT_API, applied,
-                                      forget_applied_command, mark_applied_command, rendered)
+from airnode.steps.monitoring import (
+    APPLY,
+    KUBECTL,
+    MANIFESTS,
+    WAIT_API,
+    applied,
+    forget_applied_command,
+    mark_applied_command,
+    rendered,
+)
 from airnode.steps.ollama import account, artifact, version_dir
 
 DEFAULTS = {
-    "model_server": "ollama",               # the server: ollama or llama-server (llama.cpp)
+    "model_server": "ollama",  # the server: ollama or llama-server (llama.cpp)
     "model_server_namespace": "airnode",
-    "model_server_node_port": 31434,        # the API on every node address (Service NodePort)
-    "model_server_store_size": "50Gi",       # capacity of the model store's PersistentVolume
+    "model_server_node_port": 31434,  # the API on every node address (Service NodePort)
+    "model_server_store_size": "50Gi",  # capacity of the model store's PersistentVolume
     "model_server_cpu_request": "1",
     # "auto": what sizing computes for the largest model of the bundle; or a quantity (4Gi)
     "model_server_memory_request": "auto",
-    "model_server_rollout_timeout": 600,     # seconds to wait for the pod to be Ready
-    "model_server_check_timeout": 300,       # seconds for the health check and each generation
+    "model_server_rollout_timeout": 600,  # seconds to wait for the pod to be Ready
+    "model_server_check_timeout": 300,  # seconds for the health check and each generation
     # Empty: the check goes through pyinfra's SSH connection to the NodePort (needs sshd's
     # AllowTcpForwarding); or a URL the control machine reaches the server at.
     "model_server_check_url": "",
     # The server's environment (Ollama's OLLAMA_* variables); sizing counts the first three.
-    "ollama_context_length": 4096,           # OLLAMA_CONTEXT_LENGTH: context per slot
-    "ollama_num_parallel": 1,                # OLLAMA_NUM_PARALLEL: parallel requests per model
-    "ollama_kv_cache_type": "f16",           # OLLAMA_KV_CACHE_TYPE: f16, q8_0, q4_0
-    "ollama_keep_alive": "5m",               # OLLAMA_KEEP_ALIVE: how long a model stays loaded
-    "ollama_max_loaded_models": 1,           # OLLAMA_MAX_LOADED_MODELS (0: Ollama decides)
-    "ollama_flash_attention": "auto",        # OLLAMA_FLASH_ATTENTION: auto (unset), true, false
-    "ollama_extra_env": {},                  # any other OLLAMA_* variable, e.g. OLLAMA_DEBUG
+    "ollama_context_length": 4096,  # OLLAMA_CONTEXT_LENGTH: context per slot
+    "ollama_num_parallel": 1,  # OLLAMA_NUM_PARALLEL: parallel requests per model
+    "ollama_kv_cache_type": "f16",  # OLLAMA_KV_CACHE_TYPE: f16, q8_0, q4_0
+    "ollama_keep_alive": "5m",  # OLLAMA_KEEP_ALIVE: how long a model stays loaded
+    "ollama_max_loaded_models": 1,  # OLLAMA_MAX_LOADED_MODELS (0: Ollama decides)
+    "ollama_flash_attention": "auto",  # OLLAMA_FLASH_ATTENTION: auto (unset), true, false
+    "ollama_extra_env": {},  # any other OLLAMA_* variable, e.g. OLLAMA_DEBUG
     # llama-server (model_server: llama-server) serves one model, from llama.cpp's server image
     # ([llama_server] image in the bundle spec); sizing counts context x parallel.
-    "llama_server_model": "",                # which bundle model ("": the bundle's only one)
-    "llama_server_context_length": 4096,     # context per slot (--ctx-size = this x parallel)
-    "llama_server_parallel": 1,              # --parallel: requests served at once (slots)
-    "llama_server_threads": 0,               # --threads (0: llama-server decides)
-    "llama_server_extra_args": [],           # more arguments, e.g. ["--flash-attn", "on"]
+    "llama_server_model": "",  # which bundle model ("": the bundle's only one)
+    "llama_server_context_length": 4096,  # context per slot (--ctx-size = this x parallel)
+    "llama_server_parallel": 1,  # --parallel: requests served at once (slots)
+    "llama_server_threads": 0,  # --threads (0: llama-server decides)
+    "llama_server_extra_args": [],  # more arguments, e.g. ["--flash-attn", "on"]
     # Open WebUI in front of the model server ([open_webui] image in the bundle spec)
     "open_webui": False,
-    "open_webui_node_port": 31080,           # the UI on every node address (Service NodePort)
+    "open_webui_node_port": 31080,  # the UI on every node address (Service NodePort)
     "open_webui_data_dir": "/var/lib/airnode/open-webui",  # users, chats: kept by teardown
     "open_webui_store_size": "5Gi",
     # Sign-up is closed: Open WebUI makes this admin at its first start (on an empty database)
-    "open_webui_admin_email": "",            # the admin's login, e.g. admin@example.com
+    "open_webui_admin_email": "",  # the admin's login, e.g. admin@example.com
     # a file on the control machine whose first line is the admin's password: uploaded once
     # into a Kubernetes Secret, never printed, never on a command line
     "open_webui_admin_password_file": "",
@@ -101,16 +116,20 @@ def sizing_settings(s: dict) -> tuple[int, int, str]:
 def memory_request(s: dict, b: bundle.Bundle) -> str:
     if s["model_server_memory_request"] != "auto":
         return s["model_server_memory_request"]
-    needs = [sizing.need_bytes(_model_info(b.root / m["file"], m["name"]), *sizing_settings(s))
-             for m in served_models(s, b)]
+    needs = [
+        sizing.need_bytes(_model_info(b.root / m["file"], m["name"]), *sizing_settings(s))
+        for m in served_models(s, b)
+    ]
     return f"{max(max(needs, default=0) // sizing.MIB, 512)}Mi"
 
 
 def spec_image(b: bundle.Bundle, section: str, what: str) -> str:
     image = ((b.data.get("spec") or {}).get(section) or {}).get("image")
     if not image:
-        raise AirnodeError(f"bundle {b.root} names no {what} image ([{section}] image in the "
-                           "spec): add it and fetch the bundle again")
+        raise AirnodeError(
+            f"bundle {b.root} names no {what} image ([{section}] image in the "
+            "spec): add it and fetch the bundle again"
+        )
     return imagelib.normalize(image)
 
 
@@ -118,8 +137,9 @@ def server_image(b: bundle.Bundle) -> str:
     return spec_image(b, "model_server", "model server")
 
 
-def _check(state, host, port: int, models: list[str], check_timeout: int, url: str,
-           api: str = "ollama") -> bool:
+def _check(
+    state, host, port: int, models: list[str], check_timeout: int, url: str, api: str = "ollama"
+) -> bool:
     """pyinfra callback: health and smoke check over pyinfra's own SSH connection."""
     from airnode.serving.health import HealthError, check
     from airnode.serving.tunnel import TunnelError, forward
@@ -127,18 +147,26 @@ def _check(state, host, port: int, models: list[str], check_timeout: int, url: s
     client = getattr(host.connector, "client", None)
     try:
         if url:
-            report = check(url, models, api, ready_timeout=check_timeout,
-                           timeout=check_timeout)
+            report = check(url, models, api, ready_timeout=check_timeout, timeout=check_timeout)
         elif client is not None:  # ssh: tunnel to the NodePort as the node sees it
             with forward(client.get_transport(), "127.0.0.1", port) as tunnel:
-                report = check(tunnel, models, api, ready_timeout=check_timeout,
-                               timeout=check_timeout)
+                report = check(
+                    tunnel, models, api, ready_timeout=check_timeout, timeout=check_timeout
+                )
         elif host.name.startswith("@local"):
-            report = check(f"http://127.0.0.1:{port}", models, api,
-                           ready_timeout=check_timeout, timeout=check_timeout)
+            report = check(
+                f"http://127.0.0.1:{port}",
+                models,
+                api,
+                ready_timeout=check_timeout,
+                timeout=check_timeout,
+            )
         else:
-            host.log_styled(f"health check skipped: connector {host.name} has no SSH client; "
-                            f"run `airnode check http://NODE:{port}`", log_func=logger.warning)
+            host.log_styled(
+                f"health check skipped: connector {host.name} has no SSH client; "
+                f"run `airnode check http://NODE:{port}`",
+                log_func=logger.warning,
+            )
             return True
     except (HealthError, TunnelError) as e:
         host.log_styled(f"model server check FAILED: {e}", fg="red", log_func=logger.error)
@@ -152,8 +180,12 @@ def _check(state, host, port: int, models: list[str], check_timeout: int, url: s
 def reads(b: bundle.Bundle | None) -> list[str]:
     if b is None:
         return []
-    return [ollamalogic.versions_command(version_dir("").rstrip("/")), UNAME_N,
-            file_state_read(MANIFEST), dir_state_read(settings(DEFAULTS)["open_webui_data_dir"])]
+    return [
+        ollamalogic.versions_command(version_dir("").rstrip("/")),
+        UNAME_N,
+        file_state_read(MANIFEST),
+        dir_state_read(settings(DEFAULTS)["open_webui_data_dir"]),
+    ]
 
 
 _TEXTS: dict[str, str] = {}
@@ -163,8 +195,11 @@ def render_text(s: dict, b: bundle.Bundle, node: str, store: str) -> str:
     """The manifests for the configured backend (and Open WebUI), validated; nothing changed.
     Rendered and validated once per host and run: preflight counts its pods' requests, the
     step applies it."""
-    key = json.dumps([host.name, {k: s[k] for k in DEFAULTS}, str(b.root), node, store],
-                     sort_keys=True, default=str)
+    key = json.dumps(
+        [host.name, {k: s[k] for k in DEFAULTS}, str(b.root), node, store],
+        sort_keys=True,
+        default=str,
+    )
     if key not in _TEXTS:
         _TEXTS[key] = _render_text(s, b, node, store)
     return _TEXTS[key]
@@ -172,36 +207,59 @@ def render_text(s: dict, b: bundle.Bundle, node: str, store: str) -> str:
 
 def _render_text(s: dict, b: bundle.Bundle, node: str, store: str) -> str:
     uid, gid = account()
-    common = dict(node=node, uid=uid, gid=gid, namespace=s["model_server_namespace"],
-                  model_store=store, store_size=s["model_server_store_size"],
-                  node_port=s["model_server_node_port"], cpu_request=s["model_server_cpu_request"],
-                  memory_request=memory_request(s, b))
+    common = dict(
+        node=node,
+        uid=uid,
+        gid=gid,
+        namespace=s["model_server_namespace"],
+        model_store=store,
+        store_size=s["model_server_store_size"],
+        node_port=s["model_server_node_port"],
+        cpu_request=s["model_server_cpu_request"],
+        memory_request=memory_request(s, b),
+    )
     if s["open_webui"]:
-        common["open_webui"] = {"image": spec_image(b, "open_webui", "Open WebUI"),
-                                "node_port": s["open_webui_node_port"],
-                                "data_dir": s["open_webui_data_dir"],
-                                "store_size": s["open_webui_store_size"],
-                                "admin_email": s["open_webui_admin_email"]}
+        common["open_webui"] = {
+            "image": spec_image(b, "open_webui", "Open WebUI"),
+            "node_port": s["open_webui_node_port"],
+            "data_dir": s["open_webui_data_dir"],
+            "store_size": s["open_webui_store_size"],
+            "admin_email": s["open_webui_admin_email"],
+        }
     if s["model_server"] == "llama-server":
         image = spec_image(b, "llama_server", "llama-server")
         model = served_models(s, b)[0]
         args = llamalogic.server_args(
-            model_file=llamalogic.blob_name(model["sha256"]), alias=model["name"],
+            model_file=llamalogic.blob_name(model["sha256"]),
+            alias=model["name"],
             context_length=s["llama_server_context_length"],
-            parallel=s["llama_server_parallel"], threads=s["llama_server_threads"],
-            extra=s["llama_server_extra_args"])
-        text = manifests.model_server_text(backend="llama-server", image=image,
-                                           server_version=llamalogic.image_version(image), args=args,
-                                           **common)
+            parallel=s["llama_server_parallel"],
+            threads=s["llama_server_threads"],
+            extra=s["llama_server_extra_args"],
+        )
+        text = manifests.model_server_text(
+            backend="llama-server",
+            image=image,
+            server_version=llamalogic.image_version(image),
+            args=args,
+            **common,
+        )
     else:
         tarball = artifact(b)
         text = manifests.model_server_text(
-            backend="ollama", image=server_image(b), server_version=tarball["version"],
-            env=ollamalogic.server_env(s), ollama_dir=version_dir(tarball["version"]), **common)
+            backend="ollama",
+            image=server_image(b),
+            server_version=tarball["version"],
+            env=ollamalogic.server_env(s),
+            ollama_dir=version_dir(tarball["version"]),
+            **common,
+        )
     problems = manifests.validate(manifests.documents(text), _crds(rendered(b)))
     if problems:
-        raise AirnodeError("the model server's manifests do not validate; nothing was "
-                           "changed:\n  - " + "\n  - ".join(problems))
+        raise AirnodeError(
+            "the model server's manifests do not validate; nothing was "
+            "changed:\n  - " + "\n  - ".join(problems)
+        )
     return text
 
 
@@ -211,36 +269,44 @@ def migrate_command(ns: str, node: str) -> str:
     volume). The StatefulSet goes first, then its claim (which waits for the pod), then the
     volume is freed for the new claim: its data stay where they are (Retain, a local path)."""
     k = KUBECTL
-    return (f"if {k} -n {ns} get statefulset ollama >/dev/null 2>&1; then "
-            f"{k} -n {ns} delete statefulset ollama --wait=true >/dev/null && "
-            f"{k} -n {ns} delete service ollama --ignore-not-found >/dev/null && "
-            f"{k} -n {ns} delete probe ollama --ignore-not-found >/dev/null && "
-            f"{k} -n {ns} delete pvc models-ollama-0 --ignore-not-found --wait=true >/dev/null && "
-            f"{k} patch pv airnode-models-{node} --type=json "
-            "-p '[{\"op\":\"remove\",\"path\":\"/spec/claimRef\"}]' >/dev/null 2>&1; "
-            "fi; true")
+    return (
+        f"if {k} -n {ns} get statefulset ollama >/dev/null 2>&1; then "
+        f"{k} -n {ns} delete statefulset ollama --wait=true >/dev/null && "
+        f"{k} -n {ns} delete service ollama --ignore-not-found >/dev/null && "
+        f"{k} -n {ns} delete probe ollama --ignore-not-found >/dev/null && "
+        f"{k} -n {ns} delete pvc models-ollama-0 --ignore-not-found --wait=true >/dev/null && "
+        f"{k} patch pv airnode-models-{node} --type=json "
+        '-p \'[{"op":"remove","path":"/spec/claimRef"}]\' >/dev/null 2>&1; '
+        "fi; true"
+    )
 
 
 def switch_commands(s: dict) -> list[str]:
     """Before an apply: what another backend (or a disabled Open WebUI) left in the namespace.
     The model store's claim and Open WebUI's data claim are never deleted."""
     ns = s["model_server_namespace"]
-    others = [kind for backend, kind in sorted(MONITOR_KIND.items())
-              if backend != s["model_server"]]
-    cmds = [f"{KUBECTL} -n {ns} delete {kind} {STATEFULSET} --ignore-not-found >/dev/null"
-            for kind in others]
+    others = [
+        kind for backend, kind in sorted(MONITOR_KIND.items()) if backend != s["model_server"]
+    ]
+    cmds = [
+        f"{KUBECTL} -n {ns} delete {kind} {STATEFULSET} --ignore-not-found >/dev/null"
+        for kind in others
+    ]
     if not s["open_webui"]:
-        cmds.append(f"{KUBECTL} -n {ns} delete deployment,service open-webui --ignore-not-found "
-                    ">/dev/null")
+        cmds.append(
+            f"{KUBECTL} -n {ns} delete deployment,service open-webui --ignore-not-found >/dev/null"
+        )
     return cmds
 
 
 def secret_command(ns: str) -> str:
     """Open WebUI's session key, made on the node once and never printed."""
-    return (f"{KUBECTL} -n {ns} get secret open-webui >/dev/null 2>&1 || "
-            f"{KUBECTL} -n {ns} create secret generic open-webui "
-            "--from-literal=secret-key=\"$(head -c 32 /dev/urandom | base64 | tr -d '\\n')\" "
-            ">/dev/null")
+    return (
+        f"{KUBECTL} -n {ns} get secret open-webui >/dev/null 2>&1 || "
+        f"{KUBECTL} -n {ns} create secret generic open-webui "
+        "--from-literal=secret-key=\"$(head -c 32 /dev/urandom | base64 | tr -d '\\n')\" "
+        ">/dev/null"
+    )
 
 
 @operation(is_idempotent=False)
@@ -250,11 +316,13 @@ def _admin_secret(ns: str, password: bytes):
     the output (files.put would show a diff under --diff)."""
     yield f"install -d -m 700 {webui.UPLOAD_DIR}"
     yield FileUploadCommand(io.BytesIO(password), webui.UPLOAD_PATH)
-    yield (f"chmod 600 {webui.UPLOAD_PATH} && "
-           f"{{ {KUBECTL} -n {ns} get secret {webui.ADMIN_SECRET} >/dev/null 2>&1 || "
-           f"{KUBECTL} -n {ns} create secret generic {webui.ADMIN_SECRET} "
-           f"--from-file={webui.ADMIN_SECRET_KEY}={webui.UPLOAD_PATH} >/dev/null; }}; "
-           f"rc=$?; rm -f {webui.UPLOAD_PATH}; exit $rc")
+    yield (
+        f"chmod 600 {webui.UPLOAD_PATH} && "
+        f"{{ {KUBECTL} -n {ns} get secret {webui.ADMIN_SECRET} >/dev/null 2>&1 || "
+        f"{KUBECTL} -n {ns} create secret generic {webui.ADMIN_SECRET} "
+        f"--from-file={webui.ADMIN_SECRET_KEY}={webui.UPLOAD_PATH} >/dev/null; }}; "
+        f"rc=$?; rm -f {webui.UPLOAD_PATH}; exit $rc"
+    )
 
 
 def admin_secret(ns: str, password_file: str) -> None:
@@ -264,8 +332,11 @@ def admin_secret(ns: str, password_file: str) -> None:
         password = webui.admin_password(password_file)
     except webui.SecretFileError as e:
         raise AirnodeError(f"{host.name}: {e}") from None
-    _admin_secret(ns, password,
-                  name=f"Open WebUI's admin password into secret/{webui.ADMIN_SECRET} in {ns}")
+    _admin_secret(
+        ns=ns,
+        password=password,
+        name=f"Open WebUI's admin password into secret/{webui.ADMIN_SECRET} in {ns}",
+    )
 
 
 @deploy("Model server (StatefulSet)", data_defaults=DEFAULTS)
@@ -283,8 +354,12 @@ def model_server():
     last = applied("model-server")
     # What Kubernetes will not change in place (the PersistentVolumes' paths, the claim's size,
     # where the objects live): refused with the way out, before any change.
-    fixed_now = {"namespace": ns, "node": node, "model_store_dir": store,
-                 "model_server_store_size": s["model_server_store_size"]}
+    fixed_now = {
+        "namespace": ns,
+        "node": node,
+        "model_store_dir": store,
+        "model_server_store_size": s["model_server_store_size"],
+    }
     if s["open_webui"]:
         fixed_now["open_webui_data_dir"] = s["open_webui_data_dir"]
         fixed_now["open_webui_store_size"] = s["open_webui_store_size"]
@@ -292,32 +367,44 @@ def model_server():
         fixed_was = json.loads(last.get("fixed") or "{}")
     except ValueError:
         fixed_was = {}
-    changes = ", ".join(f"{k} {fixed_was[k]!r} -> {fixed_now[k]!r}" for k in sorted(fixed_now)
-                        if k in fixed_was and fixed_was[k] != fixed_now[k])
+    changes = ", ".join(
+        f"{k} {fixed_was[k]!r} -> {fixed_now[k]!r}"
+        for k in sorted(fixed_now)
+        if k in fixed_was and fixed_was[k] != fixed_now[k]
+    )
     if changes:
         raise AirnodeError(
             f"{host.name}: {changes}: Kubernetes cannot change these on a running model server "
             "(the PersistentVolume and the StatefulSet's volume claim are immutable). Remove the "
             "node first with deploys/teardown.py (the model store is kept; move it by hand if "
-            "its path changes), then deploy again; nothing was changed")
+            "its path changes), then deploy again; nothing was changed"
+        )
     fixed = json.dumps({**fixed_was, **fixed_now}, sort_keys=True)
 
     if s["open_webui"]:
-        owned_directory(s["open_webui_data_dir"], f"Open WebUI data {s['open_webui_data_dir']}",
-                        "700")
+        owned_directory(
+            s["open_webui_data_dir"], f"Open WebUI data {s['open_webui_data_dir']}", "700"
+        )
     path = MANIFEST
     put_text(text, path, f"Model server manifests ({path})", mode="600")
     served = served_models(s, b)
     models = sorted(m["name"] for m in served)
-    want = hashlib.sha256(json.dumps(
-        [text, [(m["name"], m["sha256"]) for m in served]]).encode()).hexdigest()
+    want = hashlib.sha256(
+        json.dumps([text, [(m["name"], m["sha256"]) for m in served]]).encode()
+    ).hexdigest()
     if last.get("sha256") != want:
         t = s["model_server_rollout_timeout"]
-        server.shell(name=f"Apply the model server ({backend}, server-side) in namespace {ns}",
-                     commands=[WAIT_API, forget_applied_command("model-server"),
-                               migrate_command(ns, node), *switch_commands(s),
-                               f"{APPLY} -f {path} >/dev/null",
-                               *([secret_command(ns)] if s["open_webui"] else [])])
+        server.shell(
+            name=f"Apply the model server ({backend}, server-side) in namespace {ns}",
+            commands=[
+                WAIT_API,
+                forget_applied_command("model-server"),
+                migrate_command(ns, node),
+                *switch_commands(s),
+                f"{APPLY} -f {path} >/dev/null",
+                *([secret_command(ns)] if s["open_webui"] else []),
+            ],
+        )
         if s["open_webui"]:
             admin_secret(ns, s["open_webui_admin_password_file"])
         server.shell(
@@ -331,24 +418,33 @@ def model_server():
                 # a pod the scheduler cannot place says why only in its events
                 f"{KUBECTL} -n {ns} get events --field-selector "
                 f"involvedObject.name={STATEFULSET}-0 >&2; "
-                f"{KUBECTL} -n {ns} logs {STATEFULSET}-0 --tail=20 >&2; exit 1; }}"])
-        python.call(name=f"Health check: API, {len(models)} model(s) listed, one generation each",
-                    function=_check, port=s["model_server_node_port"], models=models,
-                    check_timeout=s["model_server_check_timeout"],
-                    url=s["model_server_check_url"],
-                    api="openai" if backend == "llama-server" else "ollama")
-        server.shell(name="Record the applied model server",
-                     commands=[mark_applied_command("model-server", want, fixed=fixed)])
+                f"{KUBECTL} -n {ns} logs {STATEFULSET}-0 --tail=20 >&2; exit 1; }}"
+            ],
+        )
+        python.call(
+            name=f"Health check: API, {len(models)} model(s) listed, one generation each",
+            function=_check,
+            port=s["model_server_node_port"],
+            models=models,
+            check_timeout=s["model_server_check_timeout"],
+            url=s["model_server_check_url"],
+            api="openai" if backend == "llama-server" else "ollama",
+        )
+        server.shell(
+            name="Record the applied model server",
+            commands=[mark_applied_command("model-server", want, fixed=fixed)],
+        )
 
     if backend != "ollama":
         return
     tarball = artifact(b)
     base = version_dir("").rstrip("/")
-    old = [d for d in remote(ollamalogic.versions_command(base)).split()
-           if d != tarball["version"]]
+    old = [d for d in remote(ollamalogic.versions_command(base)).split() if d != tarball["version"]]
     if old:
-        server.shell(name="Remove Ollama versions no longer in use: " + ", ".join(old),
-                     commands=["rm -rf " + " ".join(shlex.quote(f"{base}/{d}") for d in old)])
+        server.shell(
+            name="Remove Ollama versions no longer in use: " + ", ".join(old),
+            commands=["rm -rf " + " ".join(shlex.quote(f"{base}/{d}") for d in old)],
+        )
 
 
 @cache

@@ -14,8 +14,7 @@ from pyinfra.operations import server as shell
 
 from airnode import ollama as logic
 from airnode.steps import bundle
-from airnode.steps._common import (dir_state_read, directory, owned_directory, remote,
-                                   settings)
+from airnode.steps._common import dir_state_read, directory, owned_directory, remote, settings
 from airnode.steps.ollama import DEFAULTS as OLLAMA_DEFAULTS
 
 DEFAULTS = {
@@ -23,14 +22,15 @@ DEFAULTS = {
     "model_store_dir": "/var/lib/airnode/models",
     # Port of the temporary Ollama server `ollama create` talks to (127.0.0.1 only).
     "ollama_seed_port": 11435,
-    "ollama_seed_timeout": 120,   # seconds to wait for that server to answer
+    "ollama_seed_timeout": 120,  # seconds to wait for that server to answer
 }
 MODELFILES = "/var/lib/airnode/modelfiles"
 
 
 def store_read(b: bundle.Bundle) -> str:
-    return logic.store_listing_command(settings(DEFAULTS)["model_store_dir"],
-                                       [m["name"] for m in b.artifacts("model")])
+    return logic.store_listing_command(
+        settings(DEFAULTS)["model_store_dir"], [m["name"] for m in b.artifacts("model")]
+    )
 
 
 def reads(b: bundle.Bundle | None) -> list[str]:
@@ -81,14 +81,23 @@ def models():
     modelfiles = []
     for m in todo:
         path = f"{MODELFILES}/{logic.modelfile_name(m['name'])}"
-        files.put(name=f"Modelfile for {m['name']}", dest=path, mode="644",
-                  src=StringIO(logic.modelfile(f"{b.remote}/{m['file']}")))
+        files.put(
+            name=f"Modelfile for {m['name']}",
+            dest=path,
+            mode="644",
+            src=StringIO(logic.modelfile(f"{b.remote}/{m['file']}")),
+        )
         modelfiles.append((m["name"], path))
     if todo:
         binary = f"{settings(OLLAMA_DEFAULTS)['ollama_install_dir']}/current/bin/ollama"
-        shell.shell(name="Seed models offline: " + ", ".join(n for n, _ in modelfiles),
-                     commands=[logic.seed_script(binary, store, s["ollama_seed_port"],
-                                                 s["ollama_seed_timeout"], modelfiles)])
+        shell.shell(
+            name="Seed models offline: " + ", ".join(n for n, _ in modelfiles),
+            commands=[
+                logic.seed_script(
+                    binary, store, s["ollama_seed_port"], s["ollama_seed_timeout"], modelfiles
+                )
+            ],
+        )
 
 
 def place_blobs(b: bundle.Bundle, store: str, missing: list[dict]) -> None:
@@ -99,8 +108,16 @@ def place_blobs(b: bundle.Bundle, store: str, missing: list[dict]) -> None:
 
     for m in missing:
         blob = llama_server.blob_name(m["sha256"])
-        directory(f"{store}/blobs", f"Model store blobs {store}/blobs", "755",
-                  user=logic.USER, group=logic.USER)
-        shell.shell(name=f"Model {m['name']} into the store ({blob}, for llama-server)",
-                    commands=[logic.place_blob_script(f"{b.remote}/{m['file']}", m["sha256"],
-                                                      f"{store}/{blob}")])
+        directory(
+            f"{store}/blobs",
+            f"Model store blobs {store}/blobs",
+            "755",
+            user=logic.USER,
+            group=logic.USER,
+        )
+        shell.shell(
+            name=f"Model {m['name']} into the store ({blob}, for llama-server)",
+            commands=[
+                logic.place_blob_script(f"{b.remote}/{m['file']}", m["sha256"], f"{store}/{blob}")
+            ],
+        )

@@ -46,38 +46,54 @@ def applied(name: str) -> dict:
 
 
 def applied_read(name: str) -> str:
-    return (f"[ -x {k0slogic.BINARY} ] && {KUBECTL} -n {MARK_NAMESPACE} get configmap "
-            f"airnode-applied-{name} -o json 2>/dev/null || true")
+    return (
+        f"[ -x {k0slogic.BINARY} ] && {KUBECTL} -n {MARK_NAMESPACE} get configmap "
+        f"airnode-applied-{name} -o json 2>/dev/null || true"
+    )
 
 
 def reads(b=None) -> list[str]:
     if b is None:
         return []
-    return [applied_read("kube-prometheus"), applied_read("model-server"),
-            file_state_read(SETUP), file_state_read(MAIN)]
+    return [
+        applied_read("kube-prometheus"),
+        applied_read("model-server"),
+        file_state_read(SETUP),
+        file_state_read(MAIN),
+    ]
 
 
 def mark_applied_command(name: str, sha256: str, **extra: str) -> str:
-    cm = {"apiVersion": "v1", "kind": "ConfigMap",
-          "metadata": {"name": f"airnode-applied-{name}", "namespace": MARK_NAMESPACE,
-                       "labels": {"app.kubernetes.io/part-of": "airnode"}},
-          "data": {"sha256": sha256, **extra}}
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"airnode-applied-{name}",
+            "namespace": MARK_NAMESPACE,
+            "labels": {"app.kubernetes.io/part-of": "airnode"},
+        },
+        "data": {"sha256": sha256, **extra},
+    }
     return f"echo {shlex.quote(json.dumps(cm))} | {APPLY} -f - >/dev/null"
 
 
 # Before each apply: the API must answer (after a reboot, or while k0s restarts, it may not yet).
-WAIT_API = ("end=$(( $(date +%s) + 300 )); "
-            f"until {KUBECTL} wait node --all --for=condition=Ready --timeout=10s >/dev/null 2>&1; "
-            "do if [ $(date +%s) -ge $end ]; then echo 'the Kubernetes API (k0s) has not answered "
-            "for 300s: see k0s status and journalctl -u k0scontroller' >&2; exit 1; fi; "
-            "sleep 3; done")
+WAIT_API = (
+    "end=$(( $(date +%s) + 300 )); "
+    f"until {KUBECTL} wait node --all --for=condition=Ready --timeout=10s >/dev/null 2>&1; "
+    "do if [ $(date +%s) -ge $end ]; then echo 'the Kubernetes API (k0s) has not answered "
+    "for 300s: see k0s status and journalctl -u k0scontroller' >&2; exit 1; fi; "
+    "sleep 3; done"
+)
 
 
 def forget_applied_command(name: str) -> str:
     """Run before an apply: a run that fails or is cut after it leaves no record, so the next
     run applies again (the cluster may hold a half-applied or failed state by then)."""
-    return (f"{KUBECTL} -n {MARK_NAMESPACE} delete configmap airnode-applied-{name} "
-            "--ignore-not-found >/dev/null")
+    return (
+        f"{KUBECTL} -n {MARK_NAMESPACE} delete configmap airnode-applied-{name} "
+        "--ignore-not-found >/dev/null"
+    )
 
 
 BACKEND_DASHBOARDS = {"ollama": "airnode-ollama", "llama-server": "airnode-llama-server"}
@@ -86,33 +102,41 @@ BACKEND_DASHBOARDS = {"ollama": "airnode-ollama", "llama-server": "airnode-llama
 def dashboards(namespace: str, backend: str = "ollama") -> dict[str, str]:
     """airnode's Grafana dashboards for the model server's backend, {name: JSON}."""
     if backend == "llama-server":
-        board = render("dashboard-llama-server.json.j2", namespace=namespace,
-                       container="llama-server", job="llama-server")
+        board = render(
+            "dashboard-llama-server.json.j2",
+            namespace=namespace,
+            container="llama-server",
+            job="llama-server",
+        )
     else:
-        board = render("dashboard-ollama.json.j2", namespace=namespace, container="ollama",
-                       probe_job="ollama")
+        board = render(
+            "dashboard-ollama.json.j2", namespace=namespace, container="ollama", probe_job="ollama"
+        )
     return {BACKEND_DASHBOARDS[backend]: board}
 
 
 def other_dashboards_command(backend: str) -> str:
     """Delete the dashboard ConfigMaps of the other backends (after switching backends)."""
-    names = " ".join(f"grafana-dashboard-{n}" for b, n in sorted(BACKEND_DASHBOARDS.items())
-                     if b != backend)
-    return (f"{KUBECTL} -n {logic.NAMESPACE} delete configmap {names} --ignore-not-found "
-            ">/dev/null")
+    names = " ".join(
+        f"grafana-dashboard-{n}" for b, n in sorted(BACKEND_DASHBOARDS.items()) if b != backend
+    )
+    return f"{KUBECTL} -n {logic.NAMESPACE} delete configmap {names} --ignore-not-found >/dev/null"
 
 
 def single_node_budgets_command() -> str:
     """Delete the PodDisruptionBudgets an earlier high-availability apply left (with one
     replica they would block every eviction)."""
     names = " ".join(logic.SINGLE_NODE_DROPPED.values())
-    return (f"{KUBECTL} -n {logic.NAMESPACE} delete poddisruptionbudget {names} "
-            "--ignore-not-found >/dev/null")
+    return (
+        f"{KUBECTL} -n {logic.NAMESPACE} delete poddisruptionbudget {names} "
+        "--ignore-not-found >/dev/null"
+    )
 
 
 @cache
-def _render(tarball: Path, sha256: str, boards: tuple[tuple[str, str], ...],
-            high_availability: bool) -> logic.Rendered:
+def _render(
+    tarball: Path, sha256: str, boards: tuple[tuple[str, str], ...], high_availability: bool
+) -> logic.Rendered:
     try:
         return logic.render(tarball, dict(boards), high_availability)
     except logic.MonitoringError as e:
@@ -125,13 +149,17 @@ def rendered(b: bundle.Bundle) -> logic.Rendered:
 
     found = b.artifacts("kube-prometheus")
     if not found:
-        raise AirnodeError(f"bundle {b.root} holds no kube-prometheus: add [kube_prometheus] to "
-                           "the spec and re-fetch")
+        raise AirnodeError(
+            f"bundle {b.root} holds no kube-prometheus: add [kube_prometheus] to "
+            "the spec and re-fetch"
+        )
     s = settings(SERVER_DEFAULTS)
-    return _render(b.root / found[0]["file"], found[0]["sha256"],
-                   tuple(sorted(dashboards(s["model_server_namespace"],
-                                           s["model_server"]).items())),
-                   settings(DEFAULTS)["monitoring_high_availability"])
+    return _render(
+        b.root / found[0]["file"],
+        found[0]["sha256"],
+        tuple(sorted(dashboards(s["model_server_namespace"], s["model_server"]).items())),
+        settings(DEFAULTS)["monitoring_high_availability"],
+    )
 
 
 @deploy("kube-prometheus", data_defaults=DEFAULTS)
@@ -145,15 +173,21 @@ def monitoring():
     version = b.artifacts("kube-prometheus")[0]["version"] if b.artifacts("kube-prometheus") else ""
     r = rendered(b)
     backend = settings(SERVER_DEFAULTS)["model_server"]
-    put_text(r.setup, SETUP, f"kube-prometheus {version} manifests: setup (namespace, CRDs)",
-             mode="600")
-    put_text(r.main, MAIN, f"kube-prometheus {version} manifests: the rest, with airnode's "
-             "dashboards", mode="600")
+    put_text(
+        r.setup, SETUP, f"kube-prometheus {version} manifests: setup (namespace, CRDs)", mode="600"
+    )
+    put_text(
+        r.main,
+        MAIN,
+        f"kube-prometheus {version} manifests: the rest, with airnode's dashboards",
+        mode="600",
+    )
     want = digest(version, r.sha256)  # a new version is applied even if its files are alike
     if applied("kube-prometheus").get("sha256") != want:
         t = s["monitoring_crd_timeout"]
         server.shell(
-            name=f"Apply kube-prometheus {version} (server-side): setup, CRDs Established, the rest",
+            name=f"Apply kube-prometheus {version} (server-side): setup, CRDs Established, "
+            "the rest",
             commands=[
                 WAIT_API,
                 forget_applied_command("kube-prometheus"),
@@ -164,4 +198,6 @@ def monitoring():
                 f"{APPLY} -f {MAIN} >/dev/null",
                 other_dashboards_command(backend),
                 *([] if s["monitoring_high_availability"] else [single_node_budgets_command()]),
-                mark_applied_command("kube-prometheus", want)])
+                mark_applied_command("kube-prometheus", want),
+            ],
+        )

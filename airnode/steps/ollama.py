@@ -10,8 +10,7 @@ from pyinfra.operations import server
 
 from airnode import ollama as logic
 from airnode.steps import bundle
-from airnode.steps._common import (AirnodeError, dir_state_read, link, link_read, remote,
-                                   settings)
+from airnode.steps._common import AirnodeError, dir_state_read, link, link_read, remote, settings
 
 DEFAULTS = {
     # One directory per Ollama version under it, and `current` pointing at the one in use.
@@ -39,15 +38,22 @@ def reads(b: bundle.Bundle | None) -> list[str]:
     if backend() != "ollama" or not b.artifacts("ollama"):
         return [GETENT, dir_state_read(logic.HOME)]
     base = settings(DEFAULTS)["ollama_install_dir"]
-    return [GETENT, mark_read(artifact(b)["version"]), link_read(f"{base}/current"),
-            link_read(LINK), dir_state_read(logic.HOME)]
+    return [
+        GETENT,
+        mark_read(artifact(b)["version"]),
+        link_read(f"{base}/current"),
+        link_read(LINK),
+        dir_state_read(logic.HOME),
+    ]
 
 
 def artifact(b: bundle.Bundle) -> dict:
     found = b.artifacts("ollama")
     if not found:
-        raise AirnodeError(f"bundle {b.root} holds no Ollama release tarball: add [ollama] to "
-                           "the spec and re-fetch")
+        raise AirnodeError(
+            f"bundle {b.root} holds no Ollama release tarball: add [ollama] to "
+            "the spec and re-fetch"
+        )
     return found[0]
 
 
@@ -67,14 +73,17 @@ def account_in_place(uid: int, gid: int) -> bool:
     """The ollama user and group exist as server.user/server.group would leave them."""
     text = remote(GETENT)
     want_user = f"{logic.USER}:x:{uid}:{gid}:"
-    users = [line for line in text.split("@@group")[0].splitlines()
-             if line.startswith(want_user)]
-    groups = [line for line in text.split("@@group")[-1].splitlines()
-              if line.startswith(f"{logic.USER}:x:{gid}:")]
+    users = [line for line in text.split("@@group")[0].splitlines() if line.startswith(want_user)]
+    groups = [
+        line
+        for line in text.split("@@group")[-1].splitlines()
+        if line.startswith(f"{logic.USER}:x:{gid}:")
+    ]
     home = remote(dir_state_read(logic.HOME)).split()
     home_ok = home[:1] == ["directory"] and home[2:3] == [logic.USER]
-    return bool(users and groups and home_ok
-                and users[0].split(":")[5:7] == [logic.HOME, "/bin/false"])
+    return bool(
+        users and groups and home_ok and users[0].split(":")[5:7] == [logic.HOME, "/bin/false"]
+    )
 
 
 def version_dir(version: str) -> str:
@@ -92,12 +101,21 @@ def ollama():
     uid, gid = account()
     if not account_in_place(uid, gid):
         server.group(name=f"System group {logic.USER}", group=logic.USER, system=True, gid=gid)
-        server.user(name=f"System user {logic.USER} (home {logic.HOME})", user=logic.USER,
-                    group=logic.USER, system=True, uid=uid, home=logic.HOME,
-                    shell="/bin/false", create_home=True)
+        server.user(
+            name=f"System user {logic.USER} (home {logic.HOME})",
+            user=logic.USER,
+            group=logic.USER,
+            system=True,
+            uid=uid,
+            home=logic.HOME,
+            shell="/bin/false",
+            create_home=True,
+        )
     if backend() != "ollama":
-        host.noop("model_server is llama-server: Ollama not installed (the ollama user owns "
-                  "the model store)")
+        host.noop(
+            "model_server is llama-server: Ollama not installed (the ollama user owns "
+            "the model store)"
+        )
         return
     tarball = artifact(b)
     version, base = tarball["version"], s["ollama_install_dir"]
@@ -106,8 +124,12 @@ def ollama():
         bundle.safe_to_unpack(b, tarball)
         server.shell(
             name=f"Unpack Ollama {version} ({logic.tarball_kind(tarball['file'])}) into "
-                 f"{version_dir(version)}",
-            commands=[logic.install_script(f"{b.remote}/{tarball['file']}", tarball["sha256"],
-                                           base, version)])
+            f"{version_dir(version)}",
+            commands=[
+                logic.install_script(
+                    f"{b.remote}/{tarball['file']}", tarball["sha256"], base, version
+                )
+            ],
+        )
     link(f"{base}/current", version, f"{base}/current -> {version}")
     link(LINK, f"{base}/current/bin/ollama", f"{LINK} on the current version")

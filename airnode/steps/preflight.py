@@ -5,16 +5,37 @@ from __future__ import annotations
 from pyinfra import host, logger
 from pyinfra.api import deploy
 
-
 from airnode import config, sizing, swap
 from airnode import ollama as ollamalogic
 from airnode.bundle import ship
 from airnode.preflight import check_host
 from airnode.serving import webui
-from airnode.steps import (bundle, containerd, hostname, images, k0s, kernel, model_server,
-                           models, monitoring, ollama, record, swap_off, zram)
-from airnode.steps._common import (PROC_SWAPS, UNAME_N, AirnodeError, prefetch, profile,
-                                   profile_read, remote, service_read, service_state)
+from airnode.steps import (
+    bundle,
+    containerd,
+    hostname,
+    images,
+    k0s,
+    kernel,
+    model_server,
+    models,
+    monitoring,
+    ollama,
+    record,
+    swap_off,
+    zram,
+)
+from airnode.steps._common import (
+    PROC_SWAPS,
+    UNAME_N,
+    AirnodeError,
+    prefetch,
+    profile,
+    profile_read,
+    remote,
+    service_read,
+    service_state,
+)
 from airnode.steps.models import to_store
 
 DEFAULTS = {
@@ -25,28 +46,64 @@ DEFAULTS = {
     "sizing_reserved_mb": 2048,
 }
 # Every step's settings, in the order of deploys/node.py.
-ALL_DEFAULTS = {**DEFAULTS, **bundle.DEFAULTS, **swap_off.DEFAULTS, **zram.DEFAULTS,
-                **kernel.DEFAULTS, **hostname.DEFAULTS, **containerd.DEFAULTS, **images.DEFAULTS,
-                **ollama.DEFAULTS, **models.DEFAULTS, **k0s.DEFAULTS, **monitoring.DEFAULTS,
-                **model_server.DEFAULTS}
+ALL_DEFAULTS = {
+    **DEFAULTS,
+    **bundle.DEFAULTS,
+    **swap_off.DEFAULTS,
+    **zram.DEFAULTS,
+    **kernel.DEFAULTS,
+    **hostname.DEFAULTS,
+    **containerd.DEFAULTS,
+    **images.DEFAULTS,
+    **ollama.DEFAULTS,
+    **models.DEFAULTS,
+    **k0s.DEFAULTS,
+    **monitoring.DEFAULTS,
+    **model_server.DEFAULTS,
+}
 # Settings of deploys/teardown.py: known here, so that they are not reported as typos.
-TEARDOWN_DEFAULTS = {"teardown_purge_models": "", "teardown_purge_open_webui": "",
-                     "teardown_reset_attempts": 5}
+TEARDOWN_DEFAULTS = {
+    "teardown_purge_models": "",
+    "teardown_purge_open_webui": "",
+    "teardown_reset_attempts": 5,
+}
 # Data keys that belong to pyinfra's connectors, not to airnode.
-CONNECTOR_PREFIXES = ("ssh_", "winrm_", "docker_", "dockerssh_", "local_", "chroot_",
-                      "podman_", "terraform_", "vagrant_", "fake_")
+CONNECTOR_PREFIXES = (
+    "ssh_",
+    "winrm_",
+    "docker_",
+    "dockerssh_",
+    "local_",
+    "chroot_",
+    "podman_",
+    "terraform_",
+    "vagrant_",
+    "fake_",
+)
 
 
 def _prefetch(values: dict) -> None:
     """Every read the steps will make of the node, in one remote command (see _common)."""
     b = bundle.current("") if values["bundle_dir"] else None
     reads = [profile_read(), PROC_SWAPS, service_read(zram.UNIT)]
-    for step in (record, bundle, swap_off, zram, kernel, hostname, containerd, images, ollama,
-                 models, k0s, monitoring, model_server):
+    for step in (
+        record,
+        bundle,
+        swap_off,
+        zram,
+        kernel,
+        hostname,
+        containerd,
+        images,
+        ollama,
+        models,
+        k0s,
+        monitoring,
+        model_server,
+    ):
         reads += step.reads(b)
     if b is not None:
-        reads.append(sizing.disk_command([values["bundle_remote_dir"],
-                                          values["model_store_dir"]]))
+        reads.append(sizing.disk_command([values["bundle_remote_dir"], values["model_store_dir"]]))
     prefetch(reads)
 
 
@@ -65,19 +122,24 @@ def preflight():
     for key in config.unknown_keys(host.data.dict().keys(), known, CONNECTOR_PREFIXES):
         logger.warning(f"{host.name}: unknown setting {key}: ignored")
     if problems:
-        raise AirnodeError(f"{host.name} cannot become an airnode node; nothing was changed:\n  - "
-                           + "\n  - ".join(problems))
+        raise AirnodeError(
+            f"{host.name} cannot become an airnode node; nothing was changed:\n  - "
+            + "\n  - ".join(problems)
+        )
 
     _prefetch(values)
     facts = profile()
     problems += check_host(facts, values["preflight_min_memory_mb"], values["zram_swappiness"])
     problems += cross_checks(values)
-    zram_swaps = [sw.name for sw in swap.parse_proc_swaps(remote(PROC_SWAPS).splitlines())
-                  if sw.is_zram]
+    zram_swaps = [
+        sw.name for sw in swap.parse_proc_swaps(remote(PROC_SWAPS).splitlines()) if sw.is_zram
+    ]
     if zram_swaps and service_state(zram.UNIT)[0] != "active":
-        problems.append(f"a zram swap not made by airnode is active ({', '.join(zram_swaps)}: "
-                        "zram-tools or systemd-zram-generator?): disable it first, airnode "
-                        "sets up its own")
+        problems.append(
+            f"a zram swap not made by airnode is active ({', '.join(zram_swaps)}: "
+            "zram-tools or systemd-zram-generator?): disable it first, airnode "
+            "sets up its own"
+        )
     if not problems:
         problems += _sizing(values, facts.memory_mb, facts.tools)
     if not problems:
@@ -85,22 +147,28 @@ def preflight():
     if problems:
         raise AirnodeError(
             f"{host.name} cannot become an airnode node; nothing was changed:\n  - "
-            + "\n  - ".join(problems))
-    host.noop(f"{facts.arch}, {facts.os_release.get('PRETTY_NAME', '?')}, "
-              f"kernel {facts.kernel}, {facts.memory_mb} MiB: supported")
+            + "\n  - ".join(problems)
+        )
+    host.noop(
+        f"{facts.arch}, {facts.os_release.get('PRETTY_NAME', '?')}, "
+        f"kernel {facts.kernel}, {facts.memory_mb} MiB: supported"
+    )
 
 
 def open_webui_admin_problems(values: dict) -> list[str]:
     """Open WebUI's sign-up is closed: its admin comes from these two settings, checked here on
     the control machine (the password file is read, never shown)."""
-    missing = [k for k in ("open_webui_admin_email", "open_webui_admin_password_file")
-               if not values[k]]
+    missing = [
+        k for k in ("open_webui_admin_email", "open_webui_admin_password_file") if not values[k]
+    ]
     if missing:
-        return [f"open_webui = true needs {' and '.join(missing)}: Open WebUI's sign-up is "
-                "closed and its admin is made at its first start from "
-                "open_webui_admin_email and the first line of open_webui_admin_password_file "
-                "(a file on this machine, e.g. made with `install -m 600 /dev/null FILE` and "
-                "an editor)"]
+        return [
+            f"open_webui = true needs {' and '.join(missing)}: Open WebUI's sign-up is "
+            "closed and its admin is made at its first start from "
+            "open_webui_admin_email and the first line of open_webui_admin_password_file "
+            "(a file on this machine, e.g. made with `install -m 600 /dev/null FILE` and "
+            "an editor)"
+        ]
     try:
         webui.admin_password(values["open_webui_admin_password_file"])
     except webui.SecretFileError as e:
@@ -112,21 +180,27 @@ def cross_checks(values: dict) -> list[str]:
     """Settings that are each allowed but not together."""
     problems = config.path_overlaps(values)
     if values["model_server_check_url"] and not values["k0s_node_ports_on_lan"]:
-        problems.append(f"model_server_check_url = {values['model_server_check_url']!r} "
-                        "reaches the node over the network, but its NodePorts answer on "
-                        "127.0.0.1 only (k0s_node_ports_on_lan = false): leave it empty (the "
-                        "check goes through the SSH connection) or open the NodePorts")
+        problems.append(
+            f"model_server_check_url = {values['model_server_check_url']!r} "
+            "reaches the node over the network, but its NodePorts answer on "
+            "127.0.0.1 only (k0s_node_ports_on_lan = false): leave it empty (the "
+            "check goes through the SSH connection) or open the NodePorts"
+        )
     if values["open_webui"]:
         if values["open_webui_node_port"] == values["model_server_node_port"]:
-            problems.append(f"open_webui_node_port = {values['open_webui_node_port']} is "
-                            "model_server_node_port too: give Open WebUI another port")
+            problems.append(
+                f"open_webui_node_port = {values['open_webui_node_port']} is "
+                "model_server_node_port too: give Open WebUI another port"
+            )
         problems += open_webui_admin_problems(values)
     if values["model_server"] == "llama-server":
         return problems
     if values["ollama_kv_cache_type"] != "f16" and values["ollama_flash_attention"] is False:
-        problems.append(f"ollama_kv_cache_type = {values['ollama_kv_cache_type']!r} needs flash "
-                        "attention, but ollama_flash_attention = false: set it to auto or true, "
-                        "or use ollama_kv_cache_type = 'f16'")
+        problems.append(
+            f"ollama_kv_cache_type = {values['ollama_kv_cache_type']!r} needs flash "
+            "attention, but ollama_flash_attention = false: set it to auto or true, "
+            "or use ollama_kv_cache_type = 'f16'"
+        )
     return problems
 
 
@@ -142,16 +216,18 @@ def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
         return [str(e)]
     context, parallel, kv_type = model_server.sizing_settings(values)
     models = [sizing.read_gguf(b.root / a["file"], a["name"]) for a in served]
-    fits = sizing.plan(models, memory_mb, values["sizing_reserved_mb"], context, parallel,
-                       kv_type)
+    fits = sizing.plan(models, memory_mb, values["sizing_reserved_mb"], context, parallel, kv_type)
     if any(not f.ok for f in fits):
-        keys = ("llama_server_context_length, llama_server_parallel"
-                if values["model_server"] == "llama-server" else
-                "ollama_context_length, ollama_num_parallel, ollama_kv_cache_type")
+        keys = (
+            "llama_server_context_length, llama_server_parallel"
+            if values["model_server"] == "llama-server"
+            else "ollama_context_length, ollama_num_parallel, ollama_kv_cache_type"
+        )
         problems.append(
             f"model(s) do not fit in memory (MemTotal {memory_mb} MiB - sizing_reserved_mb "
             f"{values['sizing_reserved_mb']} MiB; zram swap is not counted; {keys}):\n"
-            + sizing.table(fits))
+            + sizing.table(fits)
+        )
     todo = ship.to_upload(b.data["artifacts"], bundle.remote_sums(b))
     bad_names = []
     for m in b.artifacts("model"):
@@ -162,13 +238,17 @@ def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
     problems += bad_names
     unseeded = [] if bad_names else to_store(values, b)
     df = remote(sizing.disk_command([values["bundle_remote_dir"], values["model_store_dir"]]))
-    problems += sizing.disk_problems(df.splitlines(), sum(a["size"] for a in todo),
-                                     sum(m["size"] for m in unseeded))
-    zst = values["model_server"] == "ollama" and \
-        any(a["file"].endswith(".tar.zst") for a in b.artifacts("ollama"))
+    problems += sizing.disk_problems(
+        df.splitlines(), sum(a["size"] for a in todo), sum(m["size"] for m in unseeded)
+    )
+    zst = values["model_server"] == "ollama" and any(
+        a["file"].endswith(".tar.zst") for a in b.artifacts("ollama")
+    )
     if zst and not tools.get("zstd"):
-        problems.append("the bundle's Ollama tarball is .tar.zst and this host has no zstd "
-                        "(needed to unpack it): install Debian's zstd package first")
+        problems.append(
+            "the bundle's Ollama tarball is .tar.zst and this host has no zstd "
+            "(needed to unpack it): install Debian's zstd package first"
+        )
     return problems
 
 
@@ -183,8 +263,11 @@ def _scheduling(values: dict, cpus: int, memory: int) -> list[str]:
     from airnode.serving.manifests import documents
 
     try:
-        docs = monitoring.rendered(b).documents() + documents(model_server.render_text(
-            values, b, remote(UNAME_N).strip().lower(), values["model_store_dir"]))
+        docs = monitoring.rendered(b).documents() + documents(
+            model_server.render_text(
+                values, b, remote(UNAME_N).strip().lower(), values["model_store_dir"]
+            )
+        )
     except AirnodeError:
         return []  # the step that renders it names the problem
     pods = scheduling.k0s_system_pods(values["k0s_network_provider"])
@@ -193,13 +276,21 @@ def _scheduling(values: dict, cpus: int, memory: int) -> list[str]:
     if f.ok:
         return []
     ns = values["model_server_namespace"]
-    advice = {f"{ns}/model-server": "model_server_cpu_request, model_server_memory_request "
-                                    "(auto: the model's need; a smaller model or context)",
-              f"{ns}/open-webui": "open_webui = false"}
+    advice = {
+        f"{ns}/model-server": "model_server_cpu_request, model_server_memory_request "
+        "(auto: the model's need; a smaller model or context)",
+        f"{ns}/open-webui": "open_webui = false",
+    }
     if values["monitoring_high_availability"]:
-        advice.update({f"monitoring/{n}": "monitoring_high_availability = false"
-                       for n in ("main", "k8s", "prometheus-adapter")})
-    return [f"the pods this node would run ask for more {' and '.join(f.short)} than it has "
-            f"({cpus} CPUs, MemTotal {memory // scheduling.MIB} MiB less the kubelet's 100 MiB "
-            "eviction margin): the scheduler would leave the last ones - the model server - "
-            "Pending:\n" + scheduling.table(f, advice)]
+        advice.update(
+            {
+                f"monitoring/{n}": "monitoring_high_availability = false"
+                for n in ("main", "k8s", "prometheus-adapter")
+            }
+        )
+    return [
+        f"the pods this node would run ask for more {' and '.join(f.short)} than it has "
+        f"({cpus} CPUs, MemTotal {memory // scheduling.MIB} MiB less the kubelet's 100 MiB "
+        "eviction margin): the scheduler would leave the last ones - the model server - "
+        "Pending:\n" + scheduling.table(f, advice)
+    ]

@@ -19,8 +19,10 @@ RECORDED_MODULES = sorted([*MODULES, "zram"])
 PACKAGES = ["containerd", "runc"]
 UNITS = sorted([*containerd_logic.CONFLICTING_UNITS])
 FILES = ["/etc/containerd/config.toml"]
-ZRAM_SYSCTL_FILES = ["/etc/sysctl.d/90-airnode-zram.conf",
-                     "/etc/sysctl.d/90-airnode-kubernetes.conf"]
+ZRAM_SYSCTL_FILES = [
+    "/etc/sysctl.d/90-airnode-zram.conf",
+    "/etc/sysctl.d/90-airnode-kubernetes.conf",
+]
 # The exact /etc/hosts line the hostname step appended (teardown removes that line only).
 HOSTS_LINE = f"{logic.STATE_DIR}/hosts-line"
 
@@ -37,6 +39,7 @@ def record():
     if remote(RECORDED):
         host.noop(f"{logic.BEFORE} already records the host before airnode")
         return
-    server.shell(name=f"Record sysctls, modules, packages, units and files in {logic.BEFORE}",
-                 commands=[logic.record_command(RECORDED_SYSCTLS, RECORDED_MODULES, PACKAGES,
-                                                UNITS, FILES)])
+    server.shell(
+        name=f"Record sysctls, modules, packages, units and files in {logic.BEFORE}",
+        commands=[logic.record_command(RECORDED_SYSCTLS, RECORDED_MODULES, PACKAGES, UNITS, FILES)],
+    )

@@ -30,16 +30,27 @@ def swap_off():
         files.directory(name="State directory", path=STATE_DIR, mode="755")
         for unit in units:
             # Recorded before masking, so an interrupted run never loses track of a mask.
-            files.line(name=f"Record {unit} for teardown", path=MASKED_LIST, line=f"^{unit}$",
-                       replace=unit, escape_regex_characters=False)
+            files.line(
+                name=f"Record {unit} for teardown",
+                path=MASKED_LIST,
+                line=f"^{unit}$",
+                replace=unit,
+                escape_regex_characters=False,
+            )
         # Masked before swapoff: a run cut in between still leaves the swap off at boot.
-        server.shell(name="Mask swap units: " + ", ".join(units),
-                     commands=["systemctl mask " + " ".join(shlex.quote(u) for u in units)])
-        server.shell(name="Switch disk swap off: " + ", ".join(s.name for s in active),
-                     commands=["swapoff " + " ".join(shlex.quote(s.name) for s in active)])
+        server.shell(
+            name="Mask swap units: " + ", ".join(units),
+            commands=["systemctl mask " + " ".join(shlex.quote(u) for u in units)],
+        )
+        server.shell(
+            name="Switch disk swap off: " + ", ".join(s.name for s in active),
+            commands=["swapoff " + " ".join(shlex.quote(s.name) for s in active)],
+        )
 
     command = swap.comment_out_command(entries)
     if command:
-        server.shell(name="Comment out fstab swap lines: "
-                     + ", ".join(f"{e.lineno}: {e.device}" for e in entries),
-                     commands=[command])
+        server.shell(
+            name="Comment out fstab swap lines: "
+            + ", ".join(f"{e.lineno}: {e.device}" for e in entries),
+            commands=[command],
+        )

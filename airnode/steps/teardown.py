@@ -25,9 +25,9 @@ from airnode.steps.kernel import MODULES
 from airnode.steps.model_server import DEFAULTS as SERVER_DEFAULTS
 from airnode.steps.models import DEFAULTS as MODELS_DEFAULTS
 from airnode.steps.models import MODELFILES
-from airnode.steps.preflight import TEARDOWN_DEFAULTS
 from airnode.steps.monitoring import KUBECTL, MANIFESTS
 from airnode.steps.ollama import DEFAULTS as OLLAMA_DEFAULTS
+from airnode.steps.preflight import TEARDOWN_DEFAULTS
 from airnode.steps.record import HOSTS_LINE, ZRAM_SYSCTL_FILES
 from airnode.steps.swap_off import MASKED_LIST
 from airnode.steps.zram import UNIT as ZRAM_UNIT
@@ -54,8 +54,9 @@ def purge() -> bool:
 
 
 def before() -> logic.Before:
-    return logic.parse((host.get_fact(Command, f"cat {logic.BEFORE} 2>/dev/null || true")
-                        or "").splitlines())
+    return logic.parse(
+        (host.get_fact(Command, f"cat {logic.BEFORE} 2>/dev/null || true") or "").splitlines()
+    )
 
 
 def created() -> list[str]:
@@ -65,8 +66,9 @@ def created() -> list[str]:
 
 
 def k0s_running() -> bool:
-    return bool(host.get_fact(Command, f"{k0slogic.BINARY} status >/dev/null 2>&1 "
-                                       "&& echo yes || true"))
+    return bool(
+        host.get_fact(Command, f"{k0slogic.BINARY} status >/dev/null 2>&1 && echo yes || true")
+    )
 
 
 @deploy("Remove the model server and monitoring", data_defaults=DEFAULTS)
@@ -80,18 +82,26 @@ def remove_workloads():
     # `|| true`: once the CRDs are gone (a teardown cut half-way), kubectl fails on the custom
     # resources with "no matches for kind"; k0s reset wipes whatever is left anyway
     delete = f"{KUBECTL} delete --ignore-not-found --wait=false"
-    server.shell(name=f"Delete the model server (namespace {ns}; its volume data stays)", commands=[
-        f"[ ! -e {MANIFESTS}/model-server.yaml ] || {delete} -f {MANIFESTS}/model-server.yaml "
-        "|| true",
-        f"{KUBECTL} -n kube-system delete configmap airnode-applied-model-server "
-        "--ignore-not-found || true"])
-    server.shell(name="Delete kube-prometheus (the rest, then setup: CRDs, namespace)", commands=[
-        f"[ ! -e {MANIFESTS}/kube-prometheus/main.yaml ] || "
-        f"{delete} -f {MANIFESTS}/kube-prometheus/main.yaml || true",
-        f"[ ! -e {MANIFESTS}/kube-prometheus/setup.yaml ] || "
-        f"{delete} -f {MANIFESTS}/kube-prometheus/setup.yaml || true",
-        f"{KUBECTL} -n kube-system delete configmap airnode-applied-kube-prometheus "
-        "--ignore-not-found || true"])
+    server.shell(
+        name=f"Delete the model server (namespace {ns}; its volume data stays)",
+        commands=[
+            f"[ ! -e {MANIFESTS}/model-server.yaml ] || {delete} -f {MANIFESTS}/model-server.yaml "
+            "|| true",
+            f"{KUBECTL} -n kube-system delete configmap airnode-applied-model-server "
+            "--ignore-not-found || true",
+        ],
+    )
+    server.shell(
+        name="Delete kube-prometheus (the rest, then setup: CRDs, namespace)",
+        commands=[
+            f"[ ! -e {MANIFESTS}/kube-prometheus/main.yaml ] || "
+            f"{delete} -f {MANIFESTS}/kube-prometheus/main.yaml || true",
+            f"[ ! -e {MANIFESTS}/kube-prometheus/setup.yaml ] || "
+            f"{delete} -f {MANIFESTS}/kube-prometheus/setup.yaml || true",
+            f"{KUBECTL} -n kube-system delete configmap airnode-applied-kube-prometheus "
+            "--ignore-not-found || true",
+        ],
+    )
 
 
 @deploy("Remove k0s", data_defaults=DEFAULTS)
@@ -103,24 +113,35 @@ def remove_k0s():
         return
     if k0s_running():
         node = (host.get_fact(Command, "uname -n") or "").strip().lower()
-        server.shell(name=f"Drain node {node}", commands=[
-            f"{KUBECTL} drain --ignore-daemonsets --delete-emptydir-data --force "
-            f"--timeout=120s {shlex.quote(node)} || true"])
+        server.shell(
+            name=f"Drain node {node}",
+            commands=[
+                f"{KUBECTL} drain --ignore-daemonsets --delete-emptydir-data --force "
+                f"--timeout=120s {shlex.quote(node)} || true"
+            ],
+        )
     n = s["teardown_reset_attempts"]
-    server.shell(name=f"k0s stop and k0s reset (up to {n} attempts while mounts are busy)",
-                 commands=[
-                     f"{k0slogic.BINARY} stop 2>/dev/null || true",
-                     # the CRI socket: without it k0s reset cleans up its own bundled
-                     # containerd, not the system one the pods ran on
-                     f"for i in $(seq {n}); do {k0slogic.BINARY} reset "
-                     f"--cri-socket={k0slogic.CRI_SOCKET} --config={k0slogic.CONFIG} && exit 0; "
-                     "echo \"k0s reset failed (attempt $i): retrying\" >&2; sleep 5; done; "
-                     f"echo 'k0s reset failed {n} times: see the mounts under /var/lib/k0s' >&2; "
-                     "exit 1"])
-    server.shell(name="Remove the k0s binary and configuration", commands=[
-        f"rm -f {k0slogic.BINARY} {k0slogic.CONFIG}",
-        f"rmdir {k0slogic.CONFIG.rsplit('/', 1)[0]} 2>/dev/null || true",
-        "systemctl daemon-reload"])
+    server.shell(
+        name=f"k0s stop and k0s reset (up to {n} attempts while mounts are busy)",
+        commands=[
+            f"{k0slogic.BINARY} stop 2>/dev/null || true",
+            # the CRI socket: without it k0s reset cleans up its own bundled
+            # containerd, not the system one the pods ran on
+            f"for i in $(seq {n}); do {k0slogic.BINARY} reset "
+            f"--cri-socket={k0slogic.CRI_SOCKET} --config={k0slogic.CONFIG} && exit 0; "
+            'echo "k0s reset failed (attempt $i): retrying" >&2; sleep 5; done; '
+            f"echo 'k0s reset failed {n} times: see the mounts under /var/lib/k0s' >&2; "
+            "exit 1",
+        ],
+    )
+    server.shell(
+        name="Remove the k0s binary and configuration",
+        commands=[
+            f"rm -f {k0slogic.BINARY} {k0slogic.CONFIG}",
+            f"rmdir {k0slogic.CONFIG.rsplit('/', 1)[0]} 2>/dev/null || true",
+            "systemctl daemon-reload",
+        ],
+    )
 
 
 @deploy("Remove Ollama", data_defaults=DEFAULTS)
@@ -132,33 +153,45 @@ def remove_ollama():
     ours = link.startswith(f"{base}/")  # an ollama airnode did not install stays
     if versions or ours or host.get_fact(Command, f"ls -d {MODELFILES} 2>/dev/null || true"):
         q = shlex.quote
-        server.shell(name=f"Remove Ollama {', '.join(versions) or ''} from {base}, its link and "
-                          "the Modelfiles", commands=[
-            f"systemctl stop {ollamalogic.SEED_UNIT} 2>/dev/null || true",
-            *(["rm -f /usr/local/bin/ollama"] if ours else []),
-            f"rm -rf {MODELFILES} " + " ".join(q(f"{base}/{v}") for v in versions),
-            f"rm -f {q(base + '/current')}",
-            f"rmdir {q(base)} {q(base.rsplit('/', 1)[0])} 2>/dev/null || true"])
+        server.shell(
+            name=f"Remove Ollama {', '.join(versions) or ''} from {base}, its link and "
+            "the Modelfiles",
+            commands=[
+                f"systemctl stop {ollamalogic.SEED_UNIT} 2>/dev/null || true",
+                *(["rm -f /usr/local/bin/ollama"] if ours else []),
+                f"rm -rf {MODELFILES} " + " ".join(q(f"{base}/{v}") for v in versions),
+                f"rm -f {q(base + '/current')}",
+                f"rmdir {q(base)} {q(base.rsplit('/', 1)[0])} 2>/dev/null || true",
+            ],
+        )
     webui = settings(SERVER_DEFAULTS)["open_webui_data_dir"]
     made = created()
     if purge_open_webui():
         if logic.made_by_airnode(webui, made):
-            server.shell(name=f"PURGE: delete Open WebUI's data {webui} (users, chats)",
-                         commands=[logic.removal_command(logic.Removal(webui, []))])
+            server.shell(
+                name=f"PURGE: delete Open WebUI's data {webui} (users, chats)",
+                commands=[logic.removal_command(logic.Removal(webui, []))],
+            )
         else:
             host.noop(f"Open WebUI's data {webui} was there before airnode: not deleted")
     if purge():
-        users = [f"userdel {ollamalogic.USER} 2>/dev/null || true",
-                 f"groupdel {ollamalogic.USER} 2>/dev/null || true",
-                 f"rm -rf {ollamalogic.HOME}"]
+        users = [
+            f"userdel {ollamalogic.USER} 2>/dev/null || true",
+            f"groupdel {ollamalogic.USER} 2>/dev/null || true",
+            f"rm -rf {ollamalogic.HOME}",
+        ]
         if logic.made_by_airnode(store, made):
-            server.shell(name=f"PURGE: delete the model store {store} and the ollama user",
-                         commands=[logic.removal_command(logic.Removal(store, [])), *users])
+            server.shell(
+                name=f"PURGE: delete the model store {store} and the ollama user",
+                commands=[logic.removal_command(logic.Removal(store, [])), *users],
+            )
         else:
             # a directory airnode did not make is never deleted, whatever the phrase says
-            host.noop(f"model store {store} was there before airnode: not deleted, nor the "
-                      "ollama user that owns it (delete its blobs/ and manifests/ yourself if "
-                      "you mean to)")
+            host.noop(
+                f"model store {store} was there before airnode: not deleted, nor the "
+                "ollama user that owns it (delete its blobs/ and manifests/ yourself if "
+                "you mean to)"
+            )
     else:
         host.noop(f"model store {store} kept, with the ollama user that owns it")
 
@@ -167,17 +200,29 @@ def remove_ollama():
 def remove_containerd():
     b = before()
     static = host.get_fact(Command, f"[ -e {STATIC_MARK} ] && echo yes || true")
-    purge_pkgs = [p for p in logic.packages_to_purge(b)
-                  if (host.get_fact(Command, f"dpkg-query -W -f='${{db:Status-Abbrev}}' {p} "
-                                             "2>/dev/null || true") or "").startswith("ii")]
+    purge_pkgs = [
+        p
+        for p in logic.packages_to_purge(b)
+        if (
+            host.get_fact(
+                Command, f"dpkg-query -W -f='${{db:Status-Abbrev}}' {p} 2>/dev/null || true"
+            )
+            or ""
+        ).startswith("ii")
+    ]
     if not (static or purge_pkgs):
         # containerd was there before airnode: it stays, with its own config back
-        ours = host.get_fact(Command, "grep -qs 'Managed by airnode' "
-                                      "/etc/containerd/config.toml && echo yes || true")
+        ours = host.get_fact(
+            Command, "grep -qs 'Managed by airnode' /etc/containerd/config.toml && echo yes || true"
+        )
         if ours and "/etc/containerd/config.toml" in b.files:
-            server.shell(name="containerd (there before airnode) back on its own config",
-                         commands=[logic.restore_file_command(b, "/etc/containerd/config.toml"),
-                                   "systemctl try-restart containerd.service"])
+            server.shell(
+                name="containerd (there before airnode) back on its own config",
+                commands=[
+                    logic.restore_file_command(b, "/etc/containerd/config.toml"),
+                    "systemctl try-restart containerd.service",
+                ],
+            )
         else:
             host.noop("containerd was not installed by airnode")
         return
@@ -185,15 +230,22 @@ def remove_containerd():
     if purge_pkgs:
         cmds.append("DEBIAN_FRONTEND=noninteractive dpkg --purge " + " ".join(purge_pkgs))
     if static:
-        cmds += ["rm -f /usr/local/bin/containerd /usr/local/bin/containerd-shim* "
-                 "/usr/local/bin/containerd-stress /usr/local/bin/ctr /usr/local/sbin/runc "
-                 "/etc/systemd/system/containerd.service",
-                 f"rm -rf {STATIC_MARK.rsplit('/', 1)[0]}", "systemctl daemon-reload"]
-    cmds += ["rm -rf /var/lib/containerd /run/containerd /opt/containerd",
-             logic.restore_file_command(b, "/etc/containerd/config.toml"),
-             "rmdir /etc/containerd 2>/dev/null || true"]
-    server.shell(name="Remove containerd and its images: " + (" ".join(purge_pkgs) or "static"),
-                 commands=cmds)
+        cmds += [
+            "rm -f /usr/local/bin/containerd /usr/local/bin/containerd-shim* "
+            "/usr/local/bin/containerd-stress /usr/local/bin/ctr /usr/local/sbin/runc "
+            "/etc/systemd/system/containerd.service",
+            f"rm -rf {STATIC_MARK.rsplit('/', 1)[0]}",
+            "systemctl daemon-reload",
+        ]
+    cmds += [
+        "rm -rf /var/lib/containerd /run/containerd /opt/containerd",
+        logic.restore_file_command(b, "/etc/containerd/config.toml"),
+        "rmdir /etc/containerd 2>/dev/null || true",
+    ]
+    server.shell(
+        name="Remove containerd and its images: " + (" ".join(purge_pkgs) or "static"),
+        commands=cmds,
+    )
 
 
 @deploy("Restore units airnode disabled", data_defaults=DEFAULTS)
@@ -201,8 +253,11 @@ def restore_units():
     b = before()
     for unit, (enabled, active) in sorted(b.units.items()):
         if enabled in ("enabled", "disabled") or active == "active":
-            now = host.get_fact(Command, f"systemctl is-enabled {unit} 2>/dev/null || true; "
-                                         f"systemctl is-active {unit} 2>/dev/null || true")
+            now = host.get_fact(
+                Command,
+                f"systemctl is-enabled {unit} 2>/dev/null || true; "
+                f"systemctl is-active {unit} 2>/dev/null || true",
+            )
             cmds = []
             if enabled == "enabled" and "enabled" not in (now or ""):
                 cmds.append(f"systemctl enable {unit}")
@@ -216,36 +271,53 @@ def restore_units():
 def restore_host():
     b = before()
     # zram off and gone
-    unit_present = host.get_fact(Command, f"[ -e /etc/systemd/system/{ZRAM_UNIT} ] && echo yes "
-                                          "|| true")
+    unit_present = host.get_fact(
+        Command, f"[ -e /etc/systemd/system/{ZRAM_UNIT} ] && echo yes || true"
+    )
     if unit_present:
-        server.shell(name=f"Remove {ZRAM_UNIT} (swapoff, reset)", commands=[
-            f"systemctl disable --now {ZRAM_UNIT}",
-            f"rm -f /etc/systemd/system/{ZRAM_UNIT}", "systemctl daemon-reload"])
+        server.shell(
+            name=f"Remove {ZRAM_UNIT} (swapoff, reset)",
+            commands=[
+                f"systemctl disable --now {ZRAM_UNIT}",
+                f"rm -f /etc/systemd/system/{ZRAM_UNIT}",
+                "systemctl daemon-reload",
+            ],
+        )
     ours = " ".join(["/etc/modules-load.d/airnode-kubernetes.conf", *ZRAM_SYSCTL_FILES])
     if host.get_fact(Command, f"ls {ours} 2>/dev/null || true"):
-        server.shell(name="Remove airnode's sysctl.d and modules-load.d files",
-                     commands=[f"rm -f {ours}"])
+        server.shell(
+            name="Remove airnode's sysctl.d and modules-load.d files", commands=[f"rm -f {ours}"]
+        )
     restore = logic.restore_sysctls_command(b)
     if restore:
         server.shell(name="Sysctls back to their values before airnode", commands=[restore])
     unload = [m for m in logic.modules_to_unload(b) if m in (*MODULES, "zram")]
     if unload:
-        server.shell(name="Unload modules airnode loaded: " + ", ".join(unload), commands=[
-            f"modprobe -r {m} 2>/dev/null || true" for m in unload])
+        server.shell(
+            name="Unload modules airnode loaded: " + ", ".join(unload),
+            commands=[f"modprobe -r {m} 2>/dev/null || true" for m in unload],
+        )
 
     # disk swap back: fstab lines unmarked, units unmasked, swapon
-    entries = [(n, line) for n, line in host.get_fact(NumberedLines, path="/etc/fstab")
-               if line.startswith(swap.FSTAB_MARKER)]
+    entries = [
+        (n, line)
+        for n, line in host.get_fact(NumberedLines, path="/etc/fstab")
+        if line.startswith(swap.FSTAB_MARKER)
+    ]
     masked = (host.get_fact(Command, f"cat {MASKED_LIST} 2>/dev/null || true") or "").split()
     if entries:
-        server.shell(name="fstab swap lines back as they were: "
-                          + ", ".join(str(n) for n, _ in entries),
-                     commands=[swap.uncomment_command([n for n, _ in entries])])
+        server.shell(
+            name="fstab swap lines back as they were: " + ", ".join(str(n) for n, _ in entries),
+            commands=[swap.uncomment_command([n for n, _ in entries])],
+        )
     if masked:
-        server.shell(name="Unmask swap units: " + ", ".join(masked), commands=[
-            "systemctl unmask " + " ".join(shlex.quote(u) for u in masked),
-            "systemctl daemon-reload"])
+        server.shell(
+            name="Unmask swap units: " + ", ".join(masked),
+            commands=[
+                "systemctl unmask " + " ".join(shlex.quote(u) for u in masked),
+                "systemctl daemon-reload",
+            ],
+        )
     if entries or masked:
         server.shell(name="Disk swap on again (swapon -a)", commands=["swapon -a"])
 
@@ -254,8 +326,10 @@ def restore_host():
     if line:
         found = [n for n, text in host.get_fact(NumberedLines, path="/etc/hosts") if text == line]
         if found:
-            server.shell(name=f"Remove the /etc/hosts line airnode added: {line}",
-                         commands=[f"sed -i '{found[-1]}d' /etc/hosts"])
+            server.shell(
+                name=f"Remove the /etc/hosts line airnode added: {line}",
+                commands=[f"sed -i '{found[-1]}d' /etc/hosts"],
+            )
 
 
 @deploy("Remove airnode's state (the model store stays)", data_defaults=DEFAULTS)
@@ -265,23 +339,33 @@ def remove_state():
     # every entry, flagged when it holds a model store (blobs/ and manifests/): that one stays
     # whatever the settings say, unless teardown_purge_models already removed it
     webui = settings(SERVER_DEFAULTS)["open_webui_data_dir"]
-    entries = (host.get_fact(Command, f"for e in {logic.STATE_DIR}/* {logic.STATE_DIR}/.[!.]*; "
-                                      "do [ -e \"$e\" ] || continue; if [ -d \"$e/blobs\" ] || "
-                                      "[ -d \"$e/manifests\" ] || [ -e \"$e/webui.db\" ]; then "
-                                      "echo \"store $e\"; else echo \"other $e\"; fi; done; true")
-               or "").splitlines()
+    entries = (
+        host.get_fact(
+            Command,
+            f"for e in {logic.STATE_DIR}/* {logic.STATE_DIR}/.[!.]*; "
+            'do [ -e "$e" ] || continue; if [ -d "$e/blobs" ] || '
+            '[ -d "$e/manifests" ] || [ -e "$e/webui.db" ]; then '
+            'echo "store $e"; else echo "other $e"; fi; done; true',
+        )
+        or ""
+    ).splitlines()
     doomed = []
     for line in entries:
         kind, _, path = line.partition(" ")
-        if kind == "store" or path in (store, webui, logic.CREATED) \
-                or store.startswith(path + "/") or webui.startswith(path + "/"):
+        if (
+            kind == "store"
+            or path in (store, webui, logic.CREATED)
+            or store.startswith(path + "/")
+            or webui.startswith(path + "/")
+        ):
             continue
         doomed.append(path)
     cmds = []
     if doomed:
         cmds.append("rm -rf " + " ".join(shlex.quote(p) for p in sorted(doomed)))
     if not remote.startswith(logic.STATE_DIR + "/") and host.get_fact(
-            Command, f"[ -d {shlex.quote(remote)} ] && echo yes || true"):
+        Command, f"[ -d {shlex.quote(remote)} ] && echo yes || true"
+    ):
         # outside airnode's state directory: all of it only if airnode made it; else just
         # what it put there (never a directory the site had before, never a mount point)
         r = logic.removal(remote, created(), [store, webui])

@@ -5,21 +5,32 @@ from __future__ import annotations
 from pyinfra.api import deploy
 from pyinfra.operations import server, systemd
 
-from airnode.sizing import MIB, zram_size_bytes
 from airnode.render import render
-from airnode.steps._common import (applied_command, applied_on_node, changed, digest,
-                                   file_state_read, profile, put_rendered, record_applied_command,
-                                   running_and_enabled, service_read, service_state, settings,
-                                   sysctl_read)
+from airnode.sizing import MIB, zram_size_bytes
+from airnode.steps._common import (
+    applied_command,
+    applied_on_node,
+    changed,
+    digest,
+    file_state_read,
+    profile,
+    put_rendered,
+    record_applied_command,
+    running_and_enabled,
+    service_read,
+    service_state,
+    settings,
+    sysctl_read,
+)
 from airnode.steps.kernel import set_sysctls
 
 DEFAULTS = {
-    "zram_fraction": 0.5,      # share of MemTotal given to the zram device (0 < f <= 2)
-    "zram_max_mb": 8192,       # cap in MiB; 0 = no cap
+    "zram_fraction": 0.5,  # share of MemTotal given to the zram device (0 < f <= 2)
+    "zram_max_mb": 8192,  # cap in MiB; 0 = no cap
     "zram_algorithm": "zstd",  # zstd | lzo-rle
-    "zram_priority": 100,      # swap priority (above any disk swap)
-    "zram_swappiness": 180,    # vm.swappiness; zram likes it high (kernel >= 5.8 takes <= 200)
-    "zram_page_cluster": 0,    # vm.page-cluster; 0 = no read-ahead, right for RAM-backed swap
+    "zram_priority": 100,  # swap priority (above any disk swap)
+    "zram_swappiness": 180,  # vm.swappiness; zram likes it high (kernel >= 5.8 takes <= 200)
+    "zram_page_cluster": 0,  # vm.page-cluster; 0 = no read-ahead, right for RAM-backed swap
 }
 UNIT = "airnode-zram.service"
 UNIT_FILE = f"/etc/systemd/system/{UNIT}"
@@ -28,8 +39,13 @@ SYSCTLS = ("vm.swappiness", "vm.page-cluster")
 
 
 def reads(b=None) -> list[str]:
-    return [file_state_read(UNIT_FILE), file_state_read(SYSCTL_FILE), applied_command("zram"),
-            service_read(UNIT), sysctl_read(SYSCTLS)]
+    return [
+        file_state_read(UNIT_FILE),
+        file_state_read(SYSCTL_FILE),
+        applied_command("zram"),
+        service_read(UNIT),
+        sysctl_read(SYSCTLS),
+    ]
 
 
 @deploy("zram swap", data_defaults=DEFAULTS)
@@ -38,26 +54,38 @@ def zram():
     memory_mb = profile().memory_mb
     size = zram_size_bytes(memory_mb, s["zram_fraction"], s["zram_max_mb"])
 
-    values = dict(size_bytes=size, size_mib=size // MIB, algorithm=s["zram_algorithm"],
-                  priority=s["zram_priority"])
-    unit = put_rendered("airnode-zram.service.j2", UNIT_FILE,
-                        name=f"Unit {UNIT}", **values)
+    values = dict(
+        size_bytes=size,
+        size_mib=size // MIB,
+        algorithm=s["zram_algorithm"],
+        priority=s["zram_priority"],
+    )
+    unit = put_rendered("airnode-zram.service.j2", UNIT_FILE, name=f"Unit {UNIT}", **values)
     want = digest(render("airnode-zram.service.j2", **values))
     stale = applied_on_node("zram") != want  # also after a run cut before the re-create
     if unit is not None or stale:
-        systemd.daemon_reload(name="Reload systemd (zram unit changed)",
-                              _if=lambda: changed(unit) or stale)
+        systemd.daemon_reload(
+            name="Reload systemd (zram unit changed)", _if=lambda: changed(unit) or stale
+        )
     active = service_state(UNIT)[0] == "active"
     if active and stale:
         # A new size or algorithm re-creates the device: stop swapoffs and resets it.
-        server.shell(name="Re-create zram device (unit changed)",
-                     commands=[f"systemctl restart {UNIT}", record_applied_command("zram", want)])
+        server.shell(
+            name="Re-create zram device (unit changed)",
+            commands=[f"systemctl restart {UNIT}", record_applied_command("zram", want)],
+        )
     running_and_enabled(UNIT, f"{UNIT} running and enabled at boot")
     if stale and not active:
-        server.shell(name="Record the zram device's settings",
-                     commands=[record_applied_command("zram", want)])
+        server.shell(
+            name="Record the zram device's settings",
+            commands=[record_applied_command("zram", want)],
+        )
 
-    set_sysctls("zram swap", SYSCTL_FILE, {
-        "vm.swappiness": s["zram_swappiness"],
-        "vm.page-cluster": s["zram_page_cluster"],
-    })
+    set_sysctls(
+        "zram swap",
+        SYSCTL_FILE,
+        {
+            "vm.swappiness": s["zram_swappiness"],
+            "vm.page-cluster": s["zram_page_cluster"],
+        },
+    )

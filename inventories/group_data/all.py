@@ -11,4 +11,5 @@ Uncomment to override."""
 # `airnode bundle sign --key KEY DIR` and name an allowed-signers file instead).
 # bundle_dir = "bundle"
 # bundle_sha256 = "<64 hex digits printed by airnode bundle fetch>"
-# bundle_allowed_signers = "site-allowed-signers"   # lines: airnode-bundle namespaces="airnode-bundle" ssh-ed25519 AAAA...
+# bundle_allowed_signers = "site-allowed-signers"
+#   its lines: airnode-bundle namespaces="airnode-bundle" ssh-ed25519 AAAA...

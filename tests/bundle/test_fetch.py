@@ -16,8 +16,15 @@ def fetcher():
 def test_fetch_verifies_every_artifact_and_derives_the_image_list(upstream, tmp_path):
     data = fetch.fetch(upstream.spec(), tmp_path, with_images=False, fetcher=fetcher())
     by_kind = {a["kind"]: a for a in data["artifacts"]}
-    assert set(by_kind) == {"k0s", "k0s-airgap", "containerd", "containerd-unit", "runc",
-                            "ollama", "kube-prometheus"}
+    assert set(by_kind) == {
+        "k0s",
+        "k0s-airgap",
+        "containerd",
+        "containerd-unit",
+        "runc",
+        "ollama",
+        "kube-prometheus",
+    }
     assert by_kind["k0s"]["sha256"] == sha(upstream.k0s)
     assert by_kind["k0s"]["size"] == len(upstream.k0s)
     assert by_kind["k0s"]["verified_by"] == "sha256sums.txt"
@@ -28,7 +35,9 @@ def test_fetch_verifies_every_artifact_and_derives_the_image_list(upstream, tmp_
     imgs = data["images"]
     assert imgs["k0s"] == sorted(K0S_IMAGES)
     assert imgs["model-server"] == ["docker.io/library/debian:bookworm-slim"]
-    assert "quay.io/prometheus-operator/prometheus-config-reloader:v0.92.0" in imgs["kube-prometheus"]
+    assert (
+        "quay.io/prometheus-operator/prometheus-config-reloader:v0.92.0" in imgs["kube-prometheus"]
+    )
     assert "docker.io/grafana/grafana:13.0.2" in imgs["kube-prometheus"]
     assert len(imgs["kube-prometheus"]) == 11
     assert manifest.verify(tmp_path).ok
@@ -95,7 +104,8 @@ def test_partial_file_from_an_interrupted_fetch_is_resumed(upstream, tmp_path):
     part.write_bytes(upstream.k0s[:2000])
     # what the first attempt recorded: the validator of the response the part began with
     part.with_name(part.name.replace(".part", ".part-validator")).write_text(
-        upstream.server.etag(upstream.k0s_path))
+        upstream.server.etag(upstream.k0s_path)
+    )
     fetch.fetch(upstream.spec(), tmp_path, with_images=False, fetcher=fetcher())
     assert upstream.server.gets(upstream.k0s_path) == ["bytes=2000-"]
     assert upstream.server.if_range(upstream.k0s_path) == [upstream.server.etag(upstream.k0s_path)]
@@ -115,8 +125,9 @@ def test_a_server_that_would_gzip_still_gives_the_exact_bytes(upstream, tmp_path
     unit = "/containerd/containerd/v2.1.4/containerd.service"
     upstream.server.gzip_paths.add(unit)
     fetch.fetch(upstream.spec(), tmp_path, with_images=False, fetcher=fetcher())
-    assert (tmp_path / "containerd" / "containerd.service").read_bytes() == \
-        upstream.server.files[unit]
+    assert (tmp_path / "containerd" / "containerd.service").read_bytes() == upstream.server.files[
+        unit
+    ]
 
 
 def interrupted(server, tmp_path, path, body):
@@ -125,15 +136,17 @@ def interrupted(server, tmp_path, path, body):
     dest = tmp_path / path.strip("/")
     with pytest.raises(FetchError):
         Fetcher(retries=0, backoff=0.01, timeout=10, progress=False).download(
-            server.url + path, dest, dest.name)
+            server.url + path, dest, dest.name
+        )
     assert 0 < dest.with_name(dest.name + ".part").stat().st_size <= 300_000
     server.files[path] = body
     return dest
 
 
 @pytest.mark.parametrize("server_kind", ["honours If-Range", "ignores If-Range"])
-def test_a_file_that_changed_upstream_between_attempts_is_never_spliced(upstream, tmp_path,
-                                                                         server_kind):
+def test_a_file_that_changed_upstream_between_attempts_is_never_spliced(
+    upstream, tmp_path, server_kind
+):
     server = upstream.server
     server.ignore_if_range = server_kind == "ignores If-Range"
     server.files["/f"] = b"A" * 500_000

@@ -15,7 +15,8 @@ from tests.registry import Registry
 
 needs_tools = pytest.mark.skipif(
     not (shutil.which("skopeo") and shutil.which("docker-registry")),
-    reason="skopeo and docker-registry are installed by ./dev")
+    reason="skopeo and docker-registry are installed by ./dev",
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +61,14 @@ def test_fetch_includes_the_model_server_image(registry, tmp_path, monkeypatch):
             asked.append(ref)
             if ref == registry.ref:
                 return real(self, ref, arch, root, previous)
-            return {"kind": "image", "name": ref, "file": f"unreachable/{ref}", "size": 0,
-                    "sha256": "0" * 64}
+            return {
+                "kind": "image",
+                "name": ref,
+                "file": f"unreachable/{ref}",
+                "size": 0,
+                "sha256": "0" * 64,
+            }
+
         monkeypatch.setattr(Fetcher, "fetch_image", fetch_image)
         data = fetch.fetch(s, tmp_path)
     assert registry.ref in asked

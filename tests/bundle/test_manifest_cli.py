@@ -12,14 +12,19 @@ from airnode.bundle.fetch import Fetcher
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "airnode.cli", "bundle", *args],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "airnode.cli", "bundle", *args], capture_output=True, text=True
+    )
 
 
 @pytest.fixture
 def bundle(upstream, tmp_path):
-    fetch.fetch(upstream.spec(), tmp_path, with_images=False,
-                fetcher=Fetcher(retries=1, backoff=0.01, progress=False))
+    fetch.fetch(
+        upstream.spec(),
+        tmp_path,
+        with_images=False,
+        fetcher=Fetcher(retries=1, backoff=0.01, progress=False),
+    )
     return tmp_path
 
 
@@ -53,8 +58,16 @@ def test_show_prints_a_table(bundle):
     r = cli("show", str(bundle))
     assert r.returncode == 0
     lines = r.stdout.splitlines()
-    assert lines[0].split() == ["KIND", "NAME", "VERSION", "SIZE", "SHA256", "VERIFIED", "BY",
-                                "FILE"]
+    assert lines[0].split() == [
+        "KIND",
+        "NAME",
+        "VERSION",
+        "SIZE",
+        "SHA256",
+        "VERIFIED",
+        "BY",
+        "FILE",
+    ]
     k0s = next(line for line in lines if line.startswith("k0s "))
     assert "v1.34.1+k0s.0" in k0s and "3.0 MiB" in k0s and "sha256sums.txt" in k0s
     assert "7 artifacts" in r.stdout

@@ -68,16 +68,24 @@ class Node:
 
     def fingerprint(self) -> str:
         """What a run could touch: files changed since mark(), swaps, modules, sysctls, zram."""
-        return self.sh("find /etc /var/lib/airnode /usr/local -newer /run/airnode-test.marker "
-                       "2>/dev/null | sort; cat /proc/swaps; cut -d' ' -f1 /proc/modules | sort; "
-                       "sysctl vm.swappiness vm.page-cluster net.ipv4.ip_forward; "
-                       "ls /dev/zram* 2>/dev/null; true")
+        return self.sh(
+            "find /etc /var/lib/airnode /usr/local -newer /run/airnode-test.marker "
+            "2>/dev/null | sort; cat /proc/swaps; cut -d' ' -f1 /proc/modules | sort; "
+            "sysctl vm.swappiness vm.page-cluster net.ipv4.ip_forward; "
+            "ls /dev/zram* 2>/dev/null; true"
+        )
 
     def deploy(self, *extra: str, deploy: str = "deploys/node.py", label: str = "") -> Run:
         """The real CLI, as a user types it, from a cwd outside the project."""
         env = dict(os.environ, AIRNODE_LAB_DIR=str(self.inst.dir))
-        argv = [PYINFRA, "-y", "--json", *pinned(extra), str(ROOT / "inventories/lab.py"),
-                str(ROOT / deploy)]
+        argv = [
+            PYINFRA,
+            "-y",
+            "--json",
+            *pinned(extra),
+            str(ROOT / "inventories/lab.py"),
+            str(ROOT / deploy),
+        ]
         started = time.monotonic()
         p = subprocess.run(argv, capture_output=True, text=True, env=env, cwd="/", timeout=1800)
         run = Run(p.returncode, p.stdout, p.stderr, time.monotonic() - started)
@@ -85,19 +93,25 @@ class Node:
             TIMINGS.append((label, run.seconds))
         return run
 
-
-    def deploy_killed_at(self, fragment: str, *extra: str, delay: float = 0.0,
-                         deploy: str = "deploys/node.py") -> str:
+    def deploy_killed_at(
+        self, fragment: str, *extra: str, delay: float = 0.0, deploy: str = "deploys/node.py"
+    ) -> str:
         """The real CLI, SIGKILLed (pyinfra and its SSH connection) when it starts the first
         operation whose name contains ``fragment``: a cut network, a Ctrl-C that does not wait,
         a control machine losing power. Returns what it printed until then."""
         import signal
 
         env = dict(os.environ, AIRNODE_LAB_DIR=str(self.inst.dir))
-        argv = [PYINFRA, "-y", *pinned(extra), str(ROOT / "inventories/lab.py"),
-                str(ROOT / deploy)]
-        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                             env=env, cwd="/", start_new_session=True)
+        argv = [PYINFRA, "-y", *pinned(extra), str(ROOT / "inventories/lab.py"), str(ROOT / deploy)]
+        p = subprocess.Popen(
+            argv,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd="/",
+            start_new_session=True,
+        )
         seen = []
         killed = False
         for line in p.stderr:

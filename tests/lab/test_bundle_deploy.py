@@ -66,8 +66,10 @@ def test_first_run_ships_and_verifies_every_file(node, bundle_dir):
     RUNS["first"] = run
     uploads = [n for n in run.changed if n.startswith("Offline bundle | Upload ")]
     assert len(uploads) == len(data["artifacts"])
-    assert (f"Offline bundle | Verify {len(data['artifacts'])} uploaded file(s) on the node (sha256)"
-            in run.changed)
+    assert (
+        f"Offline bundle | Verify {len(data['artifacts'])} uploaded file(s) on the node (sha256)"
+        in run.changed
+    )
     sums = remote_sums(node)
     for a in data["artifacts"]:
         assert sums[a["file"]] == a["sha256"], a["file"]
@@ -98,24 +100,34 @@ def test_containerd_runs_with_cri_and_systemd_cgroups(node):
     assert "SystemdCgroup = true" in dump
     assert 'sandbox_image = "registry.k8s.io/pause:3.10"' in dump
     plugins = h.check_output("ctr plugins ls")
-    assert any(line.split()[:2] == ["io.containerd.grpc.v1", "cri"] and line.split()[-1] == "ok"
-               for line in plugins.splitlines())
+    assert any(
+        line.split()[:2] == ["io.containerd.grpc.v1", "cri"] and line.split()[-1] == "ok"
+        for line in plugins.splitlines()
+    )
 
 
 def test_the_imported_image_runs(node, runtime):
-    out = node.sh(f"ctr -n k8s.io run --rm {runtime['ref']} airnode-smoke "
-                  "/bin/echo hello from an air-gapped airnode")
+    out = node.sh(
+        f"ctr -n k8s.io run --rm {runtime['ref']} airnode-smoke "
+        "/bin/echo hello from an air-gapped airnode"
+    )
     assert out.strip() == "hello from an air-gapped airnode"
 
 
 def test_config_change_restarts_containerd_once(node, runtime):
     pid = node.sh("systemctl show -p MainPID --value containerd")
-    args = ("--data", f"bundle_dir={runtime['dir']}",
-            "--data", "containerd_sandbox_image=registry.k8s.io/pause:3.9")
+    args = (
+        "--data",
+        f"bundle_dir={runtime['dir']}",
+        "--data",
+        "containerd_sandbox_image=registry.k8s.io/pause:3.9",
+    )
     run = node.deploy(*args)
     assert run.rc == 0, run.stderr[-3000:]
-    assert sorted(run.changed) == ["containerd | Restart containerd (installed or config changed)",
-                                   "containerd | containerd config (CRI, SystemdCgroup)"]
+    assert sorted(run.changed) == [
+        "containerd | Restart containerd (installed or config changed)",
+        "containerd | containerd config (CRI, SystemdCgroup)",
+    ]
     assert node.sh("systemctl show -p MainPID --value containerd") != pid
     assert 'sandbox_image = "registry.k8s.io/pause:3.9"' in node.sh("containerd config dump")
     assert node.deploy(*args).changed == []
@@ -129,7 +141,8 @@ def test_a_file_damaged_on_the_node_is_shipped_again(node, bundle_dir):
     assert len(uploads) == 1
     assert uploads[0].startswith("Offline bundle | Upload k0s/k0s-v1.34.1+k0s.0-amd64 (")
     assert remote_sums(node)["k0s/k0s-v1.34.1+k0s.0-amd64"] == next(
-        a["sha256"] for a in manifest.load(bundle_dir)["artifacts"] if a["kind"] == "k0s")
+        a["sha256"] for a in manifest.load(bundle_dir)["artifacts"] if a["kind"] == "k0s"
+    )
 
 
 def test_bundle_for_another_architecture_is_refused(node, bundle_dir, tmp_path):
@@ -144,9 +157,11 @@ def test_bundle_for_another_architecture_is_refused(node, bundle_dir, tmp_path):
 
 # k0s, against the test double (tests/doubles/k0s) that records every call it gets.
 CALLS = "/run/k0s-double/calls.log"
-WANTED = ("install controller --single --config=/etc/k0s/k0s.yaml "
-          "--cri-socket=remote:unix:///run/containerd/containerd.sock "
-          "--disable-components=metrics-server")
+WANTED = (
+    "install controller --single --config=/etc/k0s/k0s.yaml "
+    "--cri-socket=remote:unix:///run/containerd/containerd.sock "
+    "--disable-components=metrics-server"
+)
 
 
 def calls(node) -> list[str]:
@@ -159,10 +174,15 @@ def test_k0s_installed_once_with_the_exact_flags_and_the_node_ready(node):
     assert installs == [WANTED]
     assert "config validate --config /etc/k0s/k0s.yaml" in log
     assert any(c.startswith("kubectl wait node --all --for=condition=Ready") for c in log)
-    assert node.sh("systemctl is-active k0scontroller; systemctl is-enabled k0scontroller"
-                   ).split() == ["active", "enabled"]
+    assert node.sh(
+        "systemctl is-active k0scontroller; systemctl is-enabled k0scontroller"
+    ).split() == ["active", "enabled"]
     assert node.sh("stat -c '%a %U' /var/lib/k0s/pki/admin.conf /etc/k0s/k0s.yaml").split() == [
-        "600", "root", "600", "root"]
+        "600",
+        "root",
+        "600",
+        "root",
+    ]
     assert "kind: ClusterConfig" in node.sh("cat /etc/k0s/k0s.yaml")
 
 
@@ -177,8 +197,12 @@ def test_k0s_unchanged_means_no_reinstall_no_restart(node, bundle_dir):
 
 def test_k0s_changed_flags_force_a_reinstall_and_restart(node, bundle_dir):
     before, pid = len(calls(node)), node.sh("systemctl show -p MainPID --value k0scontroller")
-    args = ("--data", f"bundle_dir={bundle_dir}",
-            "--data", 'k0s_disable_components=["metrics-server","helm"]')
+    args = (
+        "--data",
+        f"bundle_dir={bundle_dir}",
+        "--data",
+        'k0s_disable_components=["metrics-server","helm"]',
+    )
     run = node.deploy(*args)
     assert run.rc == 0, run.stderr[-3000:]
     assert "k0s | k0s flags changed: install controller --force" in run.changed
@@ -190,9 +214,14 @@ def test_k0s_changed_flags_force_a_reinstall_and_restart(node, bundle_dir):
 
 def test_k0s_changed_config_restarts_without_reinstall(node, bundle_dir):
     before, pid = len(calls(node)), node.sh("systemctl show -p MainPID --value k0scontroller")
-    args = ("--data", f"bundle_dir={bundle_dir}",
-            "--data", 'k0s_disable_components=["metrics-server","helm"]',
-            "--data", "k0s_network_provider=calico")
+    args = (
+        "--data",
+        f"bundle_dir={bundle_dir}",
+        "--data",
+        'k0s_disable_components=["metrics-server","helm"]',
+        "--data",
+        "k0s_network_provider=calico",
+    )
     run = node.deploy(*args)
     assert run.rc == 0, run.stderr[-3000:]
     assert "k0s | Restart k0s (binary, flags or config changed)" in run.changed
@@ -204,43 +233,70 @@ def test_k0s_changed_config_restarts_without_reinstall(node, bundle_dir):
 
 
 def test_conflicting_runtime_is_stopped_and_disabled(node, bundle_dir):
-    node.sh("printf '[Service]\\nExecStart=/bin/sleep infinity\\n[Install]\\n"
-            "WantedBy=multi-user.target\\n' > /etc/systemd/system/docker.service && "
-            "systemctl daemon-reload && systemctl enable -q --now docker.service")
-    args = ("--data", f"bundle_dir={bundle_dir}",
-            "--data", 'k0s_disable_components=["metrics-server","helm"]',
-            "--data", "k0s_network_provider=calico")
+    node.sh(
+        "printf '[Service]\\nExecStart=/bin/sleep infinity\\n[Install]\\n"
+        "WantedBy=multi-user.target\\n' > /etc/systemd/system/docker.service && "
+        "systemctl daemon-reload && systemctl enable -q --now docker.service"
+    )
+    args = (
+        "--data",
+        f"bundle_dir={bundle_dir}",
+        "--data",
+        'k0s_disable_components=["metrics-server","helm"]',
+        "--data",
+        "k0s_network_provider=calico",
+    )
     run = node.deploy(*args)
     assert run.rc == 0, run.stderr[-3000:]
     assert run.changed == ["containerd | Conflicting runtime docker.service stopped and disabled"]
     assert node.sh("systemctl is-active docker; systemctl is-enabled docker; true").split() == [
-        "inactive", "disabled"]
+        "inactive",
+        "disabled",
+    ]
     assert node.deploy(*args).changed == []
 
 
 def test_switching_to_the_static_release_keeps_everything_running(node, runtime):
-    args = ("--data", f"bundle_dir={runtime['static']}", "--data", "containerd_source=static",
-            "--data", 'k0s_disable_components=["metrics-server","helm"]',
-            "--data", "k0s_network_provider=calico")
+    args = (
+        "--data",
+        f"bundle_dir={runtime['static']}",
+        "--data",
+        "containerd_source=static",
+        "--data",
+        'k0s_disable_components=["metrics-server","helm"]',
+        "--data",
+        "k0s_network_provider=calico",
+    )
     run = node.deploy(*args, label="deploy: containerd debian -> static")
     assert run.rc == 0, run.stderr[-3000:]
-    assert any(n.startswith("containerd | Install containerd 1.6.20 (static) and runc 1.1.5")
-               for n in run.changed), run.changed
+    assert any(
+        n.startswith("containerd | Install containerd 1.6.20 (static) and runc 1.1.5")
+        for n in run.changed
+    ), run.changed
     assert "containerd | Restart containerd (installed or config changed)" in run.changed
     assert "/usr/local/bin/containerd" in node.sh("systemctl show -p ExecStart containerd")
     assert node.sh("systemctl is-active containerd").strip() == "active"
     assert "SystemdCgroup = true" in node.sh("/usr/local/bin/containerd config dump")
-    out = node.sh(f"/usr/local/bin/ctr -n k8s.io run --rm {runtime['ref']} airnode-static "
-                  "/bin/echo still here")
+    out = node.sh(
+        f"/usr/local/bin/ctr -n k8s.io run --rm {runtime['ref']} airnode-static "
+        "/bin/echo still here"
+    )
     assert out.strip() == "still here"
     assert node.deploy(*args).changed == []
 
 
 def test_a_node_that_never_gets_ready_fails_with_a_bounded_clear_timeout(node, runtime):
     node.sh("touch /run/k0s-double/never-ready")
-    args = ("--data", f"bundle_dir={runtime['static']}", "--data", "containerd_source=static",
-            "--data", 'k0s_disable_components=["metrics-server","helm"]',
-            "--data", "k0s_ready_timeout=30")  # network provider back to kuberouter: a restart
+    args = (
+        "--data",
+        f"bundle_dir={runtime['static']}",
+        "--data",
+        "containerd_source=static",
+        "--data",
+        'k0s_disable_components=["metrics-server","helm"]',
+        "--data",
+        "k0s_ready_timeout=30",
+    )  # network provider back to kuberouter: a restart
     run = node.deploy(*args)
     assert run.rc != 0
     assert "k0s node not Ready after 30s: see journalctl -u k0scontroller.service" in run.stderr

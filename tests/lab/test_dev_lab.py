@@ -25,10 +25,12 @@ def dev_lab():
         pytest.fail(f"a lab VM is already running in {inst.dir}: `airnode lab stop` first")
     env = {k: v for k, v in os.environ.items() if k != "AIRNODE_LAB_DIR"}
     started = time.monotonic()
-    p = subprocess.run([str(ROOT / "dev"), "lab"], capture_output=True, text=True, env=env,
-                       cwd="/", timeout=2400)
-    TIMINGS.append(("./dev lab (bundle cached or built, VM boot, deploy, ask)",
-                    time.monotonic() - started))
+    p = subprocess.run(
+        [str(ROOT / "dev"), "lab"], capture_output=True, text=True, env=env, cwd="/", timeout=2400
+    )
+    TIMINGS.append(
+        ("./dev lab (bundle cached or built, VM boot, deploy, ask)", time.monotonic() - started)
+    )
     try:
         yield p, inst
     finally:

@@ -17,14 +17,19 @@ pytestmark = pytest.mark.lab
 SWAP_LINE = "/swapfile\tnone\tswap\tsw\t0\t0"
 # Lines the deploy must leave byte for byte: odd spacing, comments, trailing blanks.
 OTHER_LINES = "# data disk, kept as is\ntmpfs  /mnt/scratch   tmpfs  noauto,size=16m 0 0   \n"
-K8S_SYSCTLS = ("net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables",
-               "net.bridge.bridge-nf-call-ip6tables")
+K8S_SYSCTLS = (
+    "net.ipv4.ip_forward",
+    "net.bridge.bridge-nf-call-iptables",
+    "net.bridge.bridge-nf-call-ip6tables",
+)
 
 
 @pytest.fixture(scope="module")
 def prepared(node):
-    node.sh("dd if=/dev/zero of=/swapfile bs=1M count=64 status=none && chmod 600 /swapfile"
-            " && mkswap -q /swapfile && swapon /swapfile")
+    node.sh(
+        "dd if=/dev/zero of=/swapfile bs=1M count=64 status=none && chmod 600 /swapfile"
+        " && mkswap -q /swapfile && swapon /swapfile"
+    )
     node.sh(f"printf '%s\\n%s' '{SWAP_LINE}' '{OTHER_LINES}' >> /etc/fstab")
     assert "/swapfile" in node.sh("cat /proc/swaps")
     fstab = node.host.file("/etc/fstab").content_string
@@ -35,8 +40,13 @@ def prepared(node):
 def test_bad_setting_stops_before_any_change(node, prepared):
     node.mark()
     before = node.fingerprint()
-    run = node.deploy("--data", "zram_algorithm=lz5", "--data", "zram_fraction=0",
-                      label="deploy with bad settings (refused)")
+    run = node.deploy(
+        "--data",
+        "zram_algorithm=lz5",
+        "--data",
+        "zram_fraction=0",
+        label="deploy with bad settings (refused)",
+    )
     assert run.rc != 0
     assert "zram_algorithm = 'lz5' is not allowed: one of zstd, lzo-rle" in run.stderr
     assert "zram_fraction = 0 is not allowed: a number > 0 and <= 2" in run.stderr
@@ -63,8 +73,9 @@ def check_node(node, prepared, algorithm="zstd", fraction=0.5):
     swaps = h.file("/proc/swaps").content_string.splitlines()[1:]
     assert [s.split()[0] for s in swaps] == ["/dev/zram0"], swaps
     assert swaps[0].split()[4] == "100"
-    size, alg = h.check_output("zramctl --bytes --noheadings --output DISKSIZE,ALGORITHM "
-                               "/dev/zram0").split()
+    size, alg = h.check_output(
+        "zramctl --bytes --noheadings --output DISKSIZE,ALGORITHM /dev/zram0"
+    ).split()
     assert int(size) == zram_size_bytes(prepared["memory_mb"], fraction, 8192)
     assert alg == algorithm
     unit = h.service("airnode-zram.service")

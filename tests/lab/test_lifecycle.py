@@ -24,9 +24,11 @@ pytestmark = pytest.mark.lab
 # stick's copy, a shared data directory): teardown must leave it and them, taking only its own
 SITE_DIR = "/var/lib/site-data"
 SETTINGS = ("--data", "sizing_reserved_mb=256", "--data", f"bundle_remote_dir={SITE_DIR}")
-SITE_FILES = {f"{SITE_DIR}/README.site": "the site's own notes\n",
-              f"{SITE_DIR}/models/keep-me.txt": "a file of the site's, in a directory airnode "
-                                                "also ships into\n"}
+SITE_FILES = {
+    f"{SITE_DIR}/README.site": "the site's own notes\n",
+    f"{SITE_DIR}/models/keep-me.txt": "a file of the site's, in a directory airnode "
+    "also ships into\n",
+}
 SWAP_LINE = "/swapfile\tnone\tswap\tsw\t0\t0"
 PURGE = ("--data", "teardown_purge_models=yes, delete every model")
 # What a deploy can touch, as a sorted text: files (type, path, link target, sha256), installed
@@ -54,12 +56,16 @@ true
 
 @pytest.fixture(scope="module")
 def life(node, tmp_path_factory):
-    node.sh("dd if=/dev/zero of=/swapfile bs=1M count=64 status=none && chmod 600 /swapfile"
-            " && mkswap -q /swapfile && swapon /swapfile")
+    node.sh(
+        "dd if=/dev/zero of=/swapfile bs=1M count=64 status=none && chmod 600 /swapfile"
+        " && mkswap -q /swapfile && swapon /swapfile"
+    )
     node.sh(f"printf '%s\\n# a line of the site, kept as is\\n' '{SWAP_LINE}' >> /etc/fstab")
-    node.sh("printf '[Service]\\nExecStart=/bin/sleep infinity\\n[Install]\\n"
-            "WantedBy=multi-user.target\\n' > /etc/systemd/system/docker.service && "
-            "systemctl daemon-reload && systemctl enable -q --now docker.service")
+    node.sh(
+        "printf '[Service]\\nExecStart=/bin/sleep infinity\\n[Install]\\n"
+        "WantedBy=multi-user.target\\n' > /etc/systemd/system/docker.service && "
+        "systemctl daemon-reload && systemctl enable -q --now docker.service"
+    )
     for path, text in SITE_FILES.items():
         node.sh(f"mkdir -p {path.rsplit('/', 1)[0]} && printf %s {shlex.quote(text)} > {path}")
     work = tmp_path_factory.mktemp("life")
@@ -68,8 +74,15 @@ def life(node, tmp_path_factory):
     with Registry(work / "registry") as reg:
         ref = reg.push_layout(busybox_layout(work / "layout", tag="1"), "1", "airnode/busybox:1")
         make_runtime_bundle(work / "base", ref, reg.host, models=models)
-        make_runtime_bundle(work / "upgrade", ref, reg.host, models=models,
-                            k0s_version="v1.34.2+k0s.0", kp_version="v0.18.1", debs=newer)
+        make_runtime_bundle(
+            work / "upgrade",
+            ref,
+            reg.host,
+            models=models,
+            k0s_version="v1.34.2+k0s.0",
+            kp_version="v0.18.1",
+            debs=newer,
+        )
     return {"before": node.sh(FINGERPRINT), "base": work / "base", "upgrade": work / "upgrade"}
 
 
@@ -78,8 +91,9 @@ def run(node, life, which="base", *extra, label=""):
 
 
 def killed(node, life, fragment, *extra, delay=0.0, which="base"):
-    return node.deploy_killed_at(fragment, "--data", f"bundle_dir={life[which]}", *SETTINGS,
-                                 *extra, delay=delay)
+    return node.deploy_killed_at(
+        fragment, "--data", f"bundle_dir={life[which]}", *SETTINGS, *extra, delay=delay
+    )
 
 
 def pid(node, unit):
@@ -96,8 +110,10 @@ def test_a_first_deploy_killed_at_four_points_still_completes(node, life):
     assert done.rc == 0, done.stderr[-3000:]
     assert "healthy, 1 model(s) listed" in done.stderr
     assert run(node, life, label="deploy after four cut runs: second pass").changed == []
-    assert node.sh("systemctl is-active containerd k0scontroller airnode-zram").split() == \
-        ["active"] * 3
+    assert (
+        node.sh("systemctl is-active containerd k0scontroller airnode-zram").split()
+        == ["active"] * 3
+    )
     assert "/swapfile" not in node.sh("cat /proc/swaps")
 
 
@@ -113,11 +129,17 @@ def test_a_run_cut_between_a_zram_change_and_the_re_create_re_creates_next_time(
 
 
 def test_a_run_cut_before_the_containerd_restart_restarts_next_time(node, life):
-    change = ("--data", "zram_fraction=0.25",
-              "--data", "containerd_sandbox_image=registry.k8s.io/pause:3.9")
+    change = (
+        "--data",
+        "zram_fraction=0.25",
+        "--data",
+        "containerd_sandbox_image=registry.k8s.io/pause:3.9",
+    )
     before = pid(node, "containerd")
     killed(node, life, "containerd | Restart containerd", *change)
-    assert 'sandbox_image = "registry.k8s.io/pause:3.9"' in node.sh("cat /etc/containerd/config.toml")
+    assert 'sandbox_image = "registry.k8s.io/pause:3.9"' in node.sh(
+        "cat /etc/containerd/config.toml"
+    )
     assert pid(node, "containerd") == before  # the file changed, the daemon did not
     again = run(node, life, "base", *change)
     assert again.rc == 0, again.stderr[-3000:]
@@ -127,9 +149,14 @@ def test_a_run_cut_before_the_containerd_restart_restarts_next_time(node, life):
 
 
 # Where the three tests above leave the settings; the upgrade keeps them.
-SETTLED = ("--data", "zram_fraction=0.25",
-           "--data", "containerd_sandbox_image=registry.k8s.io/pause:3.9",
-           "--data", "k0s_network_provider=calico")
+SETTLED = (
+    "--data",
+    "zram_fraction=0.25",
+    "--data",
+    "containerd_sandbox_image=registry.k8s.io/pause:3.9",
+    "--data",
+    "k0s_network_provider=calico",
+)
 
 
 def test_a_run_cut_before_the_k0s_restart_restarts_and_waits_next_time(node, life):
@@ -147,20 +174,30 @@ def test_a_run_cut_before_the_k0s_restart_restarts_and_waits_next_time(node, lif
 
 def test_an_upgrade_of_k0s_containerd_and_kube_prometheus_changes_just_those(node, life):
     k0s_pid, ctd_pid = pid(node, "k0scontroller"), pid(node, "containerd")
-    up = run(node, life, "upgrade", *SETTLED,
-             label="deploy: k0s, containerd, kube-prometheus upgrade")
+    up = run(
+        node, life, "upgrade", *SETTLED, label="deploy: k0s, containerd, kube-prometheus upgrade"
+    )
     assert up.rc == 0, up.stderr[-3000:]
     changed = up.changed
     assert "k0s | Install k0s v1.34.2+k0s.0 to /usr/local/bin/k0s" in changed
     assert "k0s | Restart k0s (binary, flags or config changed)" in changed
-    assert any(n.startswith("containerd | Install containerd 1.6.20~ds1-1+deb12u3+airnode1")
-               for n in changed), changed
+    assert any(
+        n.startswith("containerd | Install containerd 1.6.20~ds1-1+deb12u3+airnode1")
+        for n in changed
+    ), changed
     assert "containerd | Restart containerd (installed or config changed)" in changed
-    assert "kube-prometheus | Apply kube-prometheus v0.18.1 (server-side): setup, CRDs " \
-           "Established, the rest" in changed
+    assert (
+        "kube-prometheus | Apply kube-prometheus v0.18.1 (server-side): setup, CRDs "
+        "Established, the rest" in changed
+    )
     steps = {n.split(" | ")[0] for n in changed}
-    assert steps <= {"Offline bundle", "containerd", "Images into containerd", "k0s",
-                     "kube-prometheus"}, steps
+    assert steps <= {
+        "Offline bundle",
+        "containerd",
+        "Images into containerd",
+        "k0s",
+        "kube-prometheus",
+    }, steps
     assert node.sh("k0s version").strip() == "v1.34.2+k0s.0"
     assert "+airnode1" in node.sh("dpkg-query -W -f='${Version}' containerd")
     assert pid(node, "k0scontroller") != k0s_pid and pid(node, "containerd") != ctd_pid
@@ -175,9 +212,21 @@ def test_teardown_puts_the_host_back_and_keeps_the_model_store(node, life):
     assert node.sh("find /var/lib/airnode/models -type f | sort | xargs sha256sum") == store
     after = node.sh(FINGERPRINT).splitlines()
     before = life["before"].splitlines()
-    kept = [line for line in sorted(set(after) ^ set(before))
-            if not any(k in line for k in ("/var/lib/airnode", "/usr/share/ollama", "/etc/passwd",
-                                           "/etc/group", "/etc/shadow", "/etc/gshadow"))]
+    kept = [
+        line
+        for line in sorted(set(after) ^ set(before))
+        if not any(
+            k in line
+            for k in (
+                "/var/lib/airnode",
+                "/usr/share/ollama",
+                "/etc/passwd",
+                "/etc/group",
+                "/etc/shadow",
+                "/etc/gshadow",
+            )
+        )
+    ]
     assert kept == [], "\n".join(kept)
     assert "/swapfile" in node.sh("cat /proc/swaps")
     assert node.sh("systemctl is-active docker").strip() == "active"
@@ -185,7 +234,8 @@ def test_teardown_puts_the_host_back_and_keeps_the_model_store(node, life):
     for path, text in SITE_FILES.items():
         assert node.sh(f"cat {path}") == text
     assert node.sh(f"find {SITE_DIR} | sort").split() == sorted(
-        [SITE_DIR, f"{SITE_DIR}/models", *SITE_FILES])
+        [SITE_DIR, f"{SITE_DIR}/models", *SITE_FILES]
+    )
 
 
 def test_a_second_teardown_changes_nothing_and_a_purge_leaves_no_trace(node, life):

@@ -28,8 +28,16 @@ pytestmark = pytest.mark.lab
 SMOLLM2 = smollm2()
 LAUNCHER = ROOT / "tests" / "doubles" / "llama-server" / "llama-server"
 SETTINGS = ("--data", "sizing_reserved_mb=256")
-LLAMA = ("--data", "model_server=llama-server", "--data", "llama_server_model=smollm2:135m",
-         "--data", "llama_server_context_length=512", "--data", "llama_server_threads=2")
+LLAMA = (
+    "--data",
+    "model_server=llama-server",
+    "--data",
+    "llama_server_model=smollm2:135m",
+    "--data",
+    "llama_server_context_length=512",
+    "--data",
+    "llama_server_threads=2",
+)
 POD_UNIT = "k0s-double-pod-airnode-model-server-0.service"
 STORE = "/var/lib/airnode/models"
 
@@ -37,8 +45,10 @@ STORE = "/var/lib/airnode/models"
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     work = tmp_path_factory.mktemp("llama")
-    models = {"smollm2:135m": SMOLLM2.read_bytes(),
-              "tiny:1": tiny_llama(work / "tiny.gguf").read_bytes()}
+    models = {
+        "smollm2:135m": SMOLLM2.read_bytes(),
+        "tiny:1": tiny_llama(work / "tiny.gguf").read_bytes(),
+    }
     with Registry(work / "registry") as reg:
         layout = busybox_layout(work / "layout", tag="1")
         ref = reg.push_layout(layout, "1", "airnode/busybox:1")
@@ -46,8 +56,14 @@ def bundle(tmp_path_factory):
         # that the image is in containerd; the pod's command comes from /app on the VM
         server_ref = reg.push_layout(layout, "1", "ggml-org/llama.cpp:server-b0")
         webui_ref = reg.push_layout(layout, "1", "open-webui/open-webui:v0.7.0")
-        data = make_runtime_bundle(work / "bundle", ref, reg.host, models=models,
-                                   llama_server_ref=server_ref, open_webui_ref=webui_ref)
+        data = make_runtime_bundle(
+            work / "bundle",
+            ref,
+            reg.host,
+            models=models,
+            llama_server_ref=server_ref,
+            open_webui_ref=webui_ref,
+        )
     sha = {a["name"]: a["sha256"] for a in data["artifacts"] if a["kind"] == "model"}
     # Open WebUI's admin password, as an operator keeps it: a root-only file on this machine
     password = work / "webui-admin-password"
@@ -64,10 +80,12 @@ def llama_node(node):
 
     node.sh("mkdir -p /app/python/xllamacpp")
     files = [str(p) for p in xllamacpp_paths()]
-    subprocess.run(["scp", "-q", "-F", cfg, *files, "airnode-lab:/app/python/xllamacpp/"],
-                   check=True)
-    subprocess.run(["scp", "-q", "-F", cfg, str(LAUNCHER), "airnode-lab:/app/llama-server"],
-                   check=True)
+    subprocess.run(
+        ["scp", "-q", "-F", cfg, *files, "airnode-lab:/app/python/xllamacpp/"], check=True
+    )
+    subprocess.run(
+        ["scp", "-q", "-F", cfg, str(LAUNCHER), "airnode-lab:/app/llama-server"], check=True
+    )
     node.sh("chmod -R a+rX /app && chmod 755 /app/llama-server")
     return node
 
@@ -84,20 +102,26 @@ def test_two_models_and_none_named_is_refused_before_any_change(llama_node, bund
     llama_node.mark()
     run = deploy(llama_node, bundle, "--data", "model_server=llama-server")
     assert run.rc != 0
-    assert ("llama_server_model is empty but the bundle holds several models (smollm2:135m, "
-            "tiny:1): llama-server serves one, name it") in run.stderr
+    assert (
+        "llama_server_model is empty but the bundle holds several models (smollm2:135m, "
+        "tiny:1): llama-server serves one, name it"
+    ) in run.stderr
     assert llama_node.sh("ls /var/lib/airnode 2>/dev/null; true").strip() == ""
 
 
 def test_a_fresh_node_serves_with_llama_server(llama_node, bundle):
     run = deploy(llama_node, bundle, *LLAMA, label="deploy #1, llama-server (fresh VM)")
     assert run.rc == 0, run.stderr[-4000:]
-    assert "Model server (StatefulSet) | Health check: API, 1 model(s) listed, one generation " \
-           "each" in run.changed
+    assert (
+        "Model server (StatefulSet) | Health check: API, 1 model(s) listed, one generation "
+        "each" in run.changed
+    )
     assert "(openai): healthy, 1 model(s) listed" in run.stderr
     assert "smollm2:135m: '" in run.stderr  # the real model's answer, quoted
-    assert any(c.startswith("Models (seeded offline) | Model smollm2:135m into the store")
-               for c in run.changed)
+    assert any(
+        c.startswith("Models (seeded offline) | Model smollm2:135m into the store")
+        for c in run.changed
+    )
     # no Ollama installed for this backend; its user owns the store
     assert not llama_node.host.file("/opt/airnode/ollama").exists
 
@@ -115,9 +139,23 @@ def test_the_gguf_is_a_blob_of_the_store_and_the_server_is_given_our_flags(llama
     assert llama_node.sh(f"sha256sum {STORE}/blobs/sha256-{sha}").split()[0] == sha
     assert not llama_node.host.file(f"{STORE}/blobs/sha256-{sha}.tmp").exists
     args = llama_node.sh(f"journalctl -u {POD_UNIT} -o cat --no-pager | grep '^args ' | tail -1")
-    assert args.split()[1:] == ["--host", "0.0.0.0", "--port", "8080", "--metrics", "--model",
-                                f"/models/blobs/sha256-{sha}", "--alias", "smollm2:135m",
-                                "--ctx-size", "512", "--parallel", "1", "--threads", "2"]
+    assert args.split()[1:] == [
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8080",
+        "--metrics",
+        "--model",
+        f"/models/blobs/sha256-{sha}",
+        "--alias",
+        "smollm2:135m",
+        "--ctx-size",
+        "512",
+        "--parallel",
+        "1",
+        "--threads",
+        "2",
+    ]
     uid = llama_node.sh("id -u ollama").strip()
     pid = llama_node.sh(f"systemctl show -p MainPID --value {POD_UNIT}").strip()
     assert llama_node.sh(f"stat -c %u /proc/{pid}").strip() == uid  # runs as the store's owner
@@ -170,12 +208,17 @@ def test_the_acceptance_suite_passes_on_the_llama_server_node(llama_node):
 
 
 def webui(bundle) -> tuple[str, ...]:
-    return ("--data", "open_webui=true", "--data", "open_webui_admin_email=admin@lab.local",
-            "--data", f"open_webui_admin_password_file={bundle['webui_password']}")
+    return (
+        "--data",
+        "open_webui=true",
+        "--data",
+        "open_webui_admin_email=admin@lab.local",
+        "--data",
+        f"open_webui_admin_password_file={bundle['webui_password']}",
+    )
 
 
-def test_open_webui_is_applied_with_its_data_volume_and_a_key_made_on_the_node(llama_node,
-                                                                              bundle):
+def test_open_webui_is_applied_with_its_data_volume_and_a_key_made_on_the_node(llama_node, bundle):
     """The k0s double runs no Deployment: what is checked is what the deploy applies and makes
     on the node; Open WebUI's pod itself is checked only on a real node (tests/node). The run
     prints every command it runs (-vv): the admin's password is on none of them."""
@@ -190,9 +233,13 @@ def test_open_webui_is_applied_with_its_data_volume_and_a_key_made_on_the_node(l
     # the uploaded file is gone; its directory root's only
     assert llama_node.sh("ls -A /run/airnode; stat -c %a /run/airnode").split() == ["700"]
     c = cluster(llama_node)
-    for key in ("Deployment/airnode/open-webui", "Service/airnode/open-webui",
-                "PersistentVolumeClaim/airnode/open-webui-data",
-                "PersistentVolume//airnode-open-webui-airnode-lab", "Secret/airnode/open-webui"):
+    for key in (
+        "Deployment/airnode/open-webui",
+        "Service/airnode/open-webui",
+        "PersistentVolumeClaim/airnode/open-webui-data",
+        "PersistentVolume//airnode-open-webui-airnode-lab",
+        "Secret/airnode/open-webui",
+    ):
         assert key in c["objects"], key
     d = c["objects"]["Deployment/airnode/open-webui"]["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in d["env"]}
@@ -252,10 +299,13 @@ spec: {jobName: ollama, prober: {url: "blackbox-exporter.monitoring.svc:19115"}}
 def test_objects_named_ollama_from_before_the_rename_are_replaced(llama_node, bundle):
     """A node deployed when the model server's objects were named `ollama`: they are deleted
     before the apply (their Service held the NodePort, their claim the store's volume)."""
-    image = json.loads(llama_node.sh("cat /var/lib/airnode/bundle/bundle.json"))[
-        "images"]["model-server"][0]
-    llama_node.sh("cat > /tmp/old.yaml <<'EOF'\n" + OLD_OBJECTS.replace("IMAGE", image) + "EOF\n"
-                  "k0s kubectl apply --server-side -f /tmp/old.yaml >/dev/null")
+    image = json.loads(llama_node.sh("cat /var/lib/airnode/bundle/bundle.json"))["images"][
+        "model-server"
+    ][0]
+    llama_node.sh(
+        "cat > /tmp/old.yaml <<'EOF'\n" + OLD_OBJECTS.replace("IMAGE", image) + "EOF\n"
+        "k0s kubectl apply --server-side -f /tmp/old.yaml >/dev/null"
+    )
     assert "StatefulSet/airnode/ollama" in cluster(llama_node)["objects"]
     run = deploy(llama_node, bundle, *LLAMA, "--data", "llama_server_threads=1")
     assert run.rc == 0, run.stderr[-4000:]

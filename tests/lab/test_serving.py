@@ -36,24 +36,27 @@ CALLS = "/run/k0s-double/calls.log"
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
     work = tmp_path_factory.mktemp("serving")
-    ggufs = {name: tiny_llama(work / f"m{i}.gguf", seed=i).read_bytes()
-             for i, name in enumerate(["tiny:1", "airnode/tiny:2", "tiny:3"])}
+    ggufs = {
+        name: tiny_llama(work / f"m{i}.gguf", seed=i).read_bytes()
+        for i, name in enumerate(["tiny:1", "airnode/tiny:2", "tiny:3"])
+    }
     two = {k: ggufs[k] for k in ("tiny:1", "airnode/tiny:2")}
     out = {"ggufs": ggufs}
     with Registry(work / "registry") as reg:
         ref = reg.push_layout(busybox_layout(work / "layout", tag="1"), "1", "airnode/busybox:1")
         out["first"] = make_runtime_bundle(work / "first", ref, reg.host, models=two)
         out["more"] = make_runtime_bundle(work / "more", ref, reg.host, models=ggufs)
-        out["zst"] = make_runtime_bundle(work / "zst", ref, reg.host, ollama="v0.14.1",
-                                         models=ggufs)
+        out["zst"] = make_runtime_bundle(
+            work / "zst", ref, reg.host, ollama="v0.14.1", models=ggufs
+        )
     out["dirs"] = {k: work / k for k in ("first", "more", "zst")}
     return out
 
 
 def deploy(node, bundles, which, *extra, label=""):
-    return node.deploy("--data", f"bundle_dir={bundles['dirs'][which]}", *SETTINGS, *extra,
-                       label=label)
-
+    return node.deploy(
+        "--data", f"bundle_dir={bundles['dirs'][which]}", *SETTINGS, *extra, label=label
+    )
 
 
 def cluster(node) -> dict:
@@ -82,11 +85,15 @@ def test_a_fresh_node_ends_with_a_healthy_model_server(node, bundles):
     run = deploy(node, bundles, "first", label="deploy #1, whole node (fresh VM)")
     assert run.rc == 0, run.stderr[-4000:]
     RUNS["first"] = run
-    assert "Model server (StatefulSet) | Health check: API, 2 model(s) listed, one generation " \
-           "each" in run.changed
+    assert (
+        "Model server (StatefulSet) | Health check: API, 2 model(s) listed, one generation "
+        "each" in run.changed
+    )
     # the check went through the SSH tunnel to the NodePort and each model generated text
-    assert "airnode-lab port 31434 (the Service's NodePort) (ollama, 0.13.5): healthy, " \
-           "2 model(s) listed" in run.stderr
+    assert (
+        "airnode-lab port 31434 (the Service's NodePort) (ollama, 0.13.5): healthy, "
+        "2 model(s) listed" in run.stderr
+    )
     for model in ("tiny:1", "airnode/tiny:2"):
         # real generation (llama.cpp on tiny_llama's random weights): a run of its words
         assert re.search(rf"{re.escape(model)}: '[a-z][a-z ]*'", run.stderr), run.stderr[-3000:]
@@ -102,9 +109,25 @@ def acceptance(node, *args):
     """The acceptance suite users run against a real node (tests/node), here against the lab
     VM, without the checks that need a real Kubernetes API."""
     return subprocess.run(
-        [sys.executable, "-m", "pytest", str(ROOT / "tests/node"), f"--hosts=ssh://{lab.SSH_ALIAS}",
-         f"--ssh-config={node.inst.ssh_config}", "-m", "not cluster", "-p", "no:cacheprovider",
-         "-q", *args], capture_output=True, text=True, cwd=ROOT, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(ROOT / "tests/node"),
+            f"--hosts=ssh://{lab.SSH_ALIAS}",
+            f"--ssh-config={node.inst.ssh_config}",
+            "-m",
+            "not cluster",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+    )
 
 
 def test_the_acceptance_suite_passes_on_the_deployed_node(node):
@@ -133,8 +156,9 @@ def test_models_are_in_the_store_in_ollamas_layout_with_the_bundles_digests(node
     for name in ("tiny:1", "airnode/tiny:2"):
         digest = hashlib.sha256(bundles["ggufs"][name]).hexdigest()
         m = manifest_of(node, name)
-        layer = next(la for la in m["layers"]
-                     if la["mediaType"] == "application/vnd.ollama.image.model")
+        layer = next(
+            la for la in m["layers"] if la["mediaType"] == "application/vnd.ollama.image.model"
+        )
         assert layer["digest"] == f"sha256:{digest}"
         blob = h.file(f"/var/lib/airnode/models/blobs/sha256-{digest}")
         assert blob.size == len(bundles["ggufs"][name]) and blob.user == "ollama"
@@ -161,11 +185,15 @@ def test_the_statefulset_pod_runs_the_tarballs_ollama_as_the_manifest_says(node)
     sts = c["objects"]["StatefulSet/airnode/model-server"]
     vols = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
     assert vols["ollama"]["hostPath"]["path"] == "/opt/airnode/ollama/v0.13.5"
-    assert c["objects"]["PersistentVolume//airnode-models-airnode-lab"]["spec"]["local"][
-        "path"] == "/var/lib/airnode/models"
+    assert (
+        c["objects"]["PersistentVolume//airnode-models-airnode-lab"]["spec"]["local"]["path"]
+        == "/var/lib/airnode/models"
+    )
     assert c["bound"]["airnode/models-model-server-0"] == "airnode-models-airnode-lab"
-    assert "Probe/airnode/model-server" in c["objects"] and "RoleBinding/airnode/prometheus-k8s" in \
-        c["objects"]
+    assert (
+        "Probe/airnode/model-server" in c["objects"]
+        and "RoleBinding/airnode/prometheus-k8s" in c["objects"]
+    )
 
 
 def test_kube_prometheus_setup_then_established_crds_then_the_rest_with_our_dashboard(node):
@@ -184,13 +212,17 @@ def test_kube_prometheus_setup_then_established_crds_then_the_rest_with_our_dash
     c = cluster(node)
     assert len(c["established"]) == 10  # every CRD of kube-prometheus v0.18.0
     grafana = c["objects"]["Deployment/monitoring/grafana"]["spec"]["template"]["spec"]
-    assert {"name": "grafana-dashboard-airnode-ollama",
-            "configMap": {"name": "grafana-dashboard-airnode-ollama"}} in grafana["volumes"]
+    assert {
+        "name": "grafana-dashboard-airnode-ollama",
+        "configMap": {"name": "grafana-dashboard-airnode-ollama"},
+    } in grafana["volumes"]
     mounts = grafana["containers"][0]["volumeMounts"]
-    assert any(m["mountPath"] == "/grafana-dashboard-definitions/0/airnode-ollama"
-               for m in mounts)
-    board = json.loads(c["objects"]["ConfigMap/monitoring/grafana-dashboard-airnode-ollama"][
-        "data"]["airnode-ollama.json"])
+    assert any(m["mountPath"] == "/grafana-dashboard-definitions/0/airnode-ollama" for m in mounts)
+    board = json.loads(
+        c["objects"]["ConfigMap/monitoring/grafana-dashboard-airnode-ollama"]["data"][
+            "airnode-ollama.json"
+        ]
+    )
     assert board["uid"] == "airnode-ollama"
 
 
@@ -218,8 +250,10 @@ def test_the_model_api_answers_on_127_0_0_1_only_not_on_the_lan(node):
     assert "127.0.0.1:31434" in listening and "0.0.0.0:31434" not in listening, listening
     lan = node.sh("ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1").split()
     assert lan, "the VM has a network address"
-    probe = ("python3.11 -c 'import socket,sys; s=socket.socket(); s.settimeout(3); "
-             "print(s.connect_ex((sys.argv[1], 31434)))' ")
+    probe = (
+        "python3.11 -c 'import socket,sys; s=socket.socket(); s.settimeout(3); "
+        "print(s.connect_ex((sys.argv[1], 31434)))' "
+    )
     assert node.sh(probe + "127.0.0.1").strip() == "0"
     assert node.sh(probe + lan[0]).strip() != "0"  # refused on the node's own LAN address
 
@@ -240,8 +274,13 @@ def test_every_pod_the_node_runs_was_scheduled_within_its_allocatable(node):
     assert c["pending"] == {}
     scheduled = c["scheduled"]
     # one replica of each of kube-prometheus's, k0s's own, and the model server
-    for pod in ("monitoring/prometheus-k8s-0", "monitoring/alertmanager-main-0",
-                "kube-system/coredns-0", "kube-system/kube-router-0", "airnode/model-server-0"):
+    for pod in (
+        "monitoring/prometheus-k8s-0",
+        "monitoring/alertmanager-main-0",
+        "kube-system/coredns-0",
+        "kube-system/kube-router-0",
+        "airnode/model-server-0",
+    ):
         assert pod in scheduled, pod
     assert "monitoring/prometheus-k8s-1" not in scheduled
     cpus = int(node.sh("nproc"))
@@ -249,9 +288,21 @@ def test_every_pod_the_node_runs_was_scheduled_within_its_allocatable(node):
     assert sum(p["cpu"] for p in scheduled.values()) <= cpus * 1000
     assert sum(p["mem"] for p in scheduled.values()) <= mem - 100 * 1024 * 1024
     status = json.loads(node.sh("k0s status -o json"))
-    assert {"Version", "Pid", "PPid", "Role", "SysInit", "StubFile", "Output", "Workloads",
-            "SingleNode", "Args", "WorkerToAPIConnectionStatus", "ClusterConfig",
-            "K0sVars"} == set(status)
+    assert {
+        "Version",
+        "Pid",
+        "PPid",
+        "Role",
+        "SysInit",
+        "StubFile",
+        "Output",
+        "Workloads",
+        "SingleNode",
+        "Args",
+        "WorkerToAPIConnectionStatus",
+        "ClusterConfig",
+        "K0sVars",
+    } == set(status)
     assert status["Role"] == "controller" and status["SingleNode"] is True
 
 
@@ -289,51 +340,68 @@ def test_a_model_added_to_the_bundle_is_seeded_alone_and_checked(node, bundles):
     assert run.rc == 0, run.stderr[-3000:]
     seeded = [n for n in run.changed if n.startswith("Models (seeded offline) | Seed")]
     assert seeded == ["Models (seeded offline) | Seed models offline: tiny:3"]
-    assert "Model server (StatefulSet) | Health check: API, 3 model(s) listed, one generation " \
-           "each" in run.changed
-    assert not [n for n in run.changed if n.startswith(("k0s", "containerd", "kube-prometheus",
-                                                        "Ollama"))]
+    assert (
+        "Model server (StatefulSet) | Health check: API, 3 model(s) listed, one generation "
+        "each" in run.changed
+    )
+    assert not [
+        n for n in run.changed if n.startswith(("k0s", "containerd", "kube-prometheus", "Ollama"))
+    ]
     assert deploy(node, bundles, "more").changed == []
 
 
 def test_an_ollama_upgrade_to_a_tar_zst_release_rolls_the_server_and_keeps_the_models(
-        node, bundles):
+    node, bundles
+):
     starts = node.sh("grep -c 'start airnode/model-server-0' /run/k0s-double/pods.log").strip()
     manifests = node.sh(f"find {STORE} -type f | sort | xargs sha256sum")
     run = deploy(node, bundles, "zst", label="deploy: Ollama v0.13.5 -> v0.14.1 (.tar.zst)")
     assert run.rc == 0, run.stderr[-3000:]
-    assert "Ollama (offline, from the release tarball) | Unpack Ollama v0.14.1 (.tar.zst) into " \
-           "/opt/airnode/ollama/v0.14.1" in run.changed
-    assert "Model server (StatefulSet) | Wait for the rollout of statefulset/model-server (at most " \
-           "600s)" in run.changed
+    assert (
+        "Ollama (offline, from the release tarball) | Unpack Ollama v0.14.1 (.tar.zst) into "
+        "/opt/airnode/ollama/v0.14.1" in run.changed
+    )
+    assert (
+        "Model server (StatefulSet) | Wait for the rollout of statefulset/model-server (at most "
+        "600s)" in run.changed
+    )
     assert "(ollama, 0.14.1): healthy, 3 model(s) listed" in run.stderr
-    assert "Model server (StatefulSet) | Remove Ollama versions no longer in use: v0.13.5" in \
-        run.changed
-    assert not [n for n in run.changed if n.startswith(("k0s", "containerd", "kube-prometheus",
-                                                        "Models"))]
-    assert node.host.file("/opt/airnode/ollama/current").linked_to == \
-        "/opt/airnode/ollama/v0.14.1"
+    assert (
+        "Model server (StatefulSet) | Remove Ollama versions no longer in use: v0.13.5"
+        in run.changed
+    )
+    assert not [
+        n for n in run.changed if n.startswith(("k0s", "containerd", "kube-prometheus", "Models"))
+    ]
+    assert node.host.file("/opt/airnode/ollama/current").linked_to == "/opt/airnode/ollama/v0.14.1"
     assert not node.host.file("/opt/airnode/ollama/v0.13.5").exists
-    assert int(node.sh("grep -c 'start airnode/model-server-0' /run/k0s-double/pods.log")) == \
-        int(starts) + 1  # rolled once
+    assert (
+        int(node.sh("grep -c 'start airnode/model-server-0' /run/k0s-double/pods.log"))
+        == int(starts) + 1
+    )  # rolled once
     assert node.sh(f"find {STORE} -type f | sort | xargs sha256sum") == manifests
     assert deploy(node, bundles, "zst").changed == []
 
 
-def test_a_setting_kubernetes_cannot_change_in_place_is_refused_before_any_change(
-        node, bundles):
+def test_a_setting_kubernetes_cannot_change_in_place_is_refused_before_any_change(node, bundles):
     err = refused(node, bundles, "zst", "--data", "model_server_store_size=80Gi")
     assert "model_server_store_size '50Gi' -> '80Gi': Kubernetes cannot change these" in err
     assert "deploys/teardown.py" in err and "nothing was changed" in err
 
 
 def test_a_server_that_never_gets_ready_fails_the_run_bounded_and_says_why(node, bundles):
-    stuck = ("--data", 'ollama_extra_env={"OLLAMA_DOUBLE_NEVER_READY": "1"}',
-             "--data", "model_server_rollout_timeout=30")
+    stuck = (
+        "--data",
+        'ollama_extra_env={"OLLAMA_DOUBLE_NEVER_READY": "1"}',
+        "--data",
+        "model_server_rollout_timeout=30",
+    )
     run = deploy(node, bundles, "zst", *stuck, label="deploy: rollout never ready (30 s)")
     assert run.rc != 0
-    assert "statefulset/model-server in airnode not ready after 30s (model_server_rollout_timeout)" \
+    assert (
+        "statefulset/model-server in airnode not ready after 30s (model_server_rollout_timeout)"
         in run.stderr
+    )
     assert "the double was told never to get ready" in run.stderr  # the pod's log is shown
     assert run.seconds < 240
     # back to good settings: the next run applies again (the failed one was not recorded)
@@ -350,10 +418,12 @@ def test_after_k0s_reset_the_next_run_rebuilds_the_cluster_and_keeps_the_models(
     node.sh("k0s stop && k0s reset --cri-socket=remote:unix:///run/containerd/containerd.sock")
     run = deploy(node, bundles, "zst", label="deploy after k0s reset")
     assert run.rc == 0, run.stderr[-3000:]
-    for op in ("kube-prometheus | Apply kube-prometheus v0.18.0 (server-side): setup, CRDs "
-               "Established, the rest",
-               "Model server (StatefulSet) | Apply the model server (ollama, server-side) in namespace "
-               "airnode"):
+    for op in (
+        "kube-prometheus | Apply kube-prometheus v0.18.0 (server-side): setup, CRDs "
+        "Established, the rest",
+        "Model server (StatefulSet) | Apply the model server (ollama, server-side) in namespace "
+        "airnode",
+    ):
         assert op in run.changed
     assert any(n.startswith("k0s | k0s install controller") for n in run.changed)
     assert "(ollama, 0.14.1): healthy, 3 model(s) listed" in run.stderr

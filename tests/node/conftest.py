@@ -17,10 +17,14 @@ import pytest
 
 
 def pytest_addoption(parser):
-    parser.addoption("--model-port", type=int, default=31434,
-                     help="the model server's NodePort (default 31434)")
-    parser.addoption("--model-namespace", default="airnode",
-                     help="the model server's namespace (default airnode)")
+    parser.addoption(
+        "--model-port", type=int, default=31434, help="the model server's NodePort (default 31434)"
+    )
+    parser.addoption(
+        "--model-namespace",
+        default="airnode",
+        help="the model server's namespace (default airnode)",
+    )
 
 
 def pytest_configure(config):
@@ -42,8 +46,10 @@ def bundle(host) -> dict:
     """The manifest of the bundle the node was deployed from."""
     out = host.run("cat /var/lib/airnode/bundle/bundle.json")
     if out.rc != 0:
-        pytest.fail("no /var/lib/airnode/bundle/bundle.json on the node: was it deployed with "
-                    "a bundle (bundle_dir)?")
+        pytest.fail(
+            "no /var/lib/airnode/bundle/bundle.json on the node: was it deployed with "
+            "a bundle (bundle_dir)?"
+        )
     return json.loads(out.stdout)
 
 
@@ -52,16 +58,25 @@ def models(bundle) -> list[str]:
     return sorted(a["name"] for a in bundle["artifacts"] if a["kind"] == "model")
 
 
-def http(host, method: str, port: int, path: str, body: dict | None = None,
-         timeout: int = 300) -> tuple[int, str]:
+def http(
+    host, method: str, port: int, path: str, body: dict | None = None, timeout: int = 300
+) -> tuple[int, str]:
     """One HTTP/1.0 request from the node to itself with bash's /dev/tcp: no curl, no Python
     needed on the node, no port to open towards the test machine."""
     data = json.dumps(body) if body is not None else ""
-    request = (f"{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n"
-               + (f"Content-Type: application/json\r\nContent-Length: {len(data.encode())}\r\n"
-                  if body is not None else "") + "\r\n" + data)
-    script = (f"exec 3<>/dev/tcp/127.0.0.1/{port} && printf '%s' {shlex.quote(request)} >&3 "
-              "&& cat <&3")
+    request = (
+        f"{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+        + (
+            f"Content-Type: application/json\r\nContent-Length: {len(data.encode())}\r\n"
+            if body is not None
+            else ""
+        )
+        + "\r\n"
+        + data
+    )
+    script = (
+        f"exec 3<>/dev/tcp/127.0.0.1/{port} && printf '%s' {shlex.quote(request)} >&3 && cat <&3"
+    )
     out = host.run(f"timeout {timeout} bash -c {shlex.quote(script)}")
     if out.rc != 0:
         return 0, out.stderr
@@ -74,4 +89,5 @@ def http(host, method: str, port: int, path: str, body: dict | None = None,
 def node_http(host, port):
     def call(method, path, body=None, timeout=300):
         return http(host, method, port, path, body, timeout)
+
     return call

@@ -16,20 +16,27 @@ def test_every_pod_is_running_and_ready(host, ns, namespace):
     ns = namespace if ns == "MODEL" else ns
     items = pods(host, ns)
     assert items, f"no pods in {ns}"
-    bad = [p["metadata"]["name"] for p in items
-           if p["status"].get("phase") != "Running"
-           or not all(c.get("ready") for c in p["status"].get("containerStatuses", []))]
+    bad = [
+        p["metadata"]["name"]
+        for p in items
+        if p["status"].get("phase") != "Running"
+        or not all(c.get("ready") for c in p["status"].get("containerStatuses", []))
+    ]
     assert bad == [], f"not Running and Ready in {ns}: {bad}"
 
 
 def test_prometheus_sees_the_model_server_as_a_healthy_target(host):
-    raw = host.check_output("k0s kubectl get --raw "
-                            "/api/v1/namespaces/monitoring/services/prometheus-k8s:web/proxy"
-                            "/api/v1/targets?state=active")
+    raw = host.check_output(
+        "k0s kubectl get --raw "
+        "/api/v1/namespaces/monitoring/services/prometheus-k8s:web/proxy"
+        "/api/v1/targets?state=active"
+    )
     targets = json.loads(raw)["data"]["activeTargets"]
     ours = [t for t in targets if t["labels"].get("job") in ("ollama", "llama-server")]
-    assert ours, ("Prometheus has no target with job=ollama (the blackbox Probe) nor "
-                  "job=llama-server (the ServiceMonitor)")
+    assert ours, (
+        "Prometheus has no target with job=ollama (the blackbox Probe) nor "
+        "job=llama-server (the ServiceMonitor)"
+    )
     assert all(t["health"] == "up" for t in ours), [t["lastError"] for t in ours]
 
 
@@ -39,13 +46,19 @@ def test_open_webui_admits_no_sign_up(host, namespace):
     Skipped when the node runs no Open WebUI."""
     if host.run(f"k0s kubectl -n {namespace} get deployment open-webui").rc != 0:
         pytest.skip("no Open WebUI on this node (open_webui = false)")
-    svc = json.loads(host.check_output(f"k0s kubectl -n {namespace} get service open-webui "
-                                       "-o json"))
+    svc = json.loads(
+        host.check_output(f"k0s kubectl -n {namespace} get service open-webui -o json")
+    )
     port = svc["spec"]["ports"][0]["nodePort"]
     from tests.node.conftest import http
 
-    status, body = http(host, "POST", port, "/api/v1/auths/signup",
-                        {"name": "stranger", "email": "stranger@example.com",
-                         "password": "Stranger-1234"}, timeout=60)
+    status, body = http(
+        host,
+        "POST",
+        port,
+        "/api/v1/auths/signup",
+        {"name": "stranger", "email": "stranger@example.com", "password": "Stranger-1234"},
+        timeout=60,
+    )
     assert status in (401, 403), (status, body[:500])
     assert '"token"' not in body

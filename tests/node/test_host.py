@@ -31,8 +31,11 @@ def test_kubernetes_kernel_modules_are_loaded_and_persisted(host):
 
 
 def test_kubernetes_sysctls_are_set(host):
-    for key in ("net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables",
-                "net.bridge.bridge-nf-call-ip6tables"):
+    for key in (
+        "net.ipv4.ip_forward",
+        "net.bridge.bridge-nf-call-iptables",
+        "net.bridge.bridge-nf-call-ip6tables",
+    ):
         assert host.sysctl(key) == 1, key
 
 

@@ -8,14 +8,17 @@ def test_containerd_runs_with_cri_and_systemd_cgroups(host):
     assert svc.is_running and svc.is_enabled
     assert "SystemdCgroup = true" in host.check_output("containerd config dump")
     plugins = host.check_output("ctr plugins ls")
-    assert any(line.split()[:2] == ["io.containerd.grpc.v1", "cri"] and line.split()[-1] == "ok"
-               for line in plugins.splitlines())
+    assert any(
+        line.split()[:2] == ["io.containerd.grpc.v1", "cri"] and line.split()[-1] == "ok"
+        for line in plugins.splitlines()
+    )
 
 
 def test_every_image_of_the_bundle_is_in_containerd(host, bundle):
     present = set(host.check_output("ctr -n k8s.io images ls -q").split())
-    wanted = {ref for group, refs in bundle.get("images", {}).items() for ref in refs
-              if group != "k0s"}
+    wanted = {
+        ref for group, refs in bundle.get("images", {}).items() for ref in refs if group != "k0s"
+    }
     imported = {a["name"] for a in bundle["artifacts"] if a["kind"] == "image"}
     missing = sorted(r for r in wanted & imported if r not in present)
     assert missing == [], f"images of the bundle not in containerd: {missing}"

@@ -39,8 +39,9 @@ def listed(node_http, backend) -> set[str]:
 def test_the_models_of_the_bundle_are_listed(node_http, backend, models):
     names = listed(node_http, backend)
     if backend == "llama-server":
-        assert len(names) == 1 and names <= set(models), \
+        assert len(names) == 1 and names <= set(models), (
             f"llama-server lists {sorted(names)}, not one model of the bundle {models}"
+        )
         return
     normal = {n if ":" in n else n + ":latest" for n in models}
     assert normal <= names, f"not listed: {sorted(normal - names)}"
@@ -51,15 +52,25 @@ def test_every_served_model_answers_a_prompt(node_http, backend, models):
         pytest.skip("the bundle holds no models")
     if backend == "llama-server":
         for model in listed(node_http, backend):
-            status, body = node_http("POST", "/v1/completions", {
-                "model": model, "prompt": PROMPT, "max_tokens": TOKENS, "temperature": 0})
+            status, body = node_http(
+                "POST",
+                "/v1/completions",
+                {"model": model, "prompt": PROMPT, "max_tokens": TOKENS, "temperature": 0},
+            )
             assert status == 200, f"{model}: HTTP {status}: {body[:300]}"
             assert json.loads(body)["choices"][0]["text"].strip(), f"{model}: empty answer"
         return
     for model in models:
-        status, body = node_http("POST", "/api/generate", {
-            "model": model, "prompt": PROMPT, "stream": False,
-            "options": {"num_predict": TOKENS, "temperature": 0}})
+        status, body = node_http(
+            "POST",
+            "/api/generate",
+            {
+                "model": model,
+                "prompt": PROMPT,
+                "stream": False,
+                "options": {"num_predict": TOKENS, "temperature": 0},
+            },
+        )
         assert status == 200, f"{model}: HTTP {status}: {body[:300]}"
         assert json.loads(body)["response"].strip(), f"{model}: empty answer"
 

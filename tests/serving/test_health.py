@@ -43,12 +43,38 @@ def test_check_cli(llama_server):
     import subprocess
     import sys
 
-    ok = subprocess.run([sys.executable, "-m", "airnode.cli", "check", llama_server, "--api",
-                         "openai", "--model", "smollm2"], capture_output=True, text=True)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "airnode.cli",
+            "check",
+            llama_server,
+            "--api",
+            "openai",
+            "--model",
+            "smollm2",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "healthy, " in ok.stdout and "smollm2:" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "airnode.cli", "check", llama_server, "--api",
-                          "openai", "--model", "nope"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "airnode.cli",
+            "check",
+            llama_server,
+            "--api",
+            "openai",
+            "--model",
+            "nope",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1 and "UNHEALTHY" in bad.stderr and "model nope" in bad.stderr
 
 

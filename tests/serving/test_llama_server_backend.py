@@ -16,8 +16,11 @@ from tests.upstream import llama_cpp_source
 
 def exported_metrics(url: str) -> set[str]:
     text = requests.get(f"{url}/metrics", timeout=30).text
-    return {line.split()[0].split("{")[0] for line in text.splitlines()
-            if line and not line.startswith("#")}
+    return {
+        line.split()[0].split("{")[0]
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
 
 
 def test_every_llamacpp_metric_the_dashboard_queries_is_exported(llama_server):
@@ -26,7 +29,8 @@ def test_every_llamacpp_metric_the_dashboard_queries_is_exported(llama_server):
     exported = exported_metrics(llama_server)
     assert exported, "the real server exported no metrics"
     used = monitoring.dashboard_metrics(
-        dashboards("airnode", "llama-server")["airnode-llama-server"])
+        dashboards("airnode", "llama-server")["airnode-llama-server"]
+    )
     queried = {m for m in used if m.startswith("llamacpp:")}
     assert queried, "the dashboard queries no llamacpp:* metric"
     missing = sorted(queried - exported)
@@ -51,9 +55,13 @@ def flags_of(arg_cpp: str) -> set[str]:
 def test_every_flag_airnode_passes_is_one_llama_server_knows():
     known = flags_of(llama_cpp_source("common/arg.cpp"))
     assert {"--ctx-size", "--parallel", "--metrics", "--alias"} <= known, len(known)
-    args = llama_server.server_args(model_file="blobs/sha256-x", alias="a",
-                                    context_length=DEFAULTS["llama_server_context_length"],
-                                    parallel=2, threads=4)
+    args = llama_server.server_args(
+        model_file="blobs/sha256-x",
+        alias="a",
+        context_length=DEFAULTS["llama_server_context_length"],
+        parallel=2,
+        threads=4,
+    )
     used = {a for a in args if a.startswith("-")}
     assert used - known == set()
     assert set(llama_server.OWN_FLAGS) - known == set()

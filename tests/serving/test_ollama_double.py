@@ -28,8 +28,10 @@ from tests.ggufs import WORDS, smollm2, tiny_llama
 from tests.upstream import OLLAMA, ollama_tarball
 
 SMOLLM2 = smollm2()
-NOT_RUNNING = ("Error: ollama server not responding - could not connect to ollama server, run "
-               "'ollama serve' to start it\n")
+NOT_RUNNING = (
+    "Error: ollama server not responding - could not connect to ollama server, run "
+    "'ollama serve' to start it\n"
+)
 
 
 def free_port() -> int:
@@ -46,20 +48,36 @@ class Ollama:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("OLLAMA_")}
-        self.env.update({"OLLAMA_HOST": f"127.0.0.1:{self.port}", "OLLAMA_MODELS": str(models),
-                         "HOME": str(models.parent), "OLLAMA_CONTEXT_LENGTH": "512", **env})
+        self.env.update(
+            {
+                "OLLAMA_HOST": f"127.0.0.1:{self.port}",
+                "OLLAMA_MODELS": str(models),
+                "HOME": str(models.parent),
+                "OLLAMA_CONTEXT_LENGTH": "512",
+                **env,
+            }
+        )
         self.proc = None
 
     def cli(self, *args, cwd=None) -> subprocess.CompletedProcess:
         # the shebang's /usr/bin/python3.11 is the VM's; here the venv's runs the same script
-        return subprocess.run([sys.executable, str(self.root / "bin" / "ollama"), *args],
-                              env=self.env, capture_output=True, text=True, timeout=180,
-                              cwd=cwd)
+        return subprocess.run(
+            [sys.executable, str(self.root / "bin" / "ollama"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            cwd=cwd,
+        )
 
     def start(self) -> Ollama:
         self.log = open(self.models.parent / f"serve-{self.port}.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, str(self.root / "bin" / "ollama"),
-                                      "serve"], env=self.env, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(self.root / "bin" / "ollama"), "serve"],
+            env=self.env,
+            stdout=self.log,
+            stderr=self.log,
+        )
         end = time.monotonic() + 30
         while time.monotonic() < end:
             assert self.proc.poll() is None, self.logs()
@@ -92,12 +110,18 @@ class Ollama:
         return digest
 
     def create_raw(self, files: dict[str, str], name: str = "x:1") -> requests.Response:
-        return requests.post(self.url + "/api/create", json={"model": name, "files": files},
-                             timeout=60)
+        return requests.post(
+            self.url + "/api/create", json={"model": name, "files": files}, timeout=60
+        )
 
     def generate(self, model: str, prompt: str, n: int = 8, **extra) -> requests.Response:
-        body = {"model": model, "prompt": prompt, "stream": False,
-                "options": {"num_predict": n, "temperature": 0}, **extra}
+        body = {
+            "model": model,
+            "prompt": prompt,
+            "stream": False,
+            "options": {"num_predict": n, "temperature": 0},
+            **extra,
+        }
         return requests.post(self.url + "/api/generate", json=body, timeout=180)
 
     def manifest(self, name: str) -> bytes:
@@ -145,11 +169,13 @@ def ggufs(work) -> dict[str, Path]:
     w.write_tensors_to_file()
     w.close()
     out = {"tiny": tiny, "alien": work / "alien.gguf"}
-    for name, data in {"notes": b"these are notes, not a model\n" * 20,
-                       "header-cut": raw[:40],          # inside the first key's name
-                       "offset-cut": raw[:cut + 3],     # inside the last tensor's offset
-                       "offset-missing": raw[:cut],     # right before it
-                       "data-cut": raw[:len(raw) - 4096]}.items():
+    for name, data in {
+        "notes": b"these are notes, not a model\n" * 20,
+        "header-cut": raw[:40],  # inside the first key's name
+        "offset-cut": raw[: cut + 3],  # inside the last tensor's offset
+        "offset-missing": raw[:cut],  # right before it
+        "data-cut": raw[: len(raw) - 4096],
+    }.items():
         (work / f"{name}.gguf").write_bytes(data)
         out[name] = work / f"{name}.gguf"
     return out
@@ -176,9 +202,18 @@ def created(server, ggufs):
 def expected_config(path: Path, family: str, model_type: str, file_type: str) -> bytes:
     digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
     # ollama v0.13.5 types/model/config.go ConfigV2, field order, json.Encoder
-    return go_json({"model_format": "gguf", "model_family": family, "model_families": [family],
-                    "model_type": model_type, "file_type": file_type, "architecture": "amd64",
-                    "os": "linux", "rootfs": {"type": "layers", "diff_ids": [digest]}})
+    return go_json(
+        {
+            "model_format": "gguf",
+            "model_family": family,
+            "model_families": [family],
+            "model_type": model_type,
+            "file_type": file_type,
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [digest]},
+        }
+    )
 
 
 def test_create_writes_upstreams_store_byte_for_byte(server, created, ggufs):
@@ -187,23 +222,36 @@ def test_create_writes_upstreams_store_byte_for_byte(server, created, ggufs):
     reader = gguf.GGUFReader(str(SMOLLM2))
     params = sum(int(t.n_elements) for t in reader.tensors)
     assert params == 134_515_008
-    cases = {"smollm2:135m": (SMOLLM2, expected_config(SMOLLM2, "llama", "134.52M", "Q4_1")),
-             # general.file_type 0 (F32) reads as "unknown": ggml KV.FileType takes only > 0
-             "tiny:1": (ggufs["tiny"], expected_config(ggufs["tiny"], "llama", "119K",
-                                                       "unknown"))}
+    cases = {
+        "smollm2:135m": (SMOLLM2, expected_config(SMOLLM2, "llama", "134.52M", "Q4_1")),
+        # general.file_type 0 (F32) reads as "unknown": ggml KV.FileType takes only > 0
+        "tiny:1": (ggufs["tiny"], expected_config(ggufs["tiny"], "llama", "119K", "unknown")),
+    }
     for name, (path, config) in cases.items():
         digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
         blob = server.models / "blobs" / digest.replace(":", "-")
         assert blob.read_bytes() == path.read_bytes()
         cdigest = "sha256:" + hashlib.sha256(config).hexdigest()
         assert (server.models / "blobs" / cdigest.replace(":", "-")).read_bytes() == config
-        assert server.manifest(name) == go_json({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
-                       "digest": cdigest, "size": len(config)},
-            "layers": [{"mediaType": "application/vnd.ollama.image.model", "digest": digest,
-                        "size": path.stat().st_size, "from": str(blob)}]})
+        assert server.manifest(name) == go_json(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {
+                    "mediaType": "application/vnd.docker.container.image.v1+json",
+                    "digest": cdigest,
+                    "size": len(config),
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.ollama.image.model",
+                        "digest": digest,
+                        "size": path.stat().st_size,
+                        "from": str(blob),
+                    }
+                ],
+            }
+        )
         # airnode reads the store as it is
         assert airnode_ollama.model_digest(server.manifest(name).decode()) == digest[7:]
         # the CLI: progress on stderr, nothing on stdout
@@ -211,10 +259,15 @@ def test_create_writes_upstreams_store_byte_for_byte(server, created, ggufs):
         assert r.stdout == ""
         statuses = r.stderr.splitlines()
         assert statuses[0] == "gathering model components"
-        assert statuses[-4:] == ["parsing GGUF", f"using existing layer {digest}",
-                                 "writing manifest", "success"]
+        assert statuses[-4:] == [
+            "parsing GGUF",
+            f"using existing layer {digest}",
+            "writing manifest",
+            "success",
+        ]
     assert sorted(p.name for p in (server.models / "blobs").iterdir()) == sorted(
-        [p.name for p in (server.models / "blobs").iterdir() if p.name.startswith("sha256-")])
+        [p.name for p in (server.models / "blobs").iterdir() if p.name.startswith("sha256-")]
+    )
 
 
 def test_tags_list_details_newest_first(server, created):
@@ -225,16 +278,25 @@ def test_tags_list_details_newest_first(server, created):
     os.utime(tiny, (now - 60, now - 60))
     models = requests.get(server.url + "/api/tags", timeout=10).json()["models"]
     assert [m["name"] for m in models] == ["tiny:1", "smollm2:135m"]
-    assert models[1]["details"] == {"parent_model": "", "format": "gguf", "family": "llama",
-                                    "families": ["llama"], "parameter_size": "134.52M",
-                                    "quantization_level": "Q4_1"}
+    assert models[1]["details"] == {
+        "parent_model": "",
+        "format": "gguf",
+        "family": "llama",
+        "families": ["llama"],
+        "parameter_size": "134.52M",
+        "quantization_level": "Q4_1",
+    }
     assert models[1]["digest"] == hashlib.sha256(server.manifest("smollm2:135m")).hexdigest()
     os.utime(tiny, (now - 7200, now - 7200))
     models = requests.get(server.url + "/api/tags", timeout=10).json()["models"]
     assert [m["name"] for m in models] == ["smollm2:135m", "tiny:1"]
     listing = server.cli("list")
-    assert listing.returncode == 0 and listing.stdout.split()[:4] == ["NAME", "ID", "SIZE",
-                                                                      "MODIFIED"]
+    assert listing.returncode == 0 and listing.stdout.split()[:4] == [
+        "NAME",
+        "ID",
+        "SIZE",
+        "MODIFIED",
+    ]
     assert "smollm2:135m" in listing.stdout and "98 MB" in listing.stdout
 
 
@@ -251,22 +313,32 @@ def test_generation_is_the_real_models(server, created):
     tiny = server.generate("tiny:1", "Say hello.", n=12).json()["response"]
     assert tiny.split() and set(tiny.split()) <= set(WORDS)  # its vocabulary, no blank answer
     # streamed: one line per piece, then the final one; the same text
-    r = requests.post(server.url + "/api/generate", timeout=120, json={
-        "model": "tiny:1", "prompt": "Say hello.", "options": {"num_predict": 12,
-                                                               "temperature": 0}})
+    r = requests.post(
+        server.url + "/api/generate",
+        timeout=120,
+        json={
+            "model": "tiny:1",
+            "prompt": "Say hello.",
+            "options": {"num_predict": 12, "temperature": 0},
+        },
+    )
     chunks = lines(r)
     assert len(chunks) == 13 and chunks[-1]["done"] and chunks[-1]["response"] == ""
     assert "".join(c["response"] for c in chunks) == tiny
     # the OpenAI-compatible completion (openai/openai.go: max_tokens -> num_predict)
-    c = requests.post(server.url + "/v1/completions", timeout=120, json={
-        "model": "tiny:1", "prompt": "Say hello.", "max_tokens": 5, "temperature": 0}).json()
+    c = requests.post(
+        server.url + "/v1/completions",
+        timeout=120,
+        json={"model": "tiny:1", "prompt": "Say hello.", "max_tokens": 5, "temperature": 0},
+    ).json()
     assert c["object"] == "text_completion" and c["choices"][0]["finish_reason"] == "length"
-    assert c["usage"]["completion_tokens"] == 5 and set(c["choices"][0]["text"].split()) <= \
-        set(WORDS)
+    assert c["usage"]["completion_tokens"] == 5 and set(c["choices"][0]["text"].split()) <= set(
+        WORDS
+    )
     ps = requests.get(server.url + "/api/ps", timeout=10).json()["models"]
     assert {m["name"] for m in ps} == {"smollm2:135m", "tiny:1"}  # kept loaded (keep_alive)
     # the runners ran the llama.cpp the tarball carries, not the one installed here
-    assert f"(llama.cpp from {server.root}/lib/ollama/python/xllamacpp)" in server.logs(10 ** 9)
+    assert f"(llama.cpp from {server.root}/lib/ollama/python/xllamacpp)" in server.logs(10**9)
 
 
 def test_airnodes_health_check_passes_on_real_answers(server, created):
@@ -278,14 +350,18 @@ def test_airnodes_health_check_passes_on_real_answers(server, created):
 def test_a_file_that_is_not_gguf_fails_after_parsing_gguf(server, ggufs):
     r = server.create("notes:1", ggufs["notes"])
     assert r.returncode == 1
-    assert r.stderr.splitlines()[-2:] == ["parsing GGUF",
-                                          "Error: supplied file was not in GGUF format"]
+    assert r.stderr.splitlines()[-2:] == [
+        "parsing GGUF",
+        "Error: supplied file was not in GGUF format",
+    ]
     digest = "sha256:" + hashlib.sha256(ggufs["notes"].read_bytes()).hexdigest()
     # server/create.go: a .gguf name is taken as GGUF; the error comes inside the stream
     r = server.create_raw({"notes.gguf": digest})
     assert r.status_code == 200
-    assert lines(r) == [{"status": "parsing GGUF"},
-                        {"error": "supplied file was not in GGUF format"}]
+    assert lines(r) == [
+        {"status": "parsing GGUF"},
+        {"error": "supplied file was not in GGUF format"},
+    ]
     # another name: its magic bytes decide, before any line: 400
     r = server.create_raw({"notes.txt": digest})
     assert (r.status_code, r.json()) == (400, {"error": "unknown type"})
@@ -294,11 +370,14 @@ def test_a_file_that_is_not_gguf_fails_after_parsing_gguf(server, ggufs):
     assert not (server.models / "manifests/registry.ollama.ai/library/notes").exists()
 
 
-@pytest.mark.parametrize("which, error", [
-    ("header-cut", "unexpected EOF"),
-    ("offset-cut", "failed to read tensor offset: unexpected EOF"),
-    ("offset-missing", "failed to read tensor offset: EOF"),
-])
+@pytest.mark.parametrize(
+    "which, error",
+    [
+        ("header-cut", "unexpected EOF"),
+        ("offset-cut", "failed to read tensor offset: unexpected EOF"),
+        ("offset-missing", "failed to read tensor offset: EOF"),
+    ],
+)
 def test_a_cut_header_is_refused_with_gos_decode_error(server, ggufs, which, error):
     r = server.create(f"{which}:1", ggufs[which])
     assert r.returncode == 1 and r.stderr.endswith(f"parsing GGUF\nError: {error}\n"), r.stderr
@@ -308,12 +387,19 @@ def test_a_cut_header_is_refused_with_gos_decode_error(server, ggufs, which, err
 def test_what_llama_cpp_cannot_load_is_created_then_fails_the_first_generation(server, ggufs):
     # v0.13.5 decodes only the header at create time: cut tensor data and an unknown
     # architecture pass; llama.cpp refuses them at load (llama/llama.go LoadModelFromFile)
-    for name, path, family in (("cut:1", ggufs["data-cut"], "llama"),
-                               ("alien:1", ggufs["alien"], "nosucharch")):
+    for name, path, family in (
+        ("cut:1", ggufs["data-cut"], "llama"),
+        ("alien:1", ggufs["alien"], "nosucharch"),
+    ):
         r = server.create(name, path)
         assert r.returncode == 0 and r.stderr.endswith("success\n"), r.stderr
-        config = json.loads((server.models / "blobs" / json.loads(server.manifest(name))[
-            "config"]["digest"].replace(":", "-")).read_bytes())
+        config = json.loads(
+            (
+                server.models
+                / "blobs"
+                / json.loads(server.manifest(name))["config"]["digest"].replace(":", "-")
+            ).read_bytes()
+        )
         assert config["model_family"] == family
         r = server.generate(name, "Say hello.")
         blob = server.models / "blobs" / f"sha256-{hashlib.sha256(path.read_bytes()).hexdigest()}"
@@ -333,8 +419,10 @@ def test_blob_uploads_answer_as_upstream(server):
     got = "sha256:" + hashlib.sha256(other).hexdigest()
     wanted = "sha256:" + "0" * 64
     r = requests.post(url + wanted, data=other, timeout=10)
-    assert (r.status_code, r.json()) == (400, {
-        "error": f'digest mismatch, expected "{wanted}", got "{got}"'})
+    assert (r.status_code, r.json()) == (
+        400,
+        {"error": f'digest mismatch, expected "{wanted}", got "{got}"'},
+    )
     # server/layer.go NewLayer stored what came under its own digest all the same
     assert (server.models / "blobs" / got.replace(":", "-")).read_bytes() == other
     r = requests.post(url + "sha256:xyz", data=b"x", timeout=10)
@@ -346,7 +434,9 @@ def test_cli_errors_are_upstreams(server, work, root):
     mf.write_text(f"FROM {work}/no-such.gguf\n")
     r = server.cli("create", "ghost:1", "-f", str(mf))
     assert (r.returncode, r.stderr.splitlines()[-1]) == (
-        1, "Error: 400 Bad Request: invalid model name")
+        1,
+        "Error: 400 Bad Request: invalid model name",
+    )
     r = server.cli("create", "Bad Name", "-f", str(mf))
     assert r.stderr.splitlines()[-1] == "Error: 400 Bad Request: invalid model name"
     nobody = Ollama(root, work / "nobody")  # nothing listens on its port
@@ -368,18 +458,21 @@ def store_with_leftovers(src: Ollama, dest: Path) -> dict[str, Path]:
     (mdir / "1").write_bytes(src.manifest("tiny:1"))
     (dest / "manifests/registry.ollama.ai/library/gone").mkdir()
     stray = hashlib.sha256(b"stray").hexdigest()
-    leftovers = {"unreferenced": blobs / f"sha256-{stray}",
-                 "partial": blobs / f"sha256-{stray}-partial",
-                 "tmp": blobs / f"sha256-{'a' * 64}.tmp", "other": blobs / "notes.txt"}
+    leftovers = {
+        "unreferenced": blobs / f"sha256-{stray}",
+        "partial": blobs / f"sha256-{stray}-partial",
+        "tmp": blobs / f"sha256-{'a' * 64}.tmp",
+        "other": blobs / "notes.txt",
+    }
     for p in leftovers.values():
         p.write_bytes(b"x")
     return leftovers
 
 
-@pytest.mark.parametrize("noprune, pruned", [(None, True), ("false", True), ("1", False),
-                                             ("yes", False)])
-def test_serve_prunes_at_start_unless_ollama_noprune(server, created, root, work, noprune,
-                                                     pruned):
+@pytest.mark.parametrize(
+    "noprune, pruned", [(None, True), ("false", True), ("1", False), ("yes", False)]
+)
+def test_serve_prunes_at_start_unless_ollama_noprune(server, created, root, work, noprune, pruned):
     dest = work / f"prune-{noprune}" / "models"
     leftovers = store_with_leftovers(server, dest)
     env = {} if noprune is None else {"OLLAMA_NOPRUNE": noprune}
@@ -387,8 +480,9 @@ def test_serve_prunes_at_start_unless_ollama_noprune(server, created, root, work
     try:
         assert all(p.exists() != pruned for p in leftovers.values())
         assert (dest / "manifests/registry.ollama.ai/library/gone").exists() != pruned
-        assert [m["name"] for m in requests.get(o.url + "/api/tags", timeout=10).json()[
-            "models"]] == ["tiny:1"]
+        assert [
+            m["name"] for m in requests.get(o.url + "/api/tags", timeout=10).json()["models"]
+        ] == ["tiny:1"]
         kept = json.loads((dest / "manifests/registry.ollama.ai/library/tiny/1").read_bytes())
         for la in [kept["config"]] + kept["layers"]:
             assert (dest / "blobs" / la["digest"].replace(":", "-")).exists()

@@ -38,8 +38,10 @@ from tests.upstream import KP_FIXTURE, kube_prometheus_tarball
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = DEFAULTS["model_server_namespace"]
 NODE = "airnode-lab"
-IMAGES = {"llama-server": "ghcr.io/ggml-org/llama.cpp:server-b7400",
-          "ollama": "docker.io/library/debian:bookworm-slim"}
+IMAGES = {
+    "llama-server": "ghcr.io/ggml-org/llama.cpp:server-b7400",
+    "ollama": "docker.io/library/debian:bookworm-slim",
+}
 BOARDS = {"llama-server": "airnode-llama-server", "ollama": "airnode-ollama"}
 # the metrics of the scrape itself: Prometheus writes them for every target
 SCRAPE_METRICS = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
@@ -54,13 +56,29 @@ def shipped(backend: str) -> list[dict]:
     """airnode's model-server manifests for a backend, rendered as the step renders them."""
     if backend == "llama-server":
         return manifests.render_model_server(
-            node=NODE, image=IMAGES[backend], backend=backend, namespace=NAMESPACE,
-            server_version=llamalogic.image_version(IMAGES[backend]), uid=999, gid=999,
-            args=llamalogic.server_args(model_file=llamalogic.blob_name("a" * 64),
-                                        alias="smollm2", context_length=2048, parallel=2))
-    return manifests.render_model_server(node=NODE, image=IMAGES[backend], namespace=NAMESPACE,
-                                         server_version="v0.13.5", uid=999, gid=999,
-                                         env=server_env(DEFAULTS))
+            node=NODE,
+            image=IMAGES[backend],
+            backend=backend,
+            namespace=NAMESPACE,
+            server_version=llamalogic.image_version(IMAGES[backend]),
+            uid=999,
+            gid=999,
+            args=llamalogic.server_args(
+                model_file=llamalogic.blob_name("a" * 64),
+                alias="smollm2",
+                context_length=2048,
+                parallel=2,
+            ),
+        )
+    return manifests.render_model_server(
+        node=NODE,
+        image=IMAGES[backend],
+        namespace=NAMESPACE,
+        server_version="v0.13.5",
+        uid=999,
+        gid=999,
+        env=server_env(DEFAULTS),
+    )
 
 
 def of_kind(docs: list[dict], kind: str) -> dict:
@@ -74,8 +92,11 @@ def pod_of(docs: list[dict]) -> tuple[str, str, str]:
     container serving the Service's port."""
     service, sts = of_kind(docs, "Service"), of_kind(docs, "StatefulSet")
     target_port = service["spec"]["ports"][0]["targetPort"]
-    container = next(c["name"] for c in sts["spec"]["template"]["spec"]["containers"]
-                     if any(p.get("name") == target_port for p in c.get("ports", [])))
+    container = next(
+        c["name"]
+        for c in sts["spec"]["template"]["spec"]["containers"]
+        if any(p.get("name") == target_port for p in c.get("ports", []))
+    )
     return sts["metadata"]["namespace"], f"{sts['metadata']['name']}-0", container
 
 
@@ -92,10 +113,12 @@ def split(backend: str) -> tuple[list[prom.Target], list[prom.Target]]:
         elif used <= exporters:
             fixture.append(t)
         else:
-            raise AssertionError(f"{t}: reads {sorted(used - exporters)}, which neither the "
-                                 "real llama.cpp server nor this test's exporter series give "
-                                 f"for {backend}: add them to exporter_series() with the "
-                                 "exporter's real label set")
+            raise AssertionError(
+                f"{t}: reads {sorted(used - exporters)}, which neither the "
+                "real llama.cpp server nor this test's exporter series give "
+                f"for {backend}: add them to exporter_series() with the "
+                "exporter's real label set"
+            )
     return real, fixture
 
 
@@ -104,12 +127,20 @@ def split(backend: str) -> tuple[list[prom.Target], list[prom.Target]]:
 # honorLabels, metrics_path added), kube-state-metrics v2 (honorLabels, its pod/service/endpoint/
 # namespace target labels dropped), blackbox-exporter through airnode's Probe (job = jobName,
 # instance = the probed URL).
-KUBELET = {"endpoint": "https-metrics", "instance": "10.0.2.15:10250", "job": "kubelet",
-           "metrics_path": "/metrics/cadvisor", "node": NODE, "service": "kubelet"}
+KUBELET = {
+    "endpoint": "https-metrics",
+    "instance": "10.0.2.15:10250",
+    "job": "kubelet",
+    "metrics_path": "/metrics/cadvisor",
+    "node": NODE,
+    "service": "kubelet",
+}
 KSM = {"instance": "10.244.0.7:8443", "job": "kube-state-metrics"}
 POD_UID = "0b7c2f4e-3d1a-4a8e-9f6b-2c5d8e1f4a70"
-CGROUP = ("/kubepods.slice/kubepods-burstable.slice/"
-          f"kubepods-burstable-pod{POD_UID.replace('-', '_')}.slice")
+CGROUP = (
+    "/kubepods.slice/kubepods-burstable.slice/"
+    f"kubepods-burstable-pod{POD_UID.replace('-', '_')}.slice"
+)
 CID = "5f1e9c3b7a2d4e6f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7"
 
 
@@ -117,19 +148,54 @@ def labels(metric: str, /, **values: str) -> str:
     return metric + "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(values.items())) + "}"
 
 
-def cadvisor(name: str, values: str, namespace: str, pod: str, container: str, image: str,
-             **extra: str) -> list[dict]:
+def cadvisor(
+    name: str, values: str, namespace: str, pod: str, container: str, image: str, **extra: str
+) -> list[dict]:
     """The container's series and its pod's cgroup (container=""), plus another pod's."""
-    return [{"series": labels(name, **KUBELET, **extra, container=container, image=image,
-                              id=f"{CGROUP}/cri-containerd-{CID}.scope", name=CID,
-                              namespace=namespace, pod=pod), "values": values},
-            {"series": labels(name, **KUBELET, **extra, container="", image="", id=CGROUP,
-                              name="", namespace=namespace, pod=pod), "values": values},
-            {"series": labels(name, **KUBELET, **extra, container="prometheus",
-                              image="quay.io/prometheus/prometheus:v3.7.3",
-                              id="/kubepods.slice/prometheus", name="0" * 64,
-                              namespace="monitoring", pod="prometheus-k8s-0"),
-             "values": values}]
+    return [
+        {
+            "series": labels(
+                name,
+                **KUBELET,
+                **extra,
+                container=container,
+                image=image,
+                id=f"{CGROUP}/cri-containerd-{CID}.scope",
+                name=CID,
+                namespace=namespace,
+                pod=pod,
+            ),
+            "values": values,
+        },
+        {
+            "series": labels(
+                name,
+                **KUBELET,
+                **extra,
+                container="",
+                image="",
+                id=CGROUP,
+                name="",
+                namespace=namespace,
+                pod=pod,
+            ),
+            "values": values,
+        },
+        {
+            "series": labels(
+                name,
+                **KUBELET,
+                **extra,
+                container="prometheus",
+                image="quay.io/prometheus/prometheus:v3.7.3",
+                id="/kubepods.slice/prometheus",
+                name="0" * 64,
+                namespace="monitoring",
+                pod="prometheus-k8s-0",
+            ),
+            "values": values,
+        },
+    ]
 
 
 def exporter_series(backend: str) -> dict[str, list[dict]]:
@@ -140,19 +206,35 @@ def exporter_series(backend: str) -> dict[str, list[dict]]:
     image = of_kind(docs, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]["image"]
     out = {
         "container_cpu_usage_seconds_total": cadvisor(
-            "container_cpu_usage_seconds_total", "0+30x20", ns, pod, c, image, cpu="total"),
+            "container_cpu_usage_seconds_total", "0+30x20", ns, pod, c, image, cpu="total"
+        ),
         "container_memory_working_set_bytes": cadvisor(
-            "container_memory_working_set_bytes", "734003200+0x20", ns, pod, c, image),
+            "container_memory_working_set_bytes", "734003200+0x20", ns, pod, c, image
+        ),
         # kube-state-metrics v2 exports a waiting container's current reason only
         "kube_pod_container_status_waiting_reason": [
-            {"series": labels("kube_pod_container_status_waiting_reason", **KSM, container=c,
-                              namespace=ns, pod=pod, reason="CrashLoopBackOff", uid=POD_UID),
-             "values": "1x20"}]}
+            {
+                "series": labels(
+                    "kube_pod_container_status_waiting_reason",
+                    **KSM,
+                    container=c,
+                    namespace=ns,
+                    pod=pod,
+                    reason="CrashLoopBackOff",
+                    uid=POD_UID,
+                ),
+                "values": "1x20",
+            }
+        ],
+    }
     # blackbox-exporter's http_2xx module, for the Probe's target (the ollama backend's)
     for spec in (d["spec"] for d in docs if d["kind"] == "Probe"):
         probe = {"job": spec["jobName"], "instance": spec["targets"]["staticConfig"]["static"][0]}
-        for metric, values in (("probe_success", "1x20"), ("probe_duration_seconds", "0.004x20"),
-                               ("probe_http_status_code", "200x20")):
+        for metric, values in (
+            ("probe_success", "1x20"),
+            ("probe_duration_seconds", "0.004x20"),
+            ("probe_http_status_code", "200x20"),
+        ):
             out[metric] = [{"series": labels(metric, **probe), "values": values}]
     return out
 
@@ -192,12 +274,16 @@ def test_kubernetes_and_probe_queries_return_series_in_promtool(backend, tmp_pat
 def test_promtool_path_catches_a_malformed_or_empty_query(tmp_path):
     """The check can fail: a query that does not parse, or one whose container matcher names
     no container of the model server, fails promtool."""
-    broken = prom.Target("x", "broken", "A", 'sum(rate(container_cpu_usage_seconds_total[5m])')
+    broken = prom.Target("x", "broken", "A", "sum(rate(container_cpu_usage_seconds_total[5m])")
     (tmp_path / "a").mkdir()
     assert "parse error" in promtool_failures("ollama", [broken], tmp_path / "a")
-    empty = prom.Target("x", "empty", "A",
-                        f'sum(container_memory_working_set_bytes{{namespace="{NAMESPACE}", '
-                        'container="llama-server"})')
+    empty = prom.Target(
+        "x",
+        "empty",
+        "A",
+        f'sum(container_memory_working_set_bytes{{namespace="{NAMESPACE}", '
+        'container="llama-server"})',
+    )
     (tmp_path / "b").mkdir()
     assert "got:" in promtool_failures("ollama", [empty], tmp_path / "b")
 
@@ -209,20 +295,33 @@ def scrape_config(backend: str, url: str) -> dict:
     monitor, service = of_kind(docs, "ServiceMonitor"), of_kind(docs, "Service")
     namespace, pod, container = pod_of(docs)
     endpoint = monitor["spec"]["endpoints"][0]
-    return {"job_name": f"serviceMonitor/{namespace}/{monitor['metadata']['name']}/0",
-            "metrics_path": endpoint.get("path", "/metrics"),
-            "static_configs": [{"targets": [url.split("://", 1)[1]], "labels": {
-                "job": service["metadata"]["labels"][monitor["spec"]["jobLabel"]],
-                "namespace": namespace, "service": service["metadata"]["name"], "pod": pod,
-                "container": container, "endpoint": endpoint["port"]}}]}
+    return {
+        "job_name": f"serviceMonitor/{namespace}/{monitor['metadata']['name']}/0",
+        "metrics_path": endpoint.get("path", "/metrics"),
+        "static_configs": [
+            {
+                "targets": [url.split("://", 1)[1]],
+                "labels": {
+                    "job": service["metadata"]["labels"][monitor["spec"]["jobLabel"]],
+                    "namespace": namespace,
+                    "service": service["metadata"]["name"],
+                    "pod": pod,
+                    "container": container,
+                    "endpoint": endpoint["port"],
+                },
+            }
+        ],
+    }
 
 
 def wait_for(server: prom.Prometheus, expr: str, timeout: float = 20) -> list[dict]:
     end = time.monotonic() + timeout
     while not (found := server.series(expr)):
         if time.monotonic() > end:
-            raise AssertionError(f"{expr}: nothing after {timeout}s of scraping every second; "
-                                 f"prometheus said: {server.logs()}")
+            raise AssertionError(
+                f"{expr}: nothing after {timeout}s of scraping every second; "
+                f"prometheus said: {server.logs()}"
+            )
         time.sleep(0.5)
     return found
 
@@ -236,8 +335,9 @@ def scraped(llama_server, tmp_path_factory):
     job = config["static_configs"][0]["labels"]["job"]
     with prom.Prometheus(tmp_path_factory.mktemp("prometheus"), [config]) as server:
         wait_for(server, f'up{{job="{job}"}} == 1')
-        wait_for(server, f'count_over_time(llamacpp:tokens_predicted_total{{job="{job}"}}[1m])'
-                 " >= 2")
+        wait_for(
+            server, f'count_over_time(llamacpp:tokens_predicted_total{{job="{job}"}}[1m]) >= 2'
+        )
         Client(llama_server).openai_complete("smollm2", "Count to five:")
         wait_for(server, f'rate(llamacpp:tokens_predicted_total{{job="{job}"}}[1m]) > 0')
         yield server
@@ -253,8 +353,9 @@ def test_llamacpp_queries_return_series_from_a_real_prometheus(scraped):
             failed.append(f"{t}\n  refused: {answer.get('errorType')}: {answer.get('error')}")
         elif answer["data"]["resultType"] != "vector" or not answer["data"]["result"]:
             failed.append(f"{t}\n  no series: {answer['data']}")
-    assert not failed, "the real Prometheus, scraping the real llama.cpp server:\n" + \
-        "\n".join(failed)
+    assert not failed, "the real Prometheus, scraping the real llama.cpp server:\n" + "\n".join(
+        failed
+    )
 
 
 def test_real_path_catches_a_malformed_or_empty_query(scraped):
@@ -276,9 +377,11 @@ def test_every_rule_file_shipped_passes_promtool_check(tmp_path):
     rules = [d for d in docs if d.get("kind") == "PrometheusRule"]
     # airnode's own: none so far; one added elsewhere than the manifests rendered above must be
     # rendered here too
-    own = sorted(str(p.relative_to(REPO)) for p in [*(REPO / "templates").iterdir(),
-                                                     *(REPO / "airnode").rglob("*.py")]
-                 if p.is_file() and "PrometheusRule" in p.read_text(errors="replace"))
+    own = sorted(
+        str(p.relative_to(REPO))
+        for p in [*(REPO / "templates").iterdir(), *(REPO / "airnode").rglob("*.py")]
+        if p.is_file() and "PrometheusRule" in p.read_text(errors="replace")
+    )
     assert set(own) <= {"templates/model-server.yaml.j2", "airnode/monitoring.py"}, own
     upstream = sorted((KP_FIXTURE / "manifests").glob("*prometheusRule*.yaml"))
     assert upstream and len(rules) >= len(upstream), (len(rules), upstream)

@@ -29,11 +29,14 @@ def bundle(tmp_path):
 @pytest.fixture
 def signer(tmp_path):
     key = tmp_path / "signing-key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "site", "-f", str(key)],
-                   check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "site", "-f", str(key)], check=True
+    )
     allowed = tmp_path / "allowed_signers"
-    allowed.write_text(f"{trust.IDENTITY} namespaces=\"{trust.NAMESPACE}\" "
-                       f"{(tmp_path / 'signing-key.pub').read_text()}")
+    allowed.write_text(
+        f'{trust.IDENTITY} namespaces="{trust.NAMESPACE}" '
+        f"{(tmp_path / 'signing-key.pub').read_text()}"
+    )
     return key, allowed
 
 
@@ -86,9 +89,22 @@ def test_an_unsigned_bundle_with_allowed_signers_is_refused(bundle, signer):
 def test_a_dry_run_of_an_unpinned_bundle_stops_before_reading_the_node(bundle, tmp_path):
     inventory = tmp_path / "inventory.py"
     inventory.write_text('hosts = ["@local"]\n')
-    r = subprocess.run([str(Path(sys.executable).parent / "pyinfra"), "-y", "--dry", "--data",
-                        f"bundle_dir={bundle}", str(inventory), str(ROOT / "deploys/node.py")],
-                       capture_output=True, text=True, cwd="/", timeout=300, env=dict(os.environ))
+    r = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "pyinfra"),
+            "-y",
+            "--dry",
+            "--data",
+            f"bundle_dir={bundle}",
+            str(inventory),
+            str(ROOT / "deploys/node.py"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        timeout=300,
+        env=dict(os.environ),
+    )
     assert r.returncode != 0
     assert "the bundle is not pinned: set bundle_sha256" in r.stderr, r.stderr[-2000:]
     assert "nothing was changed" in r.stderr
@@ -98,7 +114,8 @@ def test_the_cli_prints_the_digest_and_signs(bundle, signer):
     cli = [sys.executable, "-m", "airnode.cli", "bundle"]
     out = subprocess.run([*cli, "digest", str(bundle)], capture_output=True, text=True)
     assert out.stdout.strip() == trust.digest(bundle)
-    signed = subprocess.run([*cli, "sign", "--key", str(signer[0]), str(bundle)],
-                            capture_output=True, text=True)
+    signed = subprocess.run(
+        [*cli, "sign", "--key", str(signer[0]), str(bundle)], capture_output=True, text=True
+    )
     assert signed.returncode == 0, signed.stderr
     assert (bundle / trust.SIGNATURE).is_file()

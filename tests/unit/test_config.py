@@ -10,22 +10,25 @@ def test_every_default_has_a_rule_and_passes_it():
     assert config.check(every) == every
 
 
-@pytest.mark.parametrize("key, value, allowed", [
-    ("zram_algorithm", "lz5", "one of zstd, lzo-rle"),
-    ("zram_fraction", 0, "> 0"),
-    ("zram_fraction", -0.5, "> 0"),
-    ("zram_fraction", 2.5, "<= 2"),
-    ("zram_fraction", "half", "a number"),
-    ("zram_fraction", True, "a number"),
-    ("zram_max_mb", -1, ">= 0"),
-    ("zram_max_mb", 1.5, "an integer"),
-    ("zram_swappiness", 201, "<= 200"),
-    ("zram_priority", -5, ">= 0"),
-    ("hosts_address", "10.0.0.1", "loopback"),
-    ("containerd_sandbox_image", 'registry.k8s.io/pause:3.10"\nx', "registry/name:tag"),
-    ("containerd_sandbox_image", "pause", "registry/name:tag"),
-    ("hosts_address", "127.0.0.300", "loopback"),
-])
+@pytest.mark.parametrize(
+    "key, value, allowed",
+    [
+        ("zram_algorithm", "lz5", "one of zstd, lzo-rle"),
+        ("zram_fraction", 0, "> 0"),
+        ("zram_fraction", -0.5, "> 0"),
+        ("zram_fraction", 2.5, "<= 2"),
+        ("zram_fraction", "half", "a number"),
+        ("zram_fraction", True, "a number"),
+        ("zram_max_mb", -1, ">= 0"),
+        ("zram_max_mb", 1.5, "an integer"),
+        ("zram_swappiness", 201, "<= 200"),
+        ("zram_priority", -5, ">= 0"),
+        ("hosts_address", "10.0.0.1", "loopback"),
+        ("containerd_sandbox_image", 'registry.k8s.io/pause:3.10"\nx', "registry/name:tag"),
+        ("containerd_sandbox_image", "pause", "registry/name:tag"),
+        ("hosts_address", "127.0.0.300", "loopback"),
+    ],
+)
 def test_bad_values_name_key_value_and_what_is_allowed(key, value, allowed):
     with pytest.raises(config.SettingError) as e:
         config.check({key: value})
@@ -34,10 +37,16 @@ def test_bad_values_name_key_value_and_what_is_allowed(key, value, allowed):
     assert allowed in msg
 
 
-@pytest.mark.parametrize("key, value", [
-    ("zram_algorithm", "lzo-rle"), ("zram_fraction", 2), ("zram_fraction", 0.01),
-    ("zram_max_mb", 0), ("hosts_address", "127.0.0.1"),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("zram_algorithm", "lzo-rle"),
+        ("zram_fraction", 2),
+        ("zram_fraction", 0.01),
+        ("zram_max_mb", 0),
+        ("hosts_address", "127.0.0.1"),
+    ],
+)
 def test_edge_values_accepted(key, value):
     assert config.check({key: value}) == {key: value}
 
@@ -57,21 +66,25 @@ def test_typos_are_found_with_a_suggestion():
     found = config.unknown_keys(keys, ALL_DEFAULTS, ("ssh_",))
     assert "zram_fracton (did you mean zram_fraction?)" in found
     assert "zram_bogus" in found
-    assert not any(k.startswith(("zram_fraction ", "ssh_port", "_private", "site_name"))
-                   for k in found)
+    assert not any(
+        k.startswith(("zram_fraction ", "ssh_port", "_private", "site_name")) for k in found
+    )
 
 
-@pytest.mark.parametrize("key, value", [
-    ("ollama_install_dir", "/opt"),                  # would own all of /opt
-    ("ollama_install_dir", "/opt/air node"),         # a space: never in a shell command
-    ("ollama_install_dir", "/opt/airnode/"),         # trailing slash
-    ("model_store_dir", "/var/lib/airnode"),         # the state directory itself
-    ("model_store_dir", "/var/lib/k0s/models"),      # wiped by k0s reset
-    ("bundle_remote_dir", "/var/lib/airnode//bundle"),
-    ("containerd_sandbox_image", "pause"),
-    ("model_server_check_url", "ftp://x"),
-    ("ollama_flash_attention", "yes"),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("ollama_install_dir", "/opt"),  # would own all of /opt
+        ("ollama_install_dir", "/opt/air node"),  # a space: never in a shell command
+        ("ollama_install_dir", "/opt/airnode/"),  # trailing slash
+        ("model_store_dir", "/var/lib/airnode"),  # the state directory itself
+        ("model_store_dir", "/var/lib/k0s/models"),  # wiped by k0s reset
+        ("bundle_remote_dir", "/var/lib/airnode//bundle"),
+        ("containerd_sandbox_image", "pause"),
+        ("model_server_check_url", "ftp://x"),
+        ("ollama_flash_attention", "yes"),
+    ],
+)
 def test_paths_and_values_airnode_could_misuse_are_refused(key, value):
     with pytest.raises(config.SettingError):
         config.check({key: value})

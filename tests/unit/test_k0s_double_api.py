@@ -15,11 +15,23 @@ k0s = load_double()
 
 
 def model_server_docs(**over) -> dict:
-    values = dict(backend="ollama", image="docker.io/library/debian:bookworm-slim",
-                  server_version="v0.13.5", env={}, ollama_dir="/opt/airnode/ollama/v0.13.5",
-                  node="airnode-lab", uid=999, gid=999, namespace="airnode",
-                  model_store="/var/lib/airnode/models", store_size="50Gi", node_port=31434,
-                  cpu_request="1", memory_request="512Mi", open_webui=None)
+    values = dict(
+        backend="ollama",
+        image="docker.io/library/debian:bookworm-slim",
+        server_version="v0.13.5",
+        env={},
+        ollama_dir="/opt/airnode/ollama/v0.13.5",
+        node="airnode-lab",
+        uid=999,
+        gid=999,
+        namespace="airnode",
+        model_store="/var/lib/airnode/models",
+        store_size="50Gi",
+        node_port=31434,
+        cpu_request="1",
+        memory_request="512Mi",
+        open_webui=None,
+    )
     values.update(over)
     from airnode.serving import manifests
 
@@ -34,8 +46,10 @@ def test_a_statefulset_may_change_its_template_not_its_claims():
     new["spec"]["replicas"] = 1
     assert k0s.update_problem(old, new) is None
     bigger = model_server_docs(store_size="80Gi")["StatefulSet"]
-    assert "spec: Forbidden: updates to statefulset spec for fields other than 'replicas'" in \
-        k0s.update_problem(old, bigger)
+    assert (
+        "spec: Forbidden: updates to statefulset spec for fields other than 'replicas'"
+        in k0s.update_problem(old, bigger)
+    )
     # a default spelt out is no change (the API server stores the defaulted object)
     implicit = copy.deepcopy(old)
     implicit["spec"].pop("podManagementPolicy", None)
@@ -50,16 +64,21 @@ def test_a_statefulset_may_change_its_template_not_its_claims():
 def test_a_persistent_volumes_path_and_node_are_immutable():
     old = model_server_docs()["PersistentVolume"]
     moved = model_server_docs(model_store="/srv/models")["PersistentVolume"]
-    assert "spec.persistentvolumesource is immutable after creation" in \
-        k0s.update_problem(old, moved)
+    assert "spec.persistentvolumesource is immutable after creation" in k0s.update_problem(
+        old, moved
+    )
     other_node = model_server_docs(node="elsewhere")["PersistentVolume"]
     assert "field is immutable" in k0s.update_problem(old, other_node)
     assert k0s.update_problem(old, copy.deepcopy(old)) is None
 
 
 def test_a_deployments_selector_is_immutable():
-    d = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w"},
-         "spec": {"selector": {"matchLabels": {"a": "1"}}}}
+    d = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "w"},
+        "spec": {"selector": {"matchLabels": {"a": "1"}}},
+    }
     e = copy.deepcopy(d)
     e["spec"]["selector"]["matchLabels"]["a"] = "2"
     assert 'Deployment.apps "w" is invalid: spec.selector' in k0s.update_problem(d, e)
@@ -71,10 +90,16 @@ def cluster_with(pv: dict) -> dict:
 
 
 def claim(name: str, uid: str, size: str = "50Gi") -> dict:
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": {"name": name, "namespace": "airnode", "uid": uid},
-            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "airnode-models",
-                     "resources": {"requests": {"storage": size}}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": "airnode", "uid": uid},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "airnode-models",
+            "resources": {"requests": {"storage": size}},
+        },
+    }
 
 
 def test_binding_sets_the_claimref_and_a_released_volume_binds_nothing_until_it_is_removed():

@@ -19,9 +19,14 @@ def crds():
 
 
 def docs(settings=None, **over):
-    values = dict(node="airnode-lab", image="docker.io/library/debian:bookworm-slim",
-                  server_version="v0.13.5", uid=999, gid=999,
-                  env=server_env({**DEFAULTS, **(settings or {})}))
+    values = dict(
+        node="airnode-lab",
+        image="docker.io/library/debian:bookworm-slim",
+        server_version="v0.13.5",
+        uid=999,
+        gid=999,
+        env=server_env({**DEFAULTS, **(settings or {})}),
+    )
     values.update(over)
     return manifests.render_model_server(**values)
 
@@ -32,8 +37,16 @@ def by_kind(ds, kind):
 
 def test_every_document_is_valid(crds):
     ds = docs()
-    assert [d["kind"] for d in ds] == ["Namespace", "StorageClass", "PersistentVolume", "Service",
-                                       "StatefulSet", "Role", "RoleBinding", "Probe"]
+    assert [d["kind"] for d in ds] == [
+        "Namespace",
+        "StorageClass",
+        "PersistentVolume",
+        "Service",
+        "StatefulSet",
+        "Role",
+        "RoleBinding",
+        "Probe",
+    ]
     assert manifests.validate(ds, crds) == []
 
 
@@ -54,15 +67,23 @@ def test_a_bad_probe_is_caught_by_the_crd_schema(crds):
 
 
 def test_an_unknown_kind_is_reported(crds):
-    problems = manifests.validate([{"apiVersion": "example.com/v1", "kind": "Widget",
-                                    "metadata": {"name": "w"}}], crds)
+    problems = manifests.validate(
+        [{"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}], crds
+    )
     assert problems and "no schema for example.com/v1 Widget" in problems[0]
 
 
 def test_statefulset_shape():
-    ss = by_kind(docs({"ollama_num_parallel": 4, "ollama_flash_attention": True,
-                       "ollama_extra_env": {"OLLAMA_DEBUG": 1, "OLLAMA_ORIGINS": 'a"b'}}),
-                 "StatefulSet")
+    ss = by_kind(
+        docs(
+            {
+                "ollama_num_parallel": 4,
+                "ollama_flash_attention": True,
+                "ollama_extra_env": {"OLLAMA_DEBUG": 1, "OLLAMA_ORIGINS": 'a"b'},
+            }
+        ),
+        "StatefulSet",
+    )
     pod = ss["spec"]["template"]["spec"]
     c = pod["containers"][0]
     env = {e["name"]: e["value"] for e in c["env"]}
@@ -73,7 +94,10 @@ def test_statefulset_shape():
     assert c["readinessProbe"]["httpGet"]["path"] == "/"
     assert c["livenessProbe"]["httpGet"]["path"] == "/api/version"
     assert c["imagePullPolicy"] == "Never"
-    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 999
+    assert (
+        pod["securityContext"]["runAsNonRoot"] is True
+        and pod["securityContext"]["runAsUser"] == 999
+    )
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     assert c["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
     assert ss["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "airnode-local"
@@ -98,7 +122,8 @@ def test_a_new_ollama_version_rolls_the_statefulset():
 
 def test_prometheus_may_read_the_namespace():
     rb = by_kind(docs(), "RoleBinding")
-    assert rb["subjects"] == [{"kind": "ServiceAccount", "name": "prometheus-k8s",
-                               "namespace": "monitoring"}]
+    assert rb["subjects"] == [
+        {"kind": "ServiceAccount", "name": "prometheus-k8s", "namespace": "monitoring"}
+    ]
     role = by_kind(docs(), "Role")
     assert {"endpointslices"} <= set(role["rules"][1]["resources"])

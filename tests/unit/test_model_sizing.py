@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-
 import pytest
 
-from airnode.sizing import MIB, OVERHEAD_MIB, disk_problem, kv_cache_bytes, need_bytes, plan, \
-    read_gguf, table
+from airnode.sizing import (
+    MIB,
+    OVERHEAD_MIB,
+    disk_problem,
+    kv_cache_bytes,
+    need_bytes,
+    plan,
+    read_gguf,
+    table,
+)
 from tests.ggufs import llama3_8b_shaped, smollm2
 
 SMOLLM2 = smollm2()
@@ -19,9 +26,15 @@ def smol():
 
 def test_real_gguf_header(smol):
     assert (smol.arch, smol.layers, smol.heads, smol.kv_heads, smol.embedding, smol.head_dim) == (
-        "llama", 30, 9, 3, 576, 64)
+        "llama",
+        30,
+        9,
+        3,
+        576,
+        64,
+    )
     assert smol.quant == "Q4_1" and smol.context_train == 8192
-    assert smol.params == 134_515_008          # "135M"
+    assert smol.params == 134_515_008  # "135M"
     assert smol.weights_bytes == 96_576_768
 
 
@@ -53,15 +66,16 @@ def test_llama3_8b_kv_cache_is_one_gib_per_8k_slot(llama3_8b_shape):
 
 
 def test_plan_says_what_to_change(smol, llama3_8b_shape):
-    fits = plan([smol, llama3_8b_shape], memory_mb=4096, reserved_mb=2048, context=8192,
-                parallel=4)
+    fits = plan([smol, llama3_8b_shape], memory_mb=4096, reserved_mb=2048, context=8192, parallel=4)
     small, big = fits
     assert small.ok and small.advice == ""
     assert not big.ok and big.available == 2048 * MIB
     assert big.need == 64 * 32 * 4 + 4096 * MIB + OVERHEAD_MIB * MIB
     assert "context 4096 (-2048 MiB)" in big.advice
     assert "3 parallel slot(s) (-1024 MiB)" in big.advice
-    assert "OLLAMA_KV_CACHE_TYPE=q8_0" in big.advice and "smaller quantization than Q8_0" in big.advice
+    assert (
+        "OLLAMA_KV_CACHE_TYPE=q8_0" in big.advice and "smaller quantization than Q8_0" in big.advice
+    )
     text = table(fits)
     assert text.splitlines()[0].split()[:4] == ["MODEL", "QUANT", "NEEDED", "AVAILABLE"]
     assert "smollm2:135m" in text and "fits" in text and f"{big.need // MIB} MiB" in text
@@ -70,7 +84,8 @@ def test_plan_says_what_to_change(smol, llama3_8b_shape):
 def test_disk():
     assert disk_problem(10 * MIB, 4 * MIB, 5 * MIB) is None
     assert disk_problem(8 * MIB, 4 * MIB, 5 * MIB) == (
-        "not enough disk: bundle 4.0 MiB + model store 5.0 MiB = 9.0 MiB, 8.0 MiB free")
+        "not enough disk: bundle 4.0 MiB + model store 5.0 MiB = 9.0 MiB, 8.0 MiB free"
+    )
 
 
 def test_bundle_and_store_on_one_filesystem_must_fit_together():
@@ -79,8 +94,10 @@ def test_bundle_and_store_on_one_filesystem_must_fit_together():
     same = ["/dev/vda1 9437184 /var/lib", "/dev/vda1 9437184 /var/lib"]
     assert disk_problems(same, 4 * MIB, 4 * MIB) == []
     assert disk_problems(same, 5 * MIB, 5 * MIB) == [
-        "not enough disk: bundle 5.0 MiB + model store 5.0 MiB = 10.0 MiB, 9.0 MiB free on /var/lib"]
+        "not enough disk: bundle 5.0 MiB + model store 5.0 MiB = 10.0 MiB, 9.0 MiB free on /var/lib"
+    ]
     apart = ["/dev/vda1 6291456 /var/lib", "/dev/vdb1 4194304 /srv"]
     assert disk_problems(apart, 5 * MIB, 5 * MIB) == [
-        "not enough disk: bundle 0 B + model store 5.0 MiB = 5.0 MiB, 4.0 MiB free on /srv"]
+        "not enough disk: bundle 0 B + model store 5.0 MiB = 5.0 MiB, 4.0 MiB free on /srv"
+    ]
     assert disk_problems(["garbage"], 5 * MIB, 5 * MIB) == []  # unreadable df: no refusal

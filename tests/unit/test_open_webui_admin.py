@@ -20,25 +20,36 @@ SECRET = "c0rrect-h0rse-battery"
 def on(tmp_path):
     f = tmp_path / "admin-password"
     f.write_text(SECRET + "\n")
-    return {**ALL_DEFAULTS, "open_webui": True, "open_webui_admin_email": "admin@example.com",
-            "open_webui_admin_password_file": str(f)}
+    return {
+        **ALL_DEFAULTS,
+        "open_webui": True,
+        "open_webui_admin_email": "admin@example.com",
+        "open_webui_admin_password_file": str(f),
+    }
 
 
 def test_the_password_is_the_first_line_of_the_file(tmp_path):
     f = tmp_path / "pw"
-    for text, want in ((SECRET, SECRET), (SECRET + "\n", SECRET), (SECRET + "\r\nrest\n", SECRET),
-                       ("päss wörd with spaces\n", "päss wörd with spaces")):
+    for text, want in (
+        (SECRET, SECRET),
+        (SECRET + "\n", SECRET),
+        (SECRET + "\r\nrest\n", SECRET),
+        ("päss wörd with spaces\n", "päss wörd with spaces"),
+    ):
         f.write_text(text)
         assert webui.admin_password(str(f)) == want.encode()
 
 
-@pytest.mark.parametrize("content, why", [
-    (b"", "first line (the password) is empty"),
-    (b"\nzebra line\n", "first line (the password) is empty"),
-    (b"quokka\tzebra\n", "control characters"),
-    (b"\xff\xfe\n", "not UTF-8"),
-    (b"x" * 73 + b"\n", "73 bytes; Open WebUI hashes with bcrypt, which takes at most 72"),
-])
+@pytest.mark.parametrize(
+    "content, why",
+    [
+        (b"", "first line (the password) is empty"),
+        (b"\nzebra line\n", "first line (the password) is empty"),
+        (b"quokka\tzebra\n", "control characters"),
+        (b"\xff\xfe\n", "not UTF-8"),
+        (b"x" * 73 + b"\n", "73 bytes; Open WebUI hashes with bcrypt, which takes at most 72"),
+    ],
+)
 def test_a_password_open_webui_cannot_take_is_refused_without_showing_it(tmp_path, content, why):
     f = tmp_path / "pw"
     f.write_bytes(content)
@@ -93,33 +104,56 @@ def test_email_addresses_are_allowed(email):
     config.check({"open_webui_admin_email": email})
 
 
-@pytest.mark.parametrize("email", ["admin", "@example.com", "a@b@c", "admin@example.com\n",
-                                   "a b@example.com", "admin@exa mple.com", "x" * 65 + "@a.b",
-                                   "a@$(reboot)"])
+@pytest.mark.parametrize(
+    "email",
+    [
+        "admin",
+        "@example.com",
+        "a@b@c",
+        "admin@example.com\n",
+        "a b@example.com",
+        "admin@exa mple.com",
+        "x" * 65 + "@a.b",
+        "a@$(reboot)",
+    ],
+)
 def test_what_is_not_an_email_address_is_refused(email):
     with pytest.raises(config.SettingError, match="open_webui_admin_email = .* an email address"):
         config.check({"open_webui_admin_email": email})
 
 
-BASE = {"k0s": {"version": "v1.34.1+k0s.0"}, "containerd": {"version": "2.1.4",
-        "runc_version": "1.3.3"}, "kube_prometheus": {"version": "v0.18.0"},
-        "model_server": {"image": "docker.io/library/debian:bookworm-slim"},
-        "ollama": {"version": "v0.13.5"}}
+BASE = {
+    "k0s": {"version": "v1.34.1+k0s.0"},
+    "containerd": {"version": "2.1.4", "runc_version": "1.3.3"},
+    "kube_prometheus": {"version": "v0.18.0"},
+    "model_server": {"image": "docker.io/library/debian:bookworm-slim"},
+    "ollama": {"version": "v0.13.5"},
+}
 
 
-@pytest.mark.parametrize("image", ["ghcr.io/open-webui/open-webui:v0.6.40",
-                                   "ghcr.io/open-webui/open-webui:0.6.5-cuda",
-                                   "ghcr.io/open-webui/open-webui:v0.5"])
+@pytest.mark.parametrize(
+    "image",
+    [
+        "ghcr.io/open-webui/open-webui:v0.6.40",
+        "ghcr.io/open-webui/open-webui:0.6.5-cuda",
+        "ghcr.io/open-webui/open-webui:v0.5",
+    ],
+)
 def test_open_webui_older_than_v0_7_0_is_refused_in_the_spec(image):
     with pytest.raises(bundlespec.SpecError, match=r"only from v0\.7\.0 on"):
         bundlespec.parse({**BASE, "open_webui": {"image": image}})
 
 
-@pytest.mark.parametrize("image", ["ghcr.io/open-webui/open-webui:v0.7.0",
-                                   "ghcr.io/open-webui/open-webui:v0.7.2-ollama",
-                                   "ghcr.io/open-webui/open-webui:1.0.0",
-                                   "ghcr.io/open-webui/open-webui:main",
-                                   "ghcr.io/open-webui/open-webui@sha256:" + "a" * 64])
+@pytest.mark.parametrize(
+    "image",
+    [
+        "ghcr.io/open-webui/open-webui:v0.7.0",
+        "ghcr.io/open-webui/open-webui:v0.7.2-ollama",
+        "ghcr.io/open-webui/open-webui:1.0.0",
+        "ghcr.io/open-webui/open-webui:main",
+        "ghcr.io/open-webui/open-webui@sha256:" + "a" * 64,
+    ],
+)
 def test_open_webui_from_v0_7_0_or_named_otherwise_is_accepted(image):
     s = bundlespec.parse({**BASE, "open_webui": {"image": image}})
     assert image in s.extra_images

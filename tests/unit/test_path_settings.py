@@ -9,13 +9,40 @@ import pytest
 from airnode import config
 
 PATH_KEYS = ("bundle_remote_dir", "model_store_dir", "open_webui_data_dir", "ollama_install_dir")
-REFUSED = ["/var/lib", "/home/admin", "/home/admin/models", "/root/airnode", "/mnt/usb",
-           "/media/stick", "/etc/ssh", "/usr/local/airnode", "/tmp/airnode", "/var/lib/k0s/x",
-           "/var/lib/containerd/models", "/var/lib/dpkg/x", "/var/log/airnode", "/opt", "/srv",
-           "/var/lib/airnode", "/var/lib/airnode/../../etc", "/boot/efi", "/proc/1", "/",
-           "relative/path", "/srv/air node", "/srv/$(id)"]
-ALLOWED = ["/var/lib/airnode/bundle", "/var/lib/airnode/models", "/srv/airnode",
-           "/mnt/usb/airnode-bundle", "/opt/airnode/ollama", "/data/models", "/var/lib/ollama"]
+REFUSED = [
+    "/var/lib",
+    "/home/admin",
+    "/home/admin/models",
+    "/root/airnode",
+    "/mnt/usb",
+    "/media/stick",
+    "/etc/ssh",
+    "/usr/local/airnode",
+    "/tmp/airnode",
+    "/var/lib/k0s/x",
+    "/var/lib/containerd/models",
+    "/var/lib/dpkg/x",
+    "/var/log/airnode",
+    "/opt",
+    "/srv",
+    "/var/lib/airnode",
+    "/var/lib/airnode/../../etc",
+    "/boot/efi",
+    "/proc/1",
+    "/",
+    "relative/path",
+    "/srv/air node",
+    "/srv/$(id)",
+]
+ALLOWED = [
+    "/var/lib/airnode/bundle",
+    "/var/lib/airnode/models",
+    "/srv/airnode",
+    "/mnt/usb/airnode-bundle",
+    "/opt/airnode/ollama",
+    "/data/models",
+    "/var/lib/ollama",
+]
 
 
 @pytest.mark.parametrize("key", PATH_KEYS)
@@ -33,25 +60,36 @@ def test_directories_of_their_own_are_allowed(key, value):
     assert config.check({key: value}) == {key: value}
 
 
-DEFAULTS = {"bundle_remote_dir": "/var/lib/airnode/bundle",
-            "model_store_dir": "/var/lib/airnode/models",
-            "open_webui_data_dir": "/var/lib/airnode/open-webui",
-            "ollama_install_dir": "/opt/airnode/ollama", "open_webui": True}
+DEFAULTS = {
+    "bundle_remote_dir": "/var/lib/airnode/bundle",
+    "model_store_dir": "/var/lib/airnode/models",
+    "open_webui_data_dir": "/var/lib/airnode/open-webui",
+    "ollama_install_dir": "/opt/airnode/ollama",
+    "open_webui": True,
+}
 
 
 def test_the_defaults_do_not_overlap():
     assert config.path_overlaps(DEFAULTS) == []
 
 
-@pytest.mark.parametrize("change, pair", [
-    ({"bundle_remote_dir": "/srv/airnode", "model_store_dir": "/srv/airnode/models"},
-     "bundle_remote_dir = '/srv/airnode' and model_store_dir = '/srv/airnode/models' overlap"),
-    ({"open_webui_data_dir": "/var/lib/airnode/models/webui"},
-     "model_store_dir = '/var/lib/airnode/models' and open_webui_data_dir = "
-     "'/var/lib/airnode/models/webui' overlap"),
-    ({"model_store_dir": "/srv/m", "bundle_remote_dir": "/srv/m"}, "overlap"),
-    ({"ollama_install_dir": "/var/lib/airnode/bundle/ollama"}, "ollama_install_dir"),
-])
+@pytest.mark.parametrize(
+    "change, pair",
+    [
+        (
+            {"bundle_remote_dir": "/srv/airnode", "model_store_dir": "/srv/airnode/models"},
+            "bundle_remote_dir = '/srv/airnode' and model_store_dir = '/srv/airnode/models' "
+            "overlap",
+        ),
+        (
+            {"open_webui_data_dir": "/var/lib/airnode/models/webui"},
+            "model_store_dir = '/var/lib/airnode/models' and open_webui_data_dir = "
+            "'/var/lib/airnode/models/webui' overlap",
+        ),
+        ({"model_store_dir": "/srv/m", "bundle_remote_dir": "/srv/m"}, "overlap"),
+        ({"ollama_install_dir": "/var/lib/airnode/bundle/ollama"}, "ollama_install_dir"),
+    ],
+)
 def test_overlapping_path_settings_are_refused_together(change, pair):
     problems = config.path_overlaps({**DEFAULTS, **change})
     assert len(problems) == 1 and pair in problems[0]
@@ -63,8 +101,17 @@ def test_open_webuis_directory_counts_only_when_open_webui_is_on():
     assert config.path_overlaps(off) == []
 
 
-@pytest.mark.parametrize("flags", [["--force"], ["--force=true"], ["--debug", "--force=1"],
-                                   ["--labels=a b"], ["--x=$(id)\n"], ["-f"]])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--force"],
+        ["--force=true"],
+        ["--debug", "--force=1"],
+        ["--labels=a b"],
+        ["--x=$(id)\n"],
+        ["-f"],
+    ],
+)
 def test_k0s_extra_install_flags_refuse_force_in_any_spelling(flags):
     with pytest.raises(config.SettingError, match="without --force"):
         config.check({"k0s_extra_install_flags": flags})

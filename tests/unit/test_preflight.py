@@ -38,15 +38,23 @@ def test_ubuntu_and_derivatives_are_supported():
     assert check_host(f, 1024, 100) == []
 
 
-@pytest.mark.parametrize("change, expected", [
-    (dict(arch="riscv64"), "architecture 'riscv64' is not supported"),
-    (dict(os_release={"ID": "fedora", "PRETTY_NAME": "Fedora 41"}), "'Fedora 41' is not Debian"),
-    (dict(systemd=False), "systemd is not the init system"),
-    (dict(memory_mb=700), "memory 700 MiB is below preflight_min_memory_mb = 1024"),
-    (dict(modules={"zram": "missing", "br_netfilter": "loaded", "overlay": "loaded"}),
-     "kernel module 'zram' is not available"),
-    (dict(kernel="5.4.0-150-generic"), "zram_swappiness = 180 needs kernel >= 5.8"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (dict(arch="riscv64"), "architecture 'riscv64' is not supported"),
+        (
+            dict(os_release={"ID": "fedora", "PRETTY_NAME": "Fedora 41"}),
+            "'Fedora 41' is not Debian",
+        ),
+        (dict(systemd=False), "systemd is not the init system"),
+        (dict(memory_mb=700), "memory 700 MiB is below preflight_min_memory_mb = 1024"),
+        (
+            dict(modules={"zram": "missing", "br_netfilter": "loaded", "overlay": "loaded"}),
+            "kernel module 'zram' is not available",
+        ),
+        (dict(kernel="5.4.0-150-generic"), "zram_swappiness = 180 needs kernel >= 5.8"),
+    ],
+)
 def test_each_problem_is_named(change, expected):
     f = good()
     for k, v in change.items():
@@ -61,9 +69,15 @@ def test_all_problems_at_once():
     assert len(check_host(f, 1024, 180)) == 2
 
 
-@pytest.mark.parametrize("release, version", [
-    ("6.1.0-50-amd64", (6, 1)), ("5.15.0-1034-raspi", (5, 15)), ("4.19.0", (4, 19)),
-    ("6.8.0-rc1", (6, 8)), ("6", (6, 0)),
-])
+@pytest.mark.parametrize(
+    "release, version",
+    [
+        ("6.1.0-50-amd64", (6, 1)),
+        ("5.15.0-1034-raspi", (5, 15)),
+        ("4.19.0", (4, 19)),
+        ("6.8.0-rc1", (6, 8)),
+        ("6", (6, 0)),
+    ],
+)
 def test_kernel_version(release, version):
     assert kernel_version(release) == version

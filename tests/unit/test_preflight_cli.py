@@ -2,8 +2,8 @@
 change (pyinfra never reaches its execute phase) with one clear message."""
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +16,10 @@ from airnode.paths import ROOT
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
 
 DEBIAN = {
-    "arch": "x86_64", "kernel": "6.1.0-50-amd64", "systemd": "yes", "mem_kb": "2011588",
+    "arch": "x86_64",
+    "kernel": "6.1.0-50-amd64",
+    "systemd": "yes",
+    "mem_kb": "2011588",
     "modules": {"zram": "available", "br_netfilter": "available", "overlay": "loaded"},
     "os": ['PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"', "ID=debian"],
 }
@@ -24,31 +27,59 @@ DEBIAN = {
 
 def profile(**over) -> list[str]:
     p = {**DEBIAN, **over}
-    return ([f"arch={p['arch']}", f"kernel={p['kernel']}", f"systemd={p['systemd']}",
-             f"mem_kb={p['mem_kb']}"]
-            + [f"module:{m} {s}" for m, s in p["modules"].items()]
-            + [f"os-release:{line}" for line in p["os"]])
+    return (
+        [
+            f"arch={p['arch']}",
+            f"kernel={p['kernel']}",
+            f"systemd={p['systemd']}",
+            f"mem_kb={p['mem_kb']}",
+        ]
+        + [f"module:{m} {s}" for m, s in p["modules"].items()]
+        + [f"os-release:{line}" for line in p["os"]]
+    )
 
 
 def run(host_profile, *extra):
-    env = dict(os.environ, AIRNODE_FAKE_HOST=json.dumps({"echo arch=": host_profile,
-                                                      "uname -n": "node1"}))
+    env = dict(
+        os.environ, AIRNODE_FAKE_HOST=json.dumps({"echo arch=": host_profile, "uname -n": "node1"})
+    )
     return subprocess.run(
-        [PYINFRA, "-y", "--debug", *extra, str(ROOT / "tests/fake_inventory.py"),
-         str(ROOT / "deploys/node.py")],
-        capture_output=True, text=True, env=env, cwd="/", timeout=120)
+        [
+            PYINFRA,
+            "-y",
+            "--debug",
+            *extra,
+            str(ROOT / "tests/fake_inventory.py"),
+            str(ROOT / "deploys/node.py"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
+        timeout=120,
+    )
 
 
-@pytest.mark.parametrize("over, message", [
-    (dict(arch="riscv64"), "architecture 'riscv64' is not supported (supported: x86_64, aarch64)"),
-    (dict(os=['PRETTY_NAME="Fedora Linux 41"', "ID=fedora"]),
-     "distribution 'Fedora Linux 41' is not Debian/Ubuntu-family"),
-    (dict(systemd="no"), "systemd is not the init system"),
-    (dict(mem_kb="524288"), "memory 512 MiB is below preflight_min_memory_mb = 1024 MiB"),
-    (dict(modules={"zram": "missing", "br_netfilter": "available", "overlay": "loaded"}),
-     "kernel module 'zram' is not available for kernel 6.1.0-50-amd64"),
-    (dict(kernel="5.4.0-150-generic"), "zram_swappiness = 180 needs kernel >= 5.8"),
-])
+@pytest.mark.parametrize(
+    "over, message",
+    [
+        (
+            dict(arch="riscv64"),
+            "architecture 'riscv64' is not supported (supported: x86_64, aarch64)",
+        ),
+        (
+            dict(os=['PRETTY_NAME="Fedora Linux 41"', "ID=fedora"]),
+            "distribution 'Fedora Linux 41' is not Debian/Ubuntu-family",
+        ),
+        (dict(systemd="no"), "systemd is not the init system"),
+        (dict(mem_kb="524288"), "memory 512 MiB is below preflight_min_memory_mb = 1024 MiB"),
+        (
+            dict(modules={"zram": "missing", "br_netfilter": "available", "overlay": "loaded"}),
+            "kernel module 'zram' is not available for kernel 6.1.0-50-amd64",
+        ),
+        (dict(kernel="5.4.0-150-generic"), "zram_swappiness = 180 needs kernel >= 5.8"),
+    ],
+)
 def test_unsupported_host_is_refused_before_any_change(over, message):
     r = run(profile(**over))
     assert r.returncode != 0
@@ -89,24 +120,46 @@ def llama3_shaped_bundle(tmp_path):
 
 
 def run_sized(bundle, *extra, df="50000000000"):
-    env = dict(os.environ, AIRNODE_FAKE_HOST=json.dumps({
-        "echo arch=": profile(mem_kb=str(8 * 1024 * 1024)), "uname -n": "node1",
-        "df -P -B1": [f"/dev/vda1 {df} /var/lib", f"/dev/vda1 {df} /var/lib"]}))
+    env = dict(
+        os.environ,
+        AIRNODE_FAKE_HOST=json.dumps(
+            {
+                "echo arch=": profile(mem_kb=str(8 * 1024 * 1024)),
+                "uname -n": "node1",
+                "df -P -B1": [f"/dev/vda1 {df} /var/lib", f"/dev/vda1 {df} /var/lib"],
+            }
+        ),
+    )
     return subprocess.run(
-        [PYINFRA, "-y", "--debug", "--data", f"bundle_dir={bundle}",
-         "--data", f"bundle_sha256={trust.digest(bundle)}", *extra,
-         str(ROOT / "tests/fake_inventory.py"), str(ROOT / "deploys/node.py")],
-        capture_output=True, text=True, env=env, cwd="/", timeout=120)
+        [
+            PYINFRA,
+            "-y",
+            "--debug",
+            "--data",
+            f"bundle_dir={bundle}",
+            "--data",
+            f"bundle_sha256={trust.digest(bundle)}",
+            *extra,
+            str(ROOT / "tests/fake_inventory.py"),
+            str(ROOT / "deploys/node.py"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
+        timeout=120,
+    )
 
 
 def test_a_model_that_cannot_fit_stops_the_run_with_a_table(tmp_path):
     bundle = llama3_shaped_bundle(tmp_path)
     # 8 GiB node - 2 GiB reserve = 6 GiB; 8192 ctx x 4 slots = 4 GiB KV + weights + 512 MiB fits
     # only without the extra slots: ask for 8 slots (8 GiB of KV cache)
-    r = run_sized(bundle, "--data", "ollama_context_length=8192", "--data",
-                  "ollama_num_parallel=8")
+    r = run_sized(bundle, "--data", "ollama_context_length=8192", "--data", "ollama_num_parallel=8")
     assert r.returncode != 0
-    assert "model(s) do not fit in memory (MemTotal 8192 MiB - sizing_reserved_mb 2048 MiB" in r.stderr
+    assert (
+        "model(s) do not fit in memory (MemTotal 8192 MiB - sizing_reserved_mb 2048 MiB" in r.stderr
+    )
     assert "llama3:8b" in r.stderr and "Q8_0" in r.stderr
     assert "context 4096 (-4096 MiB)" in r.stderr and "7 parallel slot(s) (-1024 MiB)" in r.stderr
     assert "Beginning operation run" not in r.stderr
@@ -114,8 +167,9 @@ def test_a_model_that_cannot_fit_stops_the_run_with_a_table(tmp_path):
 
 def test_the_same_model_fits_with_fewer_slots(tmp_path):
     bundle = llama3_shaped_bundle(tmp_path)
-    r = run_sized(bundle, "--dry", "--data", "ollama_context_length=8192", "--data",
-                  "ollama_num_parallel=4")
+    r = run_sized(
+        bundle, "--dry", "--data", "ollama_context_length=8192", "--data", "ollama_num_parallel=4"
+    )
     assert "do not fit" not in r.stderr and "cannot become an airnode node" not in r.stderr
     # preflight passed; the next refusal is the containerd step's: this test bundle holds a
     # model only (and that message names what to put in the spec)
@@ -127,8 +181,11 @@ def test_not_enough_disk_for_the_bundle_stops_the_run(tmp_path):
     r = run_sized(bundle, df="1000")
     assert r.returncode != 0
     # the bundle is still to upload and the model still to seed (a copy of its GGUF)
-    assert re.search(r"not enough disk: bundle 8.4 KiB \+ model store 8.4 KiB = 16.8 KiB, "
-                     r"1000 B free on /var/lib", r.stderr), r.stderr[-1500:]
+    assert re.search(
+        r"not enough disk: bundle 8.4 KiB \+ model store 8.4 KiB = 16.8 KiB, "
+        r"1000 B free on /var/lib",
+        r.stderr,
+    ), r.stderr[-1500:]
     assert "Beginning operation run" not in r.stderr
 
 

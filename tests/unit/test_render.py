@@ -18,7 +18,8 @@ def test_zram_unit_is_a_oneshot_that_creates_and_tears_down_the_device():
     assert d.index("ExecStartPre=modprobe zram") < d.index("ExecStartPre=udevadm settle")
     assert "ExecStart=swapon --priority 100 /dev/zram0" in d
     assert d.index("ExecStop=swapoff /dev/zram0") < d.index(
-        "ExecStop=sh -c 'echo 1 > /sys/block/zram0/reset'")
+        "ExecStop=sh -c 'echo 1 > /sys/block/zram0/reset'"
+    )
     assert "WantedBy=multi-user.target" in d
     before = next(x for x in d if x.startswith("Before="))
     assert "containerd.service" in before and "k0scontroller.service" in before
@@ -27,7 +28,12 @@ def test_zram_unit_is_a_oneshot_that_creates_and_tears_down_the_device():
 def test_zram_unit_changes_with_size_and_algorithm_only():
     base = zram_unit()
     assert zram_unit() == base  # deterministic: no timestamps
-    assert zram_unit(algorithm="lzo-rle", ) != base
+    assert (
+        zram_unit(
+            algorithm="lzo-rle",
+        )
+        != base
+    )
     assert "--algorithm lzo-rle" in zram_unit(algorithm="lzo-rle")
     assert zram_unit(size_bytes=2 * 1029701632, size_mib=1964) != base
 
@@ -45,16 +51,23 @@ def test_modules_load_conf():
 def test_k0s_config_is_an_air_gapped_cluster_config():
     import yaml
 
-    cfg = yaml.safe_load(render("k0s.yaml.j2", network_provider="kuberouter", pull_policy="Never",
-                                node_ports_on_lan=False))
+    cfg = yaml.safe_load(
+        render(
+            "k0s.yaml.j2",
+            network_provider="kuberouter",
+            pull_policy="Never",
+            node_ports_on_lan=False,
+        )
+    )
     assert cfg["kind"] == "ClusterConfig" and cfg["apiVersion"] == "k0s.k0sproject.io/v1beta1"
     assert cfg["spec"]["images"]["default_pull_policy"] == "Never"
     assert cfg["spec"]["telemetry"]["enabled"] is False
     assert cfg["spec"]["network"]["provider"] == "kuberouter"
     # the kubelet's cgroup driver matches containerd's SystemdCgroup = true (containerd < 2.0
     # does not tell the kubelet), through k0s's default worker profile
-    assert cfg["spec"]["workerProfiles"] == [{"name": "default",
-                                              "values": {"cgroupDriver": "systemd"}}]
+    assert cfg["spec"]["workerProfiles"] == [
+        {"name": "default", "values": {"cgroupDriver": "systemd"}}
+    ]
 
 
 def test_k0s_yaml_keeps_node_ports_on_127_0_0_1_unless_opened_to_the_lan():
@@ -63,9 +76,17 @@ def test_k0s_yaml_keeps_node_ports_on_127_0_0_1_unless_opened_to_the_lan():
     from airnode.render import render
 
     def network(lan):
-        return yaml.safe_load(render("k0s.yaml.j2", network_provider="kuberouter",
-                                     pull_policy="Never", node_ports_on_lan=lan))["spec"]["network"]
+        return yaml.safe_load(
+            render(
+                "k0s.yaml.j2",
+                network_provider="kuberouter",
+                pull_policy="Never",
+                node_ports_on_lan=lan,
+            )
+        )["spec"]["network"]
 
-    assert network(False) == {"provider": "kuberouter",
-                              "kubeProxy": {"nodePortAddresses": ["127.0.0.0/8"]}}
+    assert network(False) == {
+        "provider": "kuberouter",
+        "kubeProxy": {"nodePortAddresses": ["127.0.0.0/8"]},
+    }
     assert network(True) == {"provider": "kuberouter"}

@@ -42,20 +42,45 @@ def kp_docs(tarball, high_availability: bool) -> list[dict]:
 
 
 def model_server(cpu: str = "1", memory: str = "512Mi") -> dict:
-    return {"apiVersion": "apps/v1", "kind": "StatefulSet",
-            "metadata": {"name": "model-server", "namespace": "airnode"},
-            "spec": {"replicas": 1, "template": {"spec": {"containers": [
-                {"name": "ollama", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "model-server", "namespace": "airnode"},
+        "spec": {
+            "replicas": 1,
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "ollama",
+                            "resources": {"requests": {"cpu": cpu, "memory": memory}},
+                        }
+                    ]
+                }
+            },
+        },
+    }
 
 
-@pytest.mark.parametrize("text,millis", [("500m", 500), ("1", 1000), ("0.25", 250),
-                                         ("100n", 1), ("2", 2000), ("1e-1", 100)])
+@pytest.mark.parametrize(
+    "text,millis",
+    [("500m", 500), ("1", 1000), ("0.25", 250), ("100n", 1), ("2", 2000), ("1e-1", 100)],
+)
 def test_cpu_quantities(text, millis):
     assert scheduling.cpu_millis(text) == millis
 
 
-@pytest.mark.parametrize("text,size", [("512Mi", 512 * MIB), ("1G", 10**9), ("1Gi", GIB),
-                                       ("70Mi", 70 * MIB), ("1e3", 1000), ("128974848", 128974848)])
+@pytest.mark.parametrize(
+    "text,size",
+    [
+        ("512Mi", 512 * MIB),
+        ("1G", 10**9),
+        ("1Gi", GIB),
+        ("70Mi", 70 * MIB),
+        ("1e3", 1000),
+        ("128974848", 128974848),
+    ],
+)
 def test_memory_quantities(text, size):
     assert scheduling.memory_bytes(text) == size
 
@@ -69,23 +94,29 @@ def test_init_containers_count_as_a_maximum_sidecars_add_up():
     def c(cpu, mem, **kw):
         return {"resources": {"requests": {"cpu": cpu, "memory": mem}}, **kw}
 
-    spec = {"containers": [c("100m", "100Mi"), c("50m", "50Mi")],
-            "initContainers": [c("500m", "10Mi")]}
+    spec = {
+        "containers": [c("100m", "100Mi"), c("50m", "50Mi")],
+        "initContainers": [c("500m", "10Mi")],
+    }
     assert scheduling.pod_requests(spec) == (500, 150 * MIB)
     spec["initContainers"].insert(0, c("10m", "20Mi", restartPolicy="Always"))
     # the sidecar runs beside both the init container after it and the main containers
     assert scheduling.pod_requests(spec) == (510, 170 * MIB)
     # a limit without a request: the API server makes the request the limit
-    assert scheduling.pod_requests({"containers": [{"resources": {"limits": {"cpu": "1"}}}]}) \
-        == (1000, 0)
+    assert scheduling.pod_requests({"containers": [{"resources": {"limits": {"cpu": "1"}}}]}) == (
+        1000,
+        0,
+    )
 
 
 def test_upstreams_high_availability_does_not_fit_two_cpus_one_replica_each_does(tarball):
     system = scheduling.k0s_system_pods("kuberouter")
-    ha = system + [p for d in kp_docs(tarball, True) + [model_server()]
-                   for p in scheduling.workload_pods(d)]
-    one = system + [p for d in kp_docs(tarball, False) + [model_server()]
-                    for p in scheduling.workload_pods(d)]
+    ha = system + [
+        p for d in kp_docs(tarball, True) + [model_server()] for p in scheduling.workload_pods(d)
+    ]
+    one = system + [
+        p for d in kp_docs(tarball, False) + [model_server()] for p in scheduling.workload_pods(d)
+    ]
     # the figures the issue measured: 608m of containers, 5 config-reloaders, k0s's 350m
     f = scheduling.fit(ha, 2, 4 * GIB)
     assert (f.cpu_requested, f.ok, f.short) == (608 + 50 + 350 + 1000, False, ["cpu"])
@@ -137,17 +168,22 @@ def test_k0s_own_pods_are_counted_alike_for_every_network_provider():
     for provider in ("kuberouter", "calico", "custom"):
         ours = scheduling.k0s_system_pods(provider)
         assert ours, provider
-        assert sorted((p.name.split("/")[1], p.cpu_m, p.memory) for p in ours) == \
-            sorted(k0s.SYSTEM_PODS[provider]), provider
+        assert sorted((p.name.split("/")[1], p.cpu_m, p.memory) for p in ours) == sorted(
+            k0s.SYSTEM_PODS[provider]
+        ), provider
 
 
 def test_a_rolling_deployment_needs_room_for_both_pods(monkeypatch):
     k0s = load_double()
     monkeypatch.setattr(k0s, "allocatable", lambda: (1000, GIB))
-    dep = {"apiVersion": "apps/v1", "kind": "Deployment",
-           "metadata": {"name": "web", "namespace": "default"},
-           "spec": {"template": {"spec": {"containers": [
-               {"resources": {"requests": {"cpu": "400m"}}}]}}}}
+    dep = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {
+            "template": {"spec": {"containers": [{"resources": {"requests": {"cpu": "400m"}}}]}}
+        },
+    }
     c = {"objects": {"Deployment/default/web": dep}, "order": [], "network_provider": "custom"}
     k0s.schedule(c)  # coredns 100m + web 400m
     assert c["pending"] == {}
@@ -165,8 +201,14 @@ def test_a_rolling_deployment_needs_room_for_both_pods(monkeypatch):
 def test_the_stand_in_validates_k0s_yaml_as_strictly_as_k0s(tmp_path):
     k0s = load_double()
     good = tmp_path / "k0s.yaml"
-    good.write_text(render("k0s.yaml.j2", network_provider="kuberouter", pull_policy="Never",
-                           node_ports_on_lan=False))
+    good.write_text(
+        render(
+            "k0s.yaml.j2",
+            network_provider="kuberouter",
+            pull_policy="Never",
+            node_ports_on_lan=False,
+        )
+    )
     assert k0s.validate_config(str(good)) == []
     cases = {
         "spec:\n  networking: {}\n": 'unknown field "networking"',

@@ -41,7 +41,10 @@ def numbered(lines):
 def test_fstab_swaps_skip_comments_zram_and_other_filesystems():
     entries = swap.fstab_swaps(numbered(FSTAB))
     assert [(e.lineno, e.device) for e in entries] == [
-        (3, "/swapfile"), (5, "UUID=9f2b-77"), (8, "/swap2")]
+        (3, "/swapfile"),
+        (5, "UUID=9f2b-77"),
+        (8, "/swap2"),
+    ]
 
 
 def test_device_path():
@@ -50,24 +53,40 @@ def test_device_path():
     assert swap.device_path("/dev/sda2") == "/dev/sda2"
 
 
-@pytest.mark.parametrize("path, unit", [
-    ("/swapfile", "swapfile.swap"),
-    ("/dev/sda2", "dev-sda2.swap"),
-    ("/var/my swap", "var-my\\x20swap.swap"),
-    ("/dev/disk/by-uuid/9f2b-77", "dev-disk-by\\x2duuid-9f2b\\x2d77.swap"),
-    ("/.hidden/swap", "\\x2ehidden-swap.swap"),
-    ("//double//slash/", "double-slash.swap"),
-])
+@pytest.mark.parametrize(
+    "path, unit",
+    [
+        ("/swapfile", "swapfile.swap"),
+        ("/dev/sda2", "dev-sda2.swap"),
+        ("/var/my swap", "var-my\\x20swap.swap"),
+        ("/dev/disk/by-uuid/9f2b-77", "dev-disk-by\\x2duuid-9f2b\\x2d77.swap"),
+        ("/.hidden/swap", "\\x2ehidden-swap.swap"),
+        ("//double//slash/", "double-slash.swap"),
+    ],
+)
 def test_unit_name(path, unit):
     assert swap.unit_name(path) == unit
 
 
 @pytest.mark.skipif(not shutil.which("systemd-escape"), reason="systemd-escape not installed")
-@pytest.mark.parametrize("path", ["/swapfile", "/var/my swap", "/dev/disk/by-uuid/9f2b-77",
-                                  "/.hidden/swap", "/srv/ü-swap", "/a:b_c.d"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/swapfile",
+        "/var/my swap",
+        "/dev/disk/by-uuid/9f2b-77",
+        "/.hidden/swap",
+        "/srv/ü-swap",
+        "/a:b_c.d",
+    ],
+)
 def test_unit_name_matches_systemd_escape(path):
-    real = subprocess.run(["systemd-escape", "--path", "--suffix=swap", path],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    real = subprocess.run(
+        ["systemd-escape", "--path", "--suffix=swap", path],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert swap.unit_name(path) == real
 
 
@@ -80,7 +99,7 @@ def test_comment_out_keeps_every_other_byte(tmp_path):
     after = f.read_bytes().decode().split("\n")
     before = text.split("\n")
     assert len(after) == len(before)
-    for i, (b, a) in enumerate(zip(before, after), 1):
+    for i, (b, a) in enumerate(zip(before, after, strict=False), 1):
         if i in (3, 5, 8):
             assert a == swap.FSTAB_MARKER + b
         else:
@@ -95,8 +114,9 @@ def test_comment_out_keeps_every_other_byte(tmp_path):
 def test_comment_out_never_touches_a_line_that_changed_meanwhile(tmp_path):
     f = tmp_path / "fstab"
     f.write_text("/swapfile none swap sw 0 0\n")
-    cmd = swap.comment_out_command(swap.fstab_swaps(numbered(["/swapfile none swap sw 0 0"])),
-                                   path=str(f))
+    cmd = swap.comment_out_command(
+        swap.fstab_swaps(numbered(["/swapfile none swap sw 0 0"])), path=str(f)
+    )
     f.write_text("/dev/sdb1 /data xfs defaults 0 2\n")  # line 1 is no longer swap
     subprocess.run(cmd, shell=True, check=True)
     assert f.read_text() == "/dev/sdb1 /data xfs defaults 0 2\n"
@@ -111,17 +131,23 @@ def test_teardown_uncomments_exactly_the_marked_lines_byte_for_byte(tmp_path):
 
     from airnode.swap import comment_out_command, fstab_swaps, parse_numbered, uncomment_command
 
-    original = ("# a comment\nUUID=abc / ext4 defaults 0 1\n/swapfile none swap sw 0 0\n"
-                "/dev/sdb2\tnone\tswap\tsw,pri=5\t0\t0\n#/old none swap sw 0 0\n")
+    original = (
+        "# a comment\nUUID=abc / ext4 defaults 0 1\n/swapfile none swap sw 0 0\n"
+        "/dev/sdb2\tnone\tswap\tsw,pri=5\t0\t0\n#/old none swap sw 0 0\n"
+    )
     fstab = tmp_path / "fstab"
     fstab.write_text(original)
-    numbered = parse_numbered(subprocess.run(["grep", "-n", "", str(fstab)], capture_output=True,
-                                             text=True).stdout.splitlines())
+    numbered = parse_numbered(
+        subprocess.run(
+            ["grep", "-n", "", str(fstab)], capture_output=True, text=True
+        ).stdout.splitlines()
+    )
     subprocess.run(["sh", "-c", comment_out_command(fstab_swaps(numbered), str(fstab))], check=True)
     marked = fstab.read_text()
     assert marked.count("#airnode-swapoff# ") == 2
-    lines = [n for n, line in enumerate(marked.splitlines(), 1)
-             if line.startswith("#airnode-swapoff# ")]
+    lines = [
+        n for n, line in enumerate(marked.splitlines(), 1) if line.startswith("#airnode-swapoff# ")
+    ]
     subprocess.run(["sh", "-c", uncomment_command(lines, str(fstab))], check=True)
     assert fstab.read_text() == original
     assert uncomment_command([]) is None

@@ -3,10 +3,15 @@ from airnode import sysctl
 
 def test_changes_include_missing_and_different_values():
     current = {"net.ipv4.ip_forward": 0, "vm.swappiness": 180}
-    wanted = {"net.ipv4.ip_forward": 1, "vm.swappiness": 180,
-              "net.bridge.bridge-nf-call-iptables": 1}
-    assert sysctl.changes(current, wanted) == {"net.ipv4.ip_forward": 1,
-                                               "net.bridge.bridge-nf-call-iptables": 1}
+    wanted = {
+        "net.ipv4.ip_forward": 1,
+        "vm.swappiness": 180,
+        "net.bridge.bridge-nf-call-iptables": 1,
+    }
+    assert sysctl.changes(current, wanted) == {
+        "net.ipv4.ip_forward": 1,
+        "net.bridge.bridge-nf-call-iptables": 1,
+    }
     assert sysctl.changes(wanted, wanted) == {}
 
 

@@ -25,9 +25,12 @@ def tarball(path, *members, compress="gz"):
     return path
 
 
-OLLAMA = [("bin", tarfile.DIRTYPE, 0o755, ""), ("bin/ollama", tarfile.REGTYPE, 0o755, ""),
-          ("lib/ollama/libggml.so.1", tarfile.REGTYPE, 0o644, ""),
-          ("lib/ollama/libggml.so", tarfile.SYMTYPE, 0o777, "libggml.so.1")]
+OLLAMA = [
+    ("bin", tarfile.DIRTYPE, 0o755, ""),
+    ("bin/ollama", tarfile.REGTYPE, 0o755, ""),
+    ("lib/ollama/libggml.so.1", tarfile.REGTYPE, 0o644, ""),
+    ("lib/ollama/libggml.so", tarfile.SYMTYPE, 0o777, "libggml.so.1"),
+]
 
 
 def test_a_release_shaped_tarball_passes(tmp_path):
@@ -44,19 +47,22 @@ def test_a_zstd_tarball_is_read_through_zstd(tmp_path):
         unpack.check_tarball(tmp_path / "b.tar.zst")
 
 
-@pytest.mark.parametrize("member, why", [
-    (("bin/ollama", tarfile.REGTYPE, 0o4755, ""), "mode 4755 has a setuid"),
-    (("bin/sg", tarfile.REGTYPE, 0o2755, ""), "setgid"),
-    (("tmp", tarfile.DIRTYPE, 0o1777, ""), "sticky"),
-    (("dev/sda", tarfile.BLKTYPE, 0o600, ""), "a device node"),
-    (("dev/mem", tarfile.CHRTYPE, 0o600, ""), "a device node"),
-    (("pipe", tarfile.FIFOTYPE, 0o600, ""), "a FIFO"),
-    (("bin/passwd", tarfile.LNKTYPE, 0o644, "/etc/passwd"), "a hard link"),
-    (("../../etc/cron.d/x", tarfile.REGTYPE, 0o644, ""), "leaves the unpack directory"),
-    (("/etc/shadow", tarfile.REGTYPE, 0o644, ""), "leaves the unpack directory"),
-    (("lib/etc", tarfile.SYMTYPE, 0o777, "/etc"), "a symlink to '/etc'"),
-    (("lib/up", tarfile.SYMTYPE, 0o777, "../../.."), "outside the unpack directory"),
-])
+@pytest.mark.parametrize(
+    "member, why",
+    [
+        (("bin/ollama", tarfile.REGTYPE, 0o4755, ""), "mode 4755 has a setuid"),
+        (("bin/sg", tarfile.REGTYPE, 0o2755, ""), "setgid"),
+        (("tmp", tarfile.DIRTYPE, 0o1777, ""), "sticky"),
+        (("dev/sda", tarfile.BLKTYPE, 0o600, ""), "a device node"),
+        (("dev/mem", tarfile.CHRTYPE, 0o600, ""), "a device node"),
+        (("pipe", tarfile.FIFOTYPE, 0o600, ""), "a FIFO"),
+        (("bin/passwd", tarfile.LNKTYPE, 0o644, "/etc/passwd"), "a hard link"),
+        (("../../etc/cron.d/x", tarfile.REGTYPE, 0o644, ""), "leaves the unpack directory"),
+        (("/etc/shadow", tarfile.REGTYPE, 0o644, ""), "leaves the unpack directory"),
+        (("lib/etc", tarfile.SYMTYPE, 0o777, "/etc"), "a symlink to '/etc'"),
+        (("lib/up", tarfile.SYMTYPE, 0o777, "../../.."), "outside the unpack directory"),
+    ],
+)
 def test_a_crafted_member_is_refused_naming_it(tmp_path, member, why):
     path = tarball(tmp_path / "ollama-linux-amd64.tgz", *OLLAMA, member)
     with pytest.raises(unpack.UnsafeTarball) as e:
@@ -80,7 +86,8 @@ def test_the_nodes_tar_applies_no_owner_and_no_bit_beyond_the_umask(tmp_path):
         tar.addfile(info, io.BytesIO(b"x"))
     out = tmp_path / "out"
     out.mkdir()
-    subprocess.run(f"umask 022 && tar -xz {unpack.TAR_SAFE} -f {path} -C {out}", shell=True,
-                   check=True)
+    subprocess.run(
+        f"umask 022 && tar -xz {unpack.TAR_SAFE} -f {path} -C {out}", shell=True, check=True
+    )
     st = (out / "f").stat()
     assert st.st_uid == 0 and not st.st_mode & stat.S_ISUID
