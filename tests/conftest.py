@@ -20,9 +20,9 @@ class _Timings(list):
 TIMINGS: list[tuple[str, float]] = _Timings()
 
 
-# Minutes each lab module took here, run alone (README "Tests"): the longest start first, so
-# that two workers finish close together; the fast tests fill in at the end. A new lab module
-# not listed starts first of all.
+# Minutes each lab module took here, run alone (docs/testing.md, "Tests"): the longest start
+# first, so that two workers finish close together; the fast tests fill in at the end. A new
+# lab module not listed starts first of all.
 LAB_MINUTES = {
     "test_llama_server.py": 18,
     "test_serving.py": 15,

@@ -1,5 +1,5 @@
 """Settings for every host (Ansible: group_vars/all). Each key is documented, with its
-default, beside the step that uses it (airnode/steps/<step>.py, DEFAULTS) and in the README.
+default, beside the step that uses it (airnode/steps/<step>.py, DEFAULTS) and in docs/settings.md.
 Uncomment to override."""
 
 # zram_fraction = 0.5
