@@ -333,6 +333,7 @@ RULES: dict[str, Rule] = {
         "empty or the 64 lowercase hex digits of "
         "bundle.json's sha256 (`airnode bundle fetch` prints it)",
     ),
+    "bundle_deep_check": boolean(),
     "bundle_allowed_signers": Rule(
         "empty or the path of an OpenSSH allowed-signers file",
         lambda v: isinstance(v, str) and "\n" not in v,

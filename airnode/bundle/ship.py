@@ -1,13 +1,9 @@
-"""Which bundle files a node lacks, and how to check them there. Pure: no pyinfra."""
+"""How to check bundle files on the node, and whether the node can take the bundle. Pure: no
+pyinfra. (Which files the node lacks: airnode/bundle/digests.py.)"""
 
 from __future__ import annotations
 
 import shlex
-
-
-def to_upload(artifacts: list[dict], remote: dict[str, str]) -> list[dict]:
-    """Artifacts whose sha256 on the node differs from the manifest (or that are absent)."""
-    return [a for a in artifacts if remote.get(a["file"]) != a["sha256"]]
 
 
 def check_command(remote_dir: str, artifacts: list[dict]) -> str:

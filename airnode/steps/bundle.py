@@ -12,9 +12,10 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from airnode.bundle import manifest, ship, trust, unpack
+from airnode.bundle import digests, manifest, ship, trust, unpack
 from airnode.bundle.spec import parse_checksums
-from airnode.paths import ROOT
+from airnode.paths import CACHE, FILES, ROOT
+from airnode.record import STATE_DIR
 from airnode.steps._common import (
     AirnodeError,
     file_state_read,
@@ -37,7 +38,13 @@ DEFAULTS = {
     # two is required with a bundle: nothing unpinned or unsigned is deployed.
     "bundle_sha256": "",
     "bundle_allowed_signers": "",
+    # A re-run reads no artifact bytes: files are hashed again only when their size, mtime,
+    # ctime or inode changed since they were last checked (here and on the node). true: hash
+    # every byte on both sides, every run (corruption that keeps a file's status).
+    "bundle_deep_check": False,
 }
+# What was checked on the node: each bundle file's status when sha256sum -c last passed there.
+RECORD = f"{STATE_DIR}/bundle-verified"
 
 
 @dataclass(frozen=True)
@@ -61,18 +68,23 @@ def current(missing: str) -> Bundle | None:
     signers = str(ROOT / s["bundle_allowed_signers"]) if s["bundle_allowed_signers"] else ""
     return Bundle(
         root,
-        local_bundle(root, s["bundle_dir"], s["bundle_sha256"], signers),
+        local_bundle(root, s["bundle_dir"], s["bundle_sha256"], signers, s["bundle_deep_check"]),
         s["bundle_remote_dir"],
     )
 
 
 @cache
 def local_bundle(
-    root: Path, bundle_dir: str, pinned_sha256: str = "", allowed_signers: str = ""
+    root: Path,
+    bundle_dir: str,
+    pinned_sha256: str = "",
+    allowed_signers: str = "",
+    deep: bool = False,
 ) -> dict:
     """The verified local manifest: every field valid, the manifest itself pinned or signed,
-    then every file's size and sha256; raises AirnodeError naming what is wrong. Cached: every
-    file is hashed once per run, however many steps and hosts use it."""
+    then every file's size and sha256; raises AirnodeError naming what is wrong. Once per run,
+    however many steps and hosts use it; a file whose status is the one it had when last
+    hashed here is not read again (airnode/bundle/digests.py) unless ``deep``."""
     try:
         data = manifest.load(root)
     except manifest.ManifestError as e:
@@ -82,7 +94,11 @@ def local_bundle(
     except trust.TrustError as e:
         raise AirnodeError(f"bundle_dir = {bundle_dir!r}: {e}; nothing was changed") from None
     logger.info(f"bundle {root}: trusted ({how})")
-    report = manifest.verify(root, data, check_extra=False)
+    cache = digests.DigestCache(None) if deep else digests.cache_for(root, CACHE)
+    report = manifest.verify(root, data, check_extra=False, digest=cache.sha256)
+    cache.save()
+    if cache.hashed:
+        logger.info(f"bundle {root}: {manifest.human(cache.hashed)} hashed")
     if not report.ok:
         raise AirnodeError(
             f"bundle {root} is not intact; nothing was changed:\n  - "
@@ -107,22 +123,62 @@ def safe_to_unpack(b: Bundle, tarball: dict) -> None:
         raise AirnodeError(f"bundle {b.root}: {e}; nothing was changed") from None
 
 
-def remote_sums_command(path: str) -> str:
+def stats_command(path: str) -> str:
+    """The status of every file of the bundle directory on the node (no byte read)."""
     return (
         f"cd {shlex.quote(path)} 2>/dev/null && "
-        "find . -type f -print0 | xargs -0 -r sha256sum || true"
+        f"find . -type f -printf {shlex.quote(digests.STAT_FORMAT)} || true"
     )
 
 
-def remote_sums(b: Bundle) -> dict[str, str]:
-    """sha256 of every file of the bundle directory on the node: {relative path: hex}."""
-    return parse_checksums(remote(remote_sums_command(b.remote)))
+RECORD_READ = f"cat {RECORD} 2>/dev/null || true"
+
+
+def hash_command(path: str, artifacts: list[dict]) -> str:
+    files = " ".join(shlex.quote(a["file"]) for a in artifacts)
+    return f"cd {shlex.quote(path)} && sha256sum -- {files} 2>/dev/null || true"
+
+
+def node_plan(b: Bundle) -> digests.NodePlan:
+    """Which bundle files the node has as checked, which it lacks: from their status and the
+    record of the last check there; only files whose status changed are hashed there (one
+    read, none on a no-op), all of them with bundle_deep_check."""
+    deep = settings(DEFAULTS)["bundle_deep_check"]
+    plan = digests.node_plan(
+        b.data["artifacts"],
+        digests.parse_stats(remote(stats_command(b.remote))),
+        digests.parse_record(remote(RECORD_READ)),
+        deep,
+    )
+    if plan.rehash:
+        sums = parse_checksums(remote(hash_command(b.remote, plan.rehash)))
+        for a in plan.rehash:
+            if sums.get(a["file"]) != a["sha256"]:
+                plan.upload.append(a)
+    return plan
+
+
+def record_command(remote_dir: str, artifacts: list[dict]) -> str:
+    script = (FILES / "bundle-record.sh").read_text()
+    return "sh -c " + shlex.join(
+        [
+            script,
+            "bundle-record.sh",
+            RECORD,
+            remote_dir,
+            *(f"{a['file']}={a['sha256']}" for a in artifacts),
+        ]
+    )
 
 
 def reads(b: Bundle | None) -> list[str]:
     if b is None:
         return []
-    return [remote_sums_command(b.remote), file_state_read(f"{b.remote}/{manifest.MANIFEST}")]
+    return [
+        stats_command(b.remote),
+        RECORD_READ,
+        file_state_read(f"{b.remote}/{manifest.MANIFEST}"),
+    ]
 
 
 @deploy("Offline bundle", data_defaults=DEFAULTS)
@@ -135,7 +191,8 @@ def bundle():
     if problem:
         raise AirnodeError(f"{host.name}: {problem}; nothing was changed")
 
-    todo = ship.to_upload(data["artifacts"], remote_sums(b))
+    plan = node_plan(b)
+    todo = plan.upload
     if todo:
         # the directory and the sub-directories files go into, recorded when airnode makes
         # them: teardown removes those, and of a directory that was there before only the
@@ -160,10 +217,15 @@ def bundle():
             user="root",
             group="root",
         )
-    if todo:
+    if todo or plan.rehash:
+        # the record of what passed, written only after sha256sum -c did: the next run
+        # trusts a file by its status only if it is still the one recorded here
         server.shell(
-            name=f"Verify {len(todo)} uploaded file(s) on the node (sha256)",
-            commands=[ship.check_command(remote_dir, todo)],
+            name=f"Verify {len(todo)} uploaded file(s) on the node (sha256) and record them",
+            commands=[
+                *([ship.check_command(remote_dir, todo)] if todo else []),
+                record_command(remote_dir, data["artifacts"]),
+            ],
         )
     # The manifest goes last: on the node it means "everything listed here arrived intact".
     put_local(

@@ -7,7 +7,6 @@ from pyinfra.api import deploy
 
 from airnode import config, sizing, swap
 from airnode import ollama as ollamalogic
-from airnode.bundle import ship
 from airnode.preflight import check_host
 from airnode.serving import webui
 from airnode.steps import (
@@ -228,7 +227,7 @@ def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
             f"{values['sizing_reserved_mb']} MiB; zram swap is not counted; {keys}):\n"
             + sizing.table(fits)
         )
-    todo = ship.to_upload(b.data["artifacts"], bundle.remote_sums(b))
+    todo = bundle.node_plan(b).upload
     bad_names = []
     for m in b.artifacts("model"):
         try:

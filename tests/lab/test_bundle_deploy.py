@@ -9,6 +9,7 @@ re-run reports zero changes."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 
 import pytest
@@ -67,9 +68,15 @@ def test_first_run_ships_and_verifies_every_file(node, bundle_dir):
     uploads = [n for n in run.changed if n.startswith("Offline bundle | Upload ")]
     assert len(uploads) == len(data["artifacts"])
     assert (
-        f"Offline bundle | Verify {len(data['artifacts'])} uploaded file(s) on the node (sha256)"
-        in run.changed
+        f"Offline bundle | Verify {len(data['artifacts'])} uploaded file(s) on the node (sha256) "
+        "and record them" in run.changed
     )
+    # the record of what passed there: every artifact, with its status and sha256
+    record = node.sh("cat /var/lib/airnode/bundle-verified").splitlines()
+    assert sorted(line.split("\t")[1] for line in record) == sorted(
+        a["file"] for a in data["artifacts"]
+    )
+    assert {line.split("\t")[6] for line in record} == {a["sha256"] for a in data["artifacts"]}
     sums = remote_sums(node)
     for a in data["artifacts"]:
         assert sums[a["file"]] == a["sha256"], a["file"]
@@ -143,6 +150,49 @@ def test_a_file_damaged_on_the_node_is_shipped_again(node, bundle_dir):
     assert remote_sums(node)["k0s/k0s-v1.34.1+k0s.0-amd64"] == next(
         a["sha256"] for a in manifest.load(bundle_dir)["artifacts"] if a["kind"] == "k0s"
     )
+
+
+K0S_FILE = "k0s/k0s-v1.34.1+k0s.0-amd64"
+
+
+def test_a_same_size_change_on_the_node_is_hashed_there_and_shipped_again(node, bundle_dir):
+    node.sh(f"printf X | dd of={REMOTE}/{K0S_FILE} bs=1 seek=100 conv=notrunc 2>/dev/null")
+    run = node.deploy("--data", f"bundle_dir={bundle_dir}")
+    assert run.rc == 0, run.stderr[-3000:]
+    assert [n for n in run.changed if "Upload" in n] == [
+        n for n in run.changed if n.startswith(f"Offline bundle | Upload {K0S_FILE} (")
+    ]
+    assert len([n for n in run.changed if "Upload" in n]) == 1
+    assert node.deploy("--data", f"bundle_dir={bundle_dir}").changed == []
+
+
+def test_damage_that_keeps_a_files_status_is_found_by_the_deep_check(node, bundle_dir):
+    """The stat check's blind spot (docs/air-gapped.md): bytes changed under the recorded
+    status - bit rot - are taken as they are; bundle_deep_check hashes every byte."""
+    node.sh(f"printf Y | dd of={REMOTE}/{K0S_FILE} bs=1 seek=200 conv=notrunc 2>/dev/null")
+    # what undetected rot looks like: the record's status is the file's current one
+    now = node.sh(f"cd {REMOTE} && find ./{K0S_FILE} -printf '%s\\t%T@\\t%C@\\t%i'").strip()
+    lines = node.sh("cat /var/lib/airnode/bundle-verified").splitlines()
+    lines = [
+        "\t".join(["v1", K0S_FILE, now, line.split("\t")[6]])
+        if line.split("\t")[1] == K0S_FILE
+        else line
+        for line in lines
+    ]
+    node.sh(
+        "printf '%s\\n' "
+        + " ".join(shlex.quote(line) for line in lines)
+        + " > /var/lib/airnode/bundle-verified"
+    )
+    blind = node.deploy("--data", f"bundle_dir={bundle_dir}")
+    assert blind.rc == 0 and blind.changed == []
+    deep = node.deploy("--data", f"bundle_dir={bundle_dir}", "--data", "bundle_deep_check=true")
+    assert deep.rc == 0, deep.stderr[-3000:]
+    assert (
+        len([n for n in deep.changed if n.startswith(f"Offline bundle | Upload {K0S_FILE}")]) == 1
+    )
+    sha = next(a["sha256"] for a in manifest.load(bundle_dir)["artifacts"] if a["kind"] == "k0s")
+    assert remote_sums(node)[K0S_FILE] == sha
 
 
 def test_bundle_for_another_architecture_is_refused(node, bundle_dir, tmp_path):

@@ -162,16 +162,6 @@ def test_archive_name_is_a_plain_file_name():
     )
 
 
-def test_to_upload_only_what_differs():
-    arts = [
-        {"file": "a", "sha256": "1"},
-        {"file": "b", "sha256": "2"},
-        {"file": "c", "sha256": "3"},
-    ]
-    assert ship.to_upload(arts, {"a": "1", "b": "x"}) == arts[1:]
-    assert ship.to_upload(arts, {"a": "1", "b": "2", "c": "3", "d": "4"}) == []
-
-
 def test_check_command_runs_sha256sum(tmp_path):
     import subprocess
 
