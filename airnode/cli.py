@@ -150,6 +150,19 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(markdown: bool) -> int:
+    from airnode import steps
+
+    if markdown:
+        print(steps.settings_table(), end="")
+        return 0
+    from airnode.steps import _common
+
+    for key, s in steps.declared().items():
+        print(f"{key} = {s.default!r}  [{_common.OWNER[key]}]\n    {s.rule.allowed}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="airnode", description=__doc__)
     sub = p.add_subparsers(dest="group", required=True)
@@ -224,7 +237,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     kp.add_argument("--prompt", help="the smoke prompt (default: the deploy's own)")
     kp.add_argument("--timeout", type=float, default=120)
+    tp = sub.add_parser("settings", help="every setting: default, what is allowed, what it does")
+    tp.add_argument(
+        "--markdown", action="store_true", help="the table of docs/settings.md, as generated"
+    )
     args = p.parse_args(argv)
+    if args.group == "settings":
+        return _settings(args.markdown)
     if args.group == "bundle":
         return _bundle(args)
     if args.group == "check":

@@ -1,8 +1,8 @@
 """Inventory settings: the rules every value must meet, checked before any change on a host.
 
-Defaults live beside each step (``airnode/steps/<step>.py``, ``DEFAULTS``); the rules live here,
-one per key, so that preflight can check every step's settings at once and the error names the
-key, the value and what is allowed. Pure: imports nothing from pyinfra.
+Each setting is declared once, beside the step that owns it (``airnode/steps/<step>.py``:
+default, rule, one line of documentation); the kinds of rule live here, so that every error
+names the key, the value and what is allowed. Pure: imports nothing from pyinfra.
 """
 
 from __future__ import annotations
@@ -13,10 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airnode.llama_server import OWN_FLAGS as OWN_LLAMA_FLAGS
-from airnode.llama_server import extra_args_problem
 from airnode.record import STATE_DIR, inside
-from airnode.serving import webui
 
 
 class SettingError(ValueError):
@@ -246,165 +243,37 @@ def path_overlaps(values: Mapping[str, Any]) -> list[str]:
     return out
 
 
-RULES: dict[str, Rule] = {
-    # preflight
-    "preflight_min_memory_mb": integer(ge=256),
-    # sizing
-    "sizing_reserved_mb": integer(ge=0),
-    "ollama_context_length": integer(ge=256, le=1048576),
-    "ollama_num_parallel": integer(ge=1, le=64),
-    "ollama_kv_cache_type": one_of("f16", "q8_0", "q4_0"),
-    # kube-prometheus
-    "monitoring_crd_timeout": integer(ge=10, le=3600),
-    "monitoring_high_availability": boolean(),
-    # Ollama and its models
-    "ollama_install_dir": owned_dir("where Ollama's versions are unpacked"),
-    "model_store_dir": owned_dir("the model store"),
-    "ollama_seed_port": integer(ge=1024, le=65535),
-    "ollama_seed_timeout": integer(ge=10, le=3600),
-    "ollama_keep_alive": pattern(
-        r"-1|0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+",
-        "a duration like 5m, 1h30m, 0 (unload at once) or -1 (never)",
-    ),
-    "ollama_max_loaded_models": integer(ge=0, le=64, note="0 lets Ollama decide"),
-    "ollama_flash_attention": Rule(
-        "auto (Ollama decides per model), true or false",
-        lambda v: v == "auto" or isinstance(v, bool),
-    ),
-    "model_server_check_url": Rule(
-        "empty (check through the SSH connection) or an http(s):// URL of the model server",
-        lambda v: (
-            v == "" or isinstance(v, str) and re.fullmatch(r"https?://[^\s/]+/?", v) is not None
-        ),
-    ),
-    "ollama_extra_env": extra_env(),
-    # the model server
-    "model_server_namespace": pattern(
-        r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", "a Kubernetes namespace name (lowercase DNS label)"
-    ),
-    "model_server_node_port": integer(ge=30000, le=32767, note="Kubernetes' NodePort range"),
-    "model_server_store_size": pattern(QUANTITY, "a Kubernetes quantity like 50Gi"),
-    "model_server_cpu_request": pattern(
-        r"[0-9]+(\.[0-9]+)?|[0-9]+m", "a CPU quantity like 1, 0.5 or 500m"
-    ),
-    "model_server_memory_request": Rule(
-        "auto (what sizing computes for the largest model) or a quantity like 4Gi",
-        lambda v: v == "auto" or (isinstance(v, str) and re.fullmatch(QUANTITY, v) is not None),
-    ),
-    "model_server_rollout_timeout": integer(ge=30, le=3600),
-    "model_server_check_timeout": integer(ge=10, le=3600),
-    "model_server": one_of("ollama", "llama-server"),
-    # llama-server (model_server = llama-server)
-    "llama_server_model": Rule(
-        "empty (the bundle's only model) or the name of a model of the bundle",
-        lambda v: isinstance(v, str),
-    ),
-    "llama_server_context_length": integer(ge=256, le=1048576, note="context per slot"),
-    "llama_server_parallel": integer(ge=1, le=64),
-    "llama_server_threads": integer(ge=0, le=1024, note="0 lets llama-server decide"),
-    "llama_server_extra_args": Rule(
-        "a list of llama-server arguments starting with a flag, without the flags airnode "
-        "sets (" + ", ".join(OWN_LLAMA_FLAGS) + ")",
-        lambda v: extra_args_problem(v) is None,
-    ),
-    # Open WebUI
-    "open_webui": boolean(),
-    "open_webui_node_port": integer(ge=30000, le=32767, note="Kubernetes' NodePort range"),
-    "open_webui_data_dir": owned_dir("Open WebUI's data"),
-    "open_webui_store_size": pattern(QUANTITY, "a Kubernetes quantity like 5Gi"),
-    "open_webui_admin_email": pattern(
-        f"|{webui.EMAIL}",
-        "empty or an email address (the Open WebUI admin's login, e.g. admin@example.com)",
-    ),
-    "open_webui_admin_password_file": Rule(
-        "empty or the path of a file on the control machine whose first line is the Open "
-        "WebUI admin's password",
-        lambda v: isinstance(v, str) and "\n" not in v,
-    ),
-    # teardown
-    "teardown_purge_models": one_of("", "yes, delete every model"),
-    "teardown_purge_open_webui": one_of("", "yes, delete every chat"),
-    "teardown_reset_attempts": integer(ge=1, le=20),
-    # offline bundle
-    "bundle_dir": optional_path(),
-    "bundle_remote_dir": owned_dir("the bundle on the node"),
-    "bundle_sha256": pattern(
-        r"|[0-9a-f]{64}",
-        "empty or the 64 lowercase hex digits of "
-        "bundle.json's sha256 (`airnode bundle fetch` prints it)",
-    ),
-    "bundle_deep_check": boolean(),
-    "bundle_allowed_signers": Rule(
-        "empty or the path of an OpenSSH allowed-signers file",
-        lambda v: isinstance(v, str) and "\n" not in v,
-    ),
-    # zram
-    "zram_fraction": number(gt=0, le=2),
-    "zram_max_mb": integer(ge=0, note="0 means no cap"),
-    "zram_algorithm": one_of("zstd", "lzo-rle"),
-    "zram_priority": integer(ge=0, le=32767),
-    "zram_swappiness": integer(ge=0, le=200),
-    "zram_page_cluster": integer(ge=0, le=10),
-    # containerd
-    "containerd_source": one_of("debian", "static"),
-    "containerd_sandbox_image": Rule(
-        "auto (the pause image of k0s's airgap bundle) or an image reference with a tag "
-        "(registry/name:tag)",
-        lambda v: (
-            v == "auto"
-            or isinstance(v, str)
-            and re.fullmatch(r"[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+:[A-Za-z0-9._-]+", v)
-            is not None
-        ),
-    ),
-    # k0s
-    "k0s_disable_components": Rule(
-        'a list of k0s component names (e.g. ["metrics-server"])',
-        lambda v: (
-            isinstance(v, list)
-            and all(isinstance(c, str) and c.replace("-", "").isalnum() for c in v)
-        ),
-    ),
-    "k0s_extra_install_flags": Rule(
-        "a list of --flag or --flag=value strings, without --force (airnode decides when k0s "
-        "is re-installed)",
-        lambda v: (
-            isinstance(v, list)
-            and all(
-                isinstance(f, str)
-                and re.fullmatch(r"--[a-z0-9][a-z0-9-]*(=[\x21-\x7e]*)?", f) is not None
-                and f.split("=", 1)[0] != "--force"
-                for f in v
-            )
-        ),
-    ),
-    "k0s_network_provider": one_of("kuberouter", "calico", "custom"),
-    "k0s_ready_timeout": integer(ge=30, le=3600),
-    "k0s_node_ports_on_lan": boolean(),
-    # /etc/hosts
-    "hosts_address": ipv4_loopback(),
-}
+@dataclass(frozen=True)
+class Setting:
+    """One inventory setting, declared once, beside the step that owns it
+    (airnode/steps/<step>.py, ``declare``): its default, its rule, and one line for the
+    settings reference (docs/settings.md is generated from these)."""
+
+    default: Any
+    rule: Rule
+    doc: str
 
 
-def check(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Check every value against its rule; raise SettingError for the first bad one."""
+def check(values: Mapping[str, Any], declared: Mapping[str, Setting]) -> dict[str, Any]:
+    """Check every value against its declared rule; raise SettingError for the first bad one."""
     out = {}
     for key, value in values.items():
-        rule = RULES.get(key)
-        if rule is None:
-            raise KeyError(f"no rule for setting {key!r}: add one to airnode/config.py")
+        setting = declared.get(key)
+        if setting is None:
+            raise KeyError(f"setting {key!r} is declared by no step (airnode/steps/*.py)")
+        rule = setting.rule
         if not rule.check(value):
             raise SettingError(key, value, rule.allowed)
         out[key] = value
     return out
 
 
-def check_all(values: Mapping[str, Any]) -> list[SettingError]:
+def check_all(values: Mapping[str, Any], declared: Mapping[str, Setting]) -> list[SettingError]:
     """Every bad value at once (preflight reports them together)."""
     errors = []
     for key, value in values.items():
         try:
-            check({key: value})
+            check({key: value}, declared)
         except SettingError as e:
             errors.append(e)
     return errors

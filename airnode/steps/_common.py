@@ -7,6 +7,7 @@ import hashlib
 import shlex
 from collections.abc import Sequence
 from io import StringIO
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api.exceptions import PyinfraError
@@ -23,13 +24,38 @@ class AirnodeError(PyinfraError):
     """Stops the run before any change, with a message meant for the user."""
 
 
+# Every setting of every step imported so far: {key: Setting}, and the step that owns each.
+DECLARED: dict[str, config.Setting] = {}
+OWNER: dict[str, str] = {}
+
+
+def declare(step: str, table: dict[str, config.Setting]) -> dict[str, Any]:
+    """A step's settings, declared once (default, rule, doc): registered for preflight and the
+    settings reference; returns {key: default} (the step's DEFAULTS, pyinfra's data_defaults)."""
+    for key, setting in table.items():
+        if OWNER.get(key, step) != step:
+            raise ValueError(f"setting {key} declared by both {OWNER[key]} and {step}")
+        DECLARED[key], OWNER[key] = setting, step
+    return {key: setting.default for key, setting in table.items()}
+
+
 def settings(defaults: dict) -> dict:
     """This step's settings: inventory/group data over the step's defaults, validated."""
     values = {key: host.data.get(key, default) for key, default in defaults.items()}
     try:
-        return config.check(values)
+        return config.check(values, DECLARED)
     except config.SettingError as e:
         raise AirnodeError(f"{host.name}: {e}") from None
+
+
+def setting(key: str) -> Any:
+    """Any step's setting, read without importing that step (steps import none after them):
+    inventory/group data over its declared default, validated."""
+    if key not in DECLARED:
+        from airnode.steps import declared
+
+        declared()  # imports every step: each declares its settings
+    return settings({key: DECLARED[key].default})[key]
 
 
 def put_rendered(template: str, dest: str, name: str, mode: str = "644", **values):

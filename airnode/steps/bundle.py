@@ -14,10 +14,12 @@ from pyinfra.operations import files, server
 
 from airnode.bundle import digests, manifest, ship, trust, unpack
 from airnode.bundle.spec import parse_checksums
+from airnode.config import Rule, Setting, boolean, optional_path, owned_dir, pattern
 from airnode.paths import CACHE, FILES, ROOT
 from airnode.record import STATE_DIR
 from airnode.steps._common import (
     AirnodeError,
+    declare,
     file_state_read,
     owned_dirs,
     profile,
@@ -26,23 +28,59 @@ from airnode.steps._common import (
     settings,
 )
 
-DEFAULTS = {
-    # The bundle directory made by `airnode bundle fetch`, on the machine running pyinfra.
-    # Relative paths are taken from the project root. Empty: no bundle (host preparation only).
-    "bundle_dir": "",
-    # Where the bundle lives on the node.
-    "bundle_remote_dir": "/var/lib/airnode/bundle",
-    # Trust: the sha256 of bundle.json that `airnode bundle fetch` printed on the connected
-    # machine, pinned here; or, for bundles signed with `airnode bundle sign`, an OpenSSH
-    # allowed-signers file on this machine (relative paths from the project root). One of the
-    # two is required with a bundle: nothing unpinned or unsigned is deployed.
-    "bundle_sha256": "",
-    "bundle_allowed_signers": "",
-    # A re-run reads no artifact bytes: files are hashed again only when their size, mtime,
-    # ctime or inode changed since they were last checked (here and on the node). true: hash
-    # every byte on both sides, every run (corruption that keeps a file's status).
-    "bundle_deep_check": False,
-}
+DEFAULTS = declare(
+    "bundle",
+    {
+        "bundle_dir": Setting(
+            "",
+            optional_path(),
+            (
+                "the bundle made by `airnode bundle fetch`, on the machine running pyinfra "
+                "(relative paths from the project root); empty = no bundle"
+            ),
+        ),
+        "bundle_remote_dir": Setting(
+            "/var/lib/airnode/bundle",
+            owned_dir("the bundle on the node"),
+            (
+                "where the bundle lives on the node. If it existed before airnode (a shared "
+                "data directory), teardown removes only the files airnode shipped into it"
+            ),
+        ),
+        "bundle_sha256": Setting(
+            "",
+            pattern(
+                r"|[0-9a-f]{64}",
+                "empty or the 64 lowercase hex digits of "
+                "bundle.json's sha256 (`airnode bundle fetch` prints it)",
+            ),
+            (
+                "the sha256 of `bundle.json` that `airnode bundle fetch` printed: with a "
+                "bundle, this or `bundle_allowed_signers` is required"
+            ),
+        ),
+        "bundle_allowed_signers": Setting(
+            "",
+            Rule(
+                "empty or the path of an OpenSSH allowed-signers file",
+                lambda v: isinstance(v, str) and "\n" not in v,
+            ),
+            (
+                "an OpenSSH allowed-signers file: bundles signed by a key listed there "
+                "(`airnode bundle sign`) are trusted without a pin"
+            ),
+        ),
+        "bundle_deep_check": Setting(
+            False,
+            boolean(),
+            (
+                "hash every byte of the bundle on both sides, every run (else only files "
+                "whose size, mtime, ctime or inode changed since their last check: see the "
+                "air-gapped workflow)"
+            ),
+        ),
+    },
+)
 # What was checked on the node: each bundle file's status when sha256sum -c last passed there.
 RECORD = f"{STATE_DIR}/bundle-verified"
 

@@ -3,6 +3,7 @@ config with CRI and SystemdCgroup; restarted only when something changed."""
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from pyinfra import host
@@ -11,12 +12,14 @@ from pyinfra.operations import server, systemd
 
 from airnode import containerd as logic
 from airnode.bundle import unpack
+from airnode.config import Rule, Setting, one_of
 from airnode.render import render
 from airnode.steps import bundle
 from airnode.steps._common import (
     AirnodeError,
     applied_command,
     applied_on_node,
+    declare,
     digest,
     file_state_read,
     put_rendered,
@@ -28,11 +31,36 @@ from airnode.steps._common import (
     settings,
 )
 
-DEFAULTS = {
-    "containerd_source": "debian",  # debian: the bundle's .debs (dpkg -i); static: upstream tarball
-    # The pause image; "auto": the one in k0s's airgap bundle (what its kubelet expects).
-    "containerd_sandbox_image": "auto",
-}
+DEFAULTS = declare(
+    "containerd",
+    {
+        "containerd_source": Setting(
+            "debian",
+            one_of("debian", "static"),
+            (
+                "where containerd comes from: the bundle's `.debs` or the upstream static "
+                "release (the bundle spec must hold the same kind)"
+            ),
+        ),
+        "containerd_sandbox_image": Setting(
+            "auto",
+            Rule(
+                "auto (the pause image of k0s's airgap bundle) or an image reference with a tag "
+                "(registry/name:tag)",
+                lambda v: (
+                    v == "auto"
+                    or isinstance(v, str)
+                    and re.fullmatch(r"[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+:[A-Za-z0-9._-]+", v)
+                    is not None
+                ),
+            ),
+            (
+                "containerd's pause image; `auto` takes the one in k0s's airgap bundle (what "
+                "its kubelet expects, and the only one an air-gapped node has)"
+            ),
+        ),
+    },
+)
 STATIC_MARK = "/usr/local/lib/airnode/containerd-static.sha256"
 CONFIG = "/etc/containerd/config.toml"
 UNIT = "containerd.service"

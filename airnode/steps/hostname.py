@@ -9,14 +9,23 @@ from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from airnode import hosts
-from airnode.steps._common import HOSTS, UNAME_N, AirnodeError, remote, settings
+from airnode.config import Setting, ipv4_loopback
+from airnode.steps._common import HOSTS, UNAME_N, AirnodeError, declare, remote, settings
 from airnode.steps.record import HOSTS_LINE
 
-DEFAULTS = {
-    # Address for the hostname line added when no /etc/hosts line names the host.
-    # Debian's own convention; the seed walkthrough used 127.0.0.1.
-    "hosts_address": "127.0.1.1",
-}
+DEFAULTS = declare(
+    "hostname",
+    {
+        "hosts_address": Setting(
+            "127.0.1.1",
+            ipv4_loopback(),
+            (
+                "address of the hostname line added to `/etc/hosts` (Debian's convention; the"
+                " seed walkthrough used 127.0.0.1)"
+            ),
+        ),
+    },
+)
 
 
 def reads(b=None) -> list[str]:

@@ -4,12 +4,14 @@ changes; the deploy waits (bounded) until the node is Ready."""
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from airnode import k0s as logic
+from airnode.config import Rule, Setting, boolean, integer, one_of
 from airnode.render import render
 from airnode.steps import bundle
 from airnode.steps._common import (
@@ -17,6 +19,7 @@ from airnode.steps._common import (
     applied_command,
     applied_on_node,
     changed,
+    declare,
     digest,
     file_state_read,
     put_rendered,
@@ -25,16 +28,59 @@ from airnode.steps._common import (
     settings,
 )
 
-DEFAULTS = {
-    "k0s_disable_components": ["metrics-server"],  # Prometheus (kube-prometheus) replaces it
-    "k0s_extra_install_flags": [],  # more `k0s install controller` flags, e.g. --debug
-    "k0s_network_provider": "kuberouter",
-    "k0s_ready_timeout": 600,  # seconds to wait for the node to become Ready
-    # NodePort Services (the model API, Open WebUI) answer on 127.0.0.1 only: from the node
-    # itself and through an SSH tunnel. true opens them on every node address, to the LAN:
-    # the Ollama API has no authentication (anyone there can pull, delete and push models).
-    "k0s_node_ports_on_lan": False,
-}
+DEFAULTS = declare(
+    "k0s",
+    {
+        "k0s_disable_components": Setting(
+            ["metrics-server"],
+            Rule(
+                'a list of k0s component names (e.g. ["metrics-server"])',
+                lambda v: (
+                    isinstance(v, list)
+                    and all(isinstance(c, str) and c.replace("-", "").isalnum() for c in v)
+                ),
+            ),
+            "`--disable-components` (kube-prometheus replaces metrics-server)",
+        ),
+        "k0s_extra_install_flags": Setting(
+            [],
+            Rule(
+                "a list of --flag or --flag=value strings, without --force (airnode decides "
+                "when k0s is re-installed)",
+                lambda v: (
+                    isinstance(v, list)
+                    and all(
+                        isinstance(f, str)
+                        and re.fullmatch(r"--[a-z0-9][a-z0-9-]*(=[\x21-\x7e]*)?", f) is not None
+                        and f.split("=", 1)[0] != "--force"
+                        for f in v
+                    )
+                ),
+            ),
+            "more `k0s install controller` flags",
+        ),
+        "k0s_network_provider": Setting(
+            "kuberouter",
+            one_of("kuberouter", "calico", "custom"),
+            "k0s.yaml `spec.network.provider`",
+        ),
+        "k0s_ready_timeout": Setting(
+            600,
+            integer(ge=30, le=3600),
+            "seconds to wait for the node to become Ready",
+        ),
+        "k0s_node_ports_on_lan": Setting(
+            False,
+            boolean(),
+            (
+                "false: NodePorts (the model API, Open WebUI) answer on 127.0.0.1 only "
+                '(kube-proxy\'s `nodePortAddresses: ["127.0.0.0/8"]`), reached through SSH; '
+                "true: on every node address, to the LAN (no authentication in front of the "
+                "Ollama API)"
+            ),
+        ),
+    },
+)
 
 
 SHA = f"sha256sum {logic.BINARY} 2>/dev/null || true"

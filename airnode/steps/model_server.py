@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import shlex
 from functools import cache
 
@@ -21,11 +22,25 @@ from airnode import llama_server as llamalogic
 from airnode import ollama as ollamalogic
 from airnode import sizing
 from airnode.bundle import images as imagelib
+from airnode.config import (
+    QUANTITY,
+    Rule,
+    Setting,
+    boolean,
+    extra_env,
+    integer,
+    one_of,
+    owned_dir,
+    pattern,
+)
+from airnode.llama_server import OWN_FLAGS as OWN_LLAMA_FLAGS
+from airnode.llama_server import extra_args_problem
 from airnode.serving import manifests, webui
 from airnode.steps import bundle
 from airnode.steps._common import (
     UNAME_N,
     AirnodeError,
+    declare,
     dir_state_read,
     file_state_read,
     owned_directory,
@@ -34,6 +49,7 @@ from airnode.steps._common import (
     settings,
 )
 from airnode.steps.models import DEFAULTS as MODELS_DEFAULTS
+from airnode.steps.models import served_models
 from airnode.steps.monitoring import (
     APPLY,
     KUBECTL,
@@ -46,45 +62,217 @@ from airnode.steps.monitoring import (
 )
 from airnode.steps.ollama import account, artifact, version_dir
 
-DEFAULTS = {
-    "model_server": "ollama",  # the server: ollama or llama-server (llama.cpp)
-    "model_server_namespace": "airnode",
-    "model_server_node_port": 31434,  # the API on every node address (Service NodePort)
-    "model_server_store_size": "50Gi",  # capacity of the model store's PersistentVolume
-    "model_server_cpu_request": "1",
-    # "auto": what sizing computes for the largest model of the bundle; or a quantity (4Gi)
-    "model_server_memory_request": "auto",
-    "model_server_rollout_timeout": 600,  # seconds to wait for the pod to be Ready
-    "model_server_check_timeout": 300,  # seconds for the health check and each generation
-    # Empty: the check goes through pyinfra's SSH connection to the NodePort (needs sshd's
-    # AllowTcpForwarding); or a URL the control machine reaches the server at.
-    "model_server_check_url": "",
-    # The server's environment (Ollama's OLLAMA_* variables); sizing counts the first three.
-    "ollama_context_length": 4096,  # OLLAMA_CONTEXT_LENGTH: context per slot
-    "ollama_num_parallel": 1,  # OLLAMA_NUM_PARALLEL: parallel requests per model
-    "ollama_kv_cache_type": "f16",  # OLLAMA_KV_CACHE_TYPE: f16, q8_0, q4_0
-    "ollama_keep_alive": "5m",  # OLLAMA_KEEP_ALIVE: how long a model stays loaded
-    "ollama_max_loaded_models": 1,  # OLLAMA_MAX_LOADED_MODELS (0: Ollama decides)
-    "ollama_flash_attention": "auto",  # OLLAMA_FLASH_ATTENTION: auto (unset), true, false
-    "ollama_extra_env": {},  # any other OLLAMA_* variable, e.g. OLLAMA_DEBUG
-    # llama-server (model_server: llama-server) serves one model, from llama.cpp's server image
-    # ([llama_server] image in the bundle spec); sizing counts context x parallel.
-    "llama_server_model": "",  # which bundle model ("": the bundle's only one)
-    "llama_server_context_length": 4096,  # context per slot (--ctx-size = this x parallel)
-    "llama_server_parallel": 1,  # --parallel: requests served at once (slots)
-    "llama_server_threads": 0,  # --threads (0: llama-server decides)
-    "llama_server_extra_args": [],  # more arguments, e.g. ["--flash-attn", "on"]
-    # Open WebUI in front of the model server ([open_webui] image in the bundle spec)
-    "open_webui": False,
-    "open_webui_node_port": 31080,  # the UI on every node address (Service NodePort)
-    "open_webui_data_dir": "/var/lib/airnode/open-webui",  # users, chats: kept by teardown
-    "open_webui_store_size": "5Gi",
-    # Sign-up is closed: Open WebUI makes this admin at its first start (on an empty database)
-    "open_webui_admin_email": "",  # the admin's login, e.g. admin@example.com
-    # a file on the control machine whose first line is the admin's password: uploaded once
-    # into a Kubernetes Secret, never printed, never on a command line
-    "open_webui_admin_password_file": "",
-}
+DEFAULTS = declare(
+    "model_server",
+    {
+        "model_server": Setting(
+            "ollama",
+            one_of("ollama", "llama-server"),
+            (
+                "the backend (see [the operator "
+                "guide](operator-guide.md#two-backends-ollama-or-llama-server)); switching "
+                "rolls the same StatefulSet and keeps the model store"
+            ),
+        ),
+        "model_server_namespace": Setting(
+            "airnode",
+            pattern(
+                r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
+                "a Kubernetes namespace name (lowercase DNS label)",
+            ),
+            "namespace of the model server",
+        ),
+        "model_server_node_port": Setting(
+            31434,
+            integer(ge=30000, le=32767, note="Kubernetes' NodePort range"),
+            "the API's port on the node's addresses",
+        ),
+        "model_server_store_size": Setting(
+            "50Gi",
+            pattern(QUANTITY, "a Kubernetes quantity like 50Gi"),
+            "capacity of the model store's PersistentVolume",
+        ),
+        "model_server_cpu_request": Setting(
+            "1",
+            pattern(r"[0-9]+(\.[0-9]+)?|[0-9]+m", "a CPU quantity like 1, 0.5 or 500m"),
+            "the pod's CPU request",
+        ),
+        "model_server_memory_request": Setting(
+            "auto",
+            Rule(
+                "auto (what sizing computes for the largest model) or a quantity like 4Gi",
+                lambda v: (
+                    v == "auto" or (isinstance(v, str) and re.fullmatch(QUANTITY, v) is not None)
+                ),
+            ),
+            (
+                "the pod's memory request; `auto` = what sizing needs for the largest model "
+                "(at least 512Mi)"
+            ),
+        ),
+        "model_server_rollout_timeout": Setting(
+            600,
+            integer(ge=30, le=3600),
+            "seconds to wait for the pod to be Ready",
+        ),
+        "model_server_check_timeout": Setting(
+            300,
+            integer(ge=10, le=3600),
+            "seconds for the health check and for each model's generation",
+        ),
+        "model_server_check_url": Setting(
+            "",
+            Rule(
+                "empty (check through the SSH connection) or an http(s):// URL of the model server",
+                lambda v: (
+                    v == ""
+                    or isinstance(v, str)
+                    and re.fullmatch(r"https?://[^\s/]+/?", v) is not None
+                ),
+            ),
+            (
+                "empty: the check goes through pyinfra's SSH connection to the NodePort "
+                "(needs sshd's `AllowTcpForwarding`, OpenSSH's default); else the URL the "
+                "control machine reaches the server at (needs `k0s_node_ports_on_lan = true`)"
+            ),
+        ),
+        "ollama_context_length": Setting(
+            4096,
+            integer(ge=256, le=1048576),
+            "context per slot, as sizing counts it (Ollama's `OLLAMA_CONTEXT_LENGTH`)",
+        ),
+        "ollama_num_parallel": Setting(
+            1,
+            integer(ge=1, le=64),
+            "parallel slots per model (`OLLAMA_NUM_PARALLEL`)",
+        ),
+        "ollama_kv_cache_type": Setting(
+            "f16",
+            one_of("f16", "q8_0", "q4_0"),
+            "KV cache precision (`OLLAMA_KV_CACHE_TYPE`)",
+        ),
+        "ollama_keep_alive": Setting(
+            "5m",
+            pattern(
+                r"-1|0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+",
+                "a duration like 5m, 1h30m, 0 (unload at once) or -1 (never)",
+            ),
+            "how long a model stays loaded after its last request (`OLLAMA_KEEP_ALIVE`)",
+        ),
+        "ollama_max_loaded_models": Setting(
+            1,
+            integer(ge=0, le=64, note="0 lets Ollama decide"),
+            "`OLLAMA_MAX_LOADED_MODELS`",
+        ),
+        "ollama_flash_attention": Setting(
+            "auto",
+            Rule(
+                "auto (Ollama decides per model), true or false",
+                lambda v: v == "auto" or isinstance(v, bool),
+            ),
+            (
+                "`OLLAMA_FLASH_ATTENTION`; `auto` leaves it unset (Ollama decides per model)."
+                " A quantized KV cache needs it: `false` with `ollama_kv_cache_type` other "
+                "than `f16` is refused"
+            ),
+        ),
+        "ollama_extra_env": Setting(
+            {},
+            extra_env(),
+            (
+                'any other Ollama variable, e.g. `{"OLLAMA_DEBUG": "1"}`; `OLLAMA_NOPRUNE=1` '
+                "is always set (offline-seeded blobs must never be pruned)"
+            ),
+        ),
+        "llama_server_model": Setting(
+            "",
+            Rule(
+                "empty (the bundle's only model) or the name of a model of the bundle",
+                lambda v: isinstance(v, str),
+            ),
+            (
+                "the one model llama-server serves; empty = the bundle's only model (several:"
+                " name one)"
+            ),
+        ),
+        "llama_server_context_length": Setting(
+            4096,
+            integer(ge=256, le=1048576, note="context per slot"),
+            (
+                "context per slot; `--ctx-size` = this × `llama_server_parallel` (sizing "
+                "counts the same)"
+            ),
+        ),
+        "llama_server_parallel": Setting(
+            1,
+            integer(ge=1, le=64),
+            "`--parallel`: requests served at once",
+        ),
+        "llama_server_threads": Setting(
+            0,
+            integer(ge=0, le=1024, note="0 lets llama-server decide"),
+            "`--threads`; 0 = llama-server decides",
+        ),
+        "llama_server_extra_args": Setting(
+            [],
+            Rule(
+                "a list of llama-server arguments starting with a flag, without the flags airnode "
+                "sets (" + ", ".join(OWN_LLAMA_FLAGS) + ")",
+                lambda v: extra_args_problem(v) is None,
+            ),
+            (
+                'more llama-server arguments, e.g. `["--flash-attn", "on"]`; not the flags '
+                "airnode sets"
+            ),
+        ),
+        "open_webui": Setting(
+            False,
+            boolean(),
+            (
+                "Open WebUI in front of the model server (its image from the bundle's "
+                "`[open_webui]`)"
+            ),
+        ),
+        "open_webui_node_port": Setting(
+            31080,
+            integer(ge=30000, le=32767, note="Kubernetes' NodePort range"),
+            "the UI's port on the node (127.0.0.1 unless `k0s_node_ports_on_lan`)",
+        ),
+        "open_webui_data_dir": Setting(
+            "/var/lib/airnode/open-webui",
+            owned_dir("Open WebUI's data"),
+            (
+                "users, chats and settings (a local PersistentVolume); kept by teardown "
+                "unless purged"
+            ),
+        ),
+        "open_webui_store_size": Setting(
+            "5Gi",
+            pattern(QUANTITY, "a Kubernetes quantity like 5Gi"),
+            "capacity of that volume",
+        ),
+        "open_webui_admin_email": Setting(
+            "",
+            pattern(
+                f"|{webui.EMAIL}",
+                "empty or an email address (the Open WebUI admin's login, e.g. admin@example.com)",
+            ),
+            "the admin's login (sign-up is closed)",
+        ),
+        "open_webui_admin_password_file": Setting(
+            "",
+            Rule(
+                "empty or the path of a file on the control machine whose first line is the Open "
+                "WebUI admin's password",
+                lambda v: isinstance(v, str) and "\n" not in v,
+            ),
+            (
+                "its first line is the admin's password (≤ 72 bytes); made into a Secret "
+                "once, never printed"
+            ),
+        ),
+    },
+)
 STATEFULSET = "model-server"
 # The monitor object of each backend: switching deletes the other one.
 MONITOR_KIND = {"ollama": "probe", "llama-server": "servicemonitor"}
@@ -94,16 +282,6 @@ MANIFEST = f"{MANIFESTS}/model-server.yaml"
 @cache
 def _model_info(path, name):
     return sizing.read_gguf(path, name)
-
-
-def served_models(s: dict, b: bundle.Bundle) -> list[dict]:
-    """The bundle models the server serves: all of them (Ollama), or one (llama-server)."""
-    if s["model_server"] != "llama-server":
-        return b.artifacts("model")
-    try:
-        return [llamalogic.served_model(b.artifacts("model"), s["llama_server_model"])]
-    except ValueError as e:
-        raise AirnodeError(str(e)) from None
 
 
 def sizing_settings(s: dict) -> tuple[int, int, str]:

@@ -12,18 +12,47 @@ from pyinfra.api import deploy
 from pyinfra.operations import files
 from pyinfra.operations import server as shell
 
+from airnode import llama_server as llamalogic
 from airnode import ollama as logic
+from airnode.config import Setting, integer, owned_dir
 from airnode.steps import bundle
-from airnode.steps._common import dir_state_read, directory, owned_directory, remote, settings
+from airnode.steps._common import (
+    AirnodeError,
+    declare,
+    dir_state_read,
+    directory,
+    owned_directory,
+    remote,
+    setting,
+    settings,
+)
 from airnode.steps.ollama import DEFAULTS as OLLAMA_DEFAULTS
 
-DEFAULTS = {
-    # The model store (OLLAMA_MODELS): survives re-runs, upgrades, teardown and `k0s reset`.
-    "model_store_dir": "/var/lib/airnode/models",
-    # Port of the temporary Ollama server `ollama create` talks to (127.0.0.1 only).
-    "ollama_seed_port": 11435,
-    "ollama_seed_timeout": 120,  # seconds to wait for that server to answer
-}
+DEFAULTS = declare(
+    "models",
+    {
+        "model_store_dir": Setting(
+            "/var/lib/airnode/models",
+            owned_dir("the model store"),
+            (
+                "the model store (`OLLAMA_MODELS`), the local PersistentVolume's path. It and"
+                " `model_server_namespace`, `model_server_store_size` cannot change under a "
+                "running model server (Kubernetes keeps them immutable): a run that would is "
+                "refused, naming the way out (teardown, then deploy)"
+            ),
+        ),
+        "ollama_seed_port": Setting(
+            11435,
+            integer(ge=1024, le=65535),
+            ("port of the temporary Ollama server (127.0.0.1 only) that models are seeded through"),
+        ),
+        "ollama_seed_timeout": Setting(
+            120,
+            integer(ge=10, le=3600),
+            "seconds to wait for it",
+        ),
+    },
+)
 MODELFILES = "/var/lib/airnode/modelfiles"
 
 
@@ -46,12 +75,20 @@ def store_state(b: bundle.Bundle) -> tuple[dict, dict]:
     return logic.parse_store_listing(remote(store_read(b)).splitlines())
 
 
+def served_models(s: dict, b: bundle.Bundle) -> list[dict]:
+    """The bundle models the server serves: all of them (Ollama), or one (llama-server)."""
+    if s["model_server"] != "llama-server":
+        return b.artifacts("model")
+    try:
+        return [llamalogic.served_model(b.artifacts("model"), s["llama_server_model"])]
+    except ValueError as e:
+        raise AirnodeError(str(e)) from None
+
+
 def to_store(server: dict, b: bundle.Bundle) -> list[dict]:
     """The served models the store still lacks, with the model server's settings: llama-server
     needs its GGUF's blob, Ollama a model (manifest and blob). Preflight sizes the disk by it,
     the step fills it."""
-    from airnode.steps.model_server import served_models
-
     served = served_models(server, b)
     manifests, blobs = store_state(b)
     if server["model_server"] == "llama-server":
@@ -71,9 +108,8 @@ def models():
     if not wanted:
         host.noop("the bundle holds no models ([[models]] in the spec)")
         return
-    from airnode.steps.model_server import DEFAULTS as SERVER_DEFAULTS
-
-    server = settings(SERVER_DEFAULTS)
+    # the model server's settings (a later step): which backend, which model it serves
+    server = {k: setting(k) for k in ("model_server", "llama_server_model")}
     todo = to_store(server, b)
     if server["model_server"] == "llama-server":
         place_blobs(b, store, todo)

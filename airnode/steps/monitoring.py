@@ -15,16 +15,40 @@ from pyinfra.operations import server
 
 from airnode import k0s as k0slogic
 from airnode import monitoring as logic
+from airnode.config import Setting, boolean, integer
 from airnode.render import render
 from airnode.steps import bundle
-from airnode.steps._common import AirnodeError, digest, file_state_read, put_text, remote, settings
+from airnode.steps._common import (
+    AirnodeError,
+    declare,
+    digest,
+    file_state_read,
+    put_text,
+    remote,
+    setting,
+    settings,
+)
 
-DEFAULTS = {
-    "monitoring_crd_timeout": 120,  # seconds to wait for kube-prometheus's CRDs (Established)
-    # kube-prometheus's high-availability replicas (Alertmanager x3, Prometheus x2,
-    # prometheus-adapter x2, with their PodDisruptionBudgets); false: one of each (one node).
-    "monitoring_high_availability": False,
-}
+DEFAULTS = declare(
+    "monitoring",
+    {
+        "monitoring_crd_timeout": Setting(
+            120,
+            integer(ge=10, le=3600),
+            "seconds to wait for kube-prometheus's CRDs to be `Established`",
+        ),
+        "monitoring_high_availability": Setting(
+            False,
+            boolean(),
+            (
+                "`false`: one replica each of Alertmanager, Prometheus and prometheus-adapter"
+                " (upstream runs 3, 2, 2 — 2,170 MiB of requests that buy nothing on one "
+                "node), their PodDisruptionBudgets left out as upstream's jsonnet does at one"
+                " replica; `true`: kube-prometheus's files unchanged"
+            ),
+        ),
+    },
+)
 MANIFESTS = "/var/lib/airnode/manifests"
 MARK_NAMESPACE = "kube-system"
 SETUP = f"{MANIFESTS}/kube-prometheus/setup.yaml"
@@ -145,34 +169,31 @@ def _render(
 
 def rendered(b: bundle.Bundle) -> logic.Rendered:
     """kube-prometheus of the bundle with our dashboards (rendered once per run)."""
-    from airnode.steps.model_server import DEFAULTS as SERVER_DEFAULTS
-
     found = b.artifacts("kube-prometheus")
     if not found:
         raise AirnodeError(
             f"bundle {b.root} holds no kube-prometheus: add [kube_prometheus] to "
             "the spec and re-fetch"
         )
-    s = settings(SERVER_DEFAULTS)
+    # the model server's settings (a later step): its namespace and backend
+    boards = dashboards(setting("model_server_namespace"), setting("model_server"))
     return _render(
         b.root / found[0]["file"],
         found[0]["sha256"],
-        tuple(sorted(dashboards(s["model_server_namespace"], s["model_server"]).items())),
+        tuple(sorted(boards.items())),
         settings(DEFAULTS)["monitoring_high_availability"],
     )
 
 
 @deploy("kube-prometheus", data_defaults=DEFAULTS)
 def monitoring():
-    from airnode.steps.model_server import DEFAULTS as SERVER_DEFAULTS
-
     s = settings(DEFAULTS)
     b = bundle.current("kube-prometheus comes from the offline bundle")
     if b is None:
         return
     version = b.artifacts("kube-prometheus")[0]["version"] if b.artifacts("kube-prometheus") else ""
     r = rendered(b)
-    backend = settings(SERVER_DEFAULTS)["model_server"]
+    backend = setting("model_server")
     put_text(
         r.setup, SETUP, f"kube-prometheus {version} manifests: setup (namespace, CRDs)", mode="600"
     )

@@ -9,13 +9,32 @@ from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from airnode import ollama as logic
+from airnode.config import Setting, owned_dir
 from airnode.steps import bundle
-from airnode.steps._common import AirnodeError, dir_state_read, link, link_read, remote, settings
+from airnode.steps._common import (
+    AirnodeError,
+    declare,
+    dir_state_read,
+    link,
+    link_read,
+    remote,
+    setting,
+    settings,
+)
 
-DEFAULTS = {
-    # One directory per Ollama version under it, and `current` pointing at the one in use.
-    "ollama_install_dir": "/opt/airnode/ollama",
-}
+DEFAULTS = declare(
+    "ollama",
+    {
+        "ollama_install_dir": Setting(
+            "/opt/airnode/ollama",
+            owned_dir("where Ollama's versions are unpacked"),
+            (
+                "one directory per Ollama version, plus `current`; airnode only ever removes "
+                "the version directories it unpacked"
+            ),
+        ),
+    },
+)
 
 
 GETENT = "getent passwd; echo @@group; getent group"
@@ -27,9 +46,7 @@ def mark_read(version: str) -> str:
 
 
 def backend() -> str:
-    from airnode.steps.model_server import DEFAULTS as SERVER_DEFAULTS
-
-    return settings({"model_server": SERVER_DEFAULTS["model_server"]})["model_server"]
+    return str(setting("model_server"))  # the model server's (a later step)
 
 
 def reads(b: bundle.Bundle | None) -> list[str]:

@@ -7,27 +7,24 @@ from pyinfra.api import deploy
 
 from airnode import config, sizing, swap
 from airnode import ollama as ollamalogic
+from airnode.config import Setting, integer
 from airnode.preflight import check_host
 from airnode.serving import webui
 from airnode.steps import (
+    NODE,
     bundle,
-    containerd,
-    hostname,
-    images,
-    k0s,
-    kernel,
+    declared,
     model_server,
-    models,
+    module,
     monitoring,
-    ollama,
-    record,
-    swap_off,
+    node_defaults,
     zram,
 )
 from airnode.steps._common import (
     PROC_SWAPS,
     UNAME_N,
     AirnodeError,
+    declare,
     prefetch,
     profile,
     profile_read,
@@ -35,37 +32,23 @@ from airnode.steps._common import (
     service_read,
     service_state,
 )
-from airnode.steps.models import to_store
+from airnode.steps.models import served_models, to_store
 
-DEFAULTS = {
-    # Below this much memory (MiB, MemTotal) k0s + monitoring cannot run.
-    "preflight_min_memory_mb": 1024,
-    # Memory (MiB) kept for k0s, containerd and monitoring when sizing models. Sizing counts
-    # the model server's ollama_context_length, ollama_num_parallel, ollama_kv_cache_type.
-    "sizing_reserved_mb": 2048,
-}
-# Every step's settings, in the order of deploys/node.py.
-ALL_DEFAULTS = {
-    **DEFAULTS,
-    **bundle.DEFAULTS,
-    **swap_off.DEFAULTS,
-    **zram.DEFAULTS,
-    **kernel.DEFAULTS,
-    **hostname.DEFAULTS,
-    **containerd.DEFAULTS,
-    **images.DEFAULTS,
-    **ollama.DEFAULTS,
-    **models.DEFAULTS,
-    **k0s.DEFAULTS,
-    **monitoring.DEFAULTS,
-    **model_server.DEFAULTS,
-}
-# Settings of deploys/teardown.py: known here, so that they are not reported as typos.
-TEARDOWN_DEFAULTS = {
-    "teardown_purge_models": "",
-    "teardown_purge_open_webui": "",
-    "teardown_reset_attempts": 5,
-}
+DEFAULTS = declare(
+    "preflight",
+    {
+        "preflight_min_memory_mb": Setting(
+            1024,
+            integer(ge=256),
+            "refuse hosts with less memory (MemTotal, MiB)",
+        ),
+        "sizing_reserved_mb": Setting(
+            2048,
+            integer(ge=0),
+            "memory kept for k0s, containerd and monitoring when sizing models",
+        ),
+    },
+)
 # Data keys that belong to pyinfra's connectors, not to airnode.
 CONNECTOR_PREFIXES = (
     "ssh_",
@@ -85,22 +68,10 @@ def _prefetch(values: dict) -> None:
     """Every read the steps will make of the node, in one remote command (see _common)."""
     b = bundle.current("") if values["bundle_dir"] else None
     reads = [profile_read(), PROC_SWAPS, service_read(zram.UNIT)]
-    for step in (
-        record,
-        bundle,
-        swap_off,
-        zram,
-        kernel,
-        hostname,
-        containerd,
-        images,
-        ollama,
-        models,
-        k0s,
-        monitoring,
-        model_server,
-    ):
-        reads += step.reads(b)
+    for name in NODE:  # every step's reads, derived from the one list of steps
+        step = module(name)
+        if hasattr(step, "reads"):
+            reads += step.reads(b)
     if b is not None:
         reads.append(sizing.disk_command([values["bundle_remote_dir"], values["model_store_dir"]]))
     prefetch(reads)
@@ -108,8 +79,8 @@ def _prefetch(values: dict) -> None:
 
 @deploy("Preflight", data_defaults=DEFAULTS)
 def preflight():
-    values = {key: host.data.get(key, default) for key, default in ALL_DEFAULTS.items()}
-    problems = [str(e) for e in config.check_all(values)]
+    values = {key: host.data.get(key, default) for key, default in node_defaults().items()}
+    problems = [str(e) for e in config.check_all(values, declared())]
     if not problems and values["bundle_dir"]:
         # the bundle is checked here, before the node is even read: nothing from a bundle that
         # fails its checks (bundle.json's strict field rules included) reaches the node's shell
@@ -117,7 +88,7 @@ def preflight():
             bundle.current("")
         except AirnodeError as e:
             problems.append(str(e))
-    known = {**ALL_DEFAULTS, **TEARDOWN_DEFAULTS}
+    known = declared()  # the teardown's settings too: not typos
     for key in config.unknown_keys(host.data.dict().keys(), known, CONNECTOR_PREFIXES):
         logger.warning(f"{host.name}: unknown setting {key}: ignored")
     if problems:
@@ -210,7 +181,7 @@ def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
         return []
     problems = []
     try:
-        served = model_server.served_models(values, b)
+        served = served_models(values, b)
     except AirnodeError as e:
         return [str(e)]
     context, parallel, kv_type = model_server.sizing_settings(values)

@@ -17,8 +17,9 @@ from airnode import k0s as k0slogic
 from airnode import ollama as ollamalogic
 from airnode import record as logic
 from airnode import swap
+from airnode.config import Setting, integer, one_of
 from airnode.facts import NumberedLines
-from airnode.steps._common import settings
+from airnode.steps._common import declare, settings
 from airnode.steps.bundle import DEFAULTS as BUNDLE_DEFAULTS
 from airnode.steps.containerd import STATIC_MARK
 from airnode.steps.kernel import MODULES
@@ -27,7 +28,6 @@ from airnode.steps.models import DEFAULTS as MODELS_DEFAULTS
 from airnode.steps.models import MODELFILES
 from airnode.steps.monitoring import KUBECTL, MANIFESTS
 from airnode.steps.ollama import DEFAULTS as OLLAMA_DEFAULTS
-from airnode.steps.preflight import TEARDOWN_DEFAULTS
 from airnode.steps.record import HOSTS_LINE, ZRAM_SYSCTL_FILES
 from airnode.steps.swap_off import MASKED_LIST
 from airnode.steps.zram import UNIT as ZRAM_UNIT
@@ -36,7 +36,26 @@ PURGE_PHRASE = "yes, delete every model"
 # teardown_purge_models: the model store survives teardown; to delete it (and the ollama user
 # that owns it), set it to exactly "yes, delete every model".
 # teardown_reset_attempts: k0s reset is retried while mounts are busy.
-DEFAULTS = TEARDOWN_DEFAULTS
+DEFAULTS = declare(
+    "teardown",
+    {
+        "teardown_purge_models": Setting(
+            "",
+            one_of("", "yes, delete every model"),
+            "teardown only: the model store is kept unless told in these words",
+        ),
+        "teardown_purge_open_webui": Setting(
+            "",
+            one_of("", "yes, delete every chat"),
+            "teardown only: Open WebUI's data is kept unless told in these words",
+        ),
+        "teardown_reset_attempts": Setting(
+            5,
+            integer(ge=1, le=20),
+            "teardown only: how many times `k0s reset` is tried before giving up",
+        ),
+    },
+)
 
 
 WEBUI_PURGE_PHRASE = "yes, delete every chat"

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pyinfra.api import deploy
 from pyinfra.operations import server, systemd
 
+from airnode.config import Setting, integer, number, one_of
 from airnode.render import render
 from airnode.sizing import MIB, zram_size_bytes
 from airnode.steps._common import (
     applied_command,
     applied_on_node,
     changed,
+    declare,
     digest,
     file_state_read,
     profile,
@@ -24,14 +26,41 @@ from airnode.steps._common import (
 )
 from airnode.steps.kernel import set_sysctls
 
-DEFAULTS = {
-    "zram_fraction": 0.5,  # share of MemTotal given to the zram device (0 < f <= 2)
-    "zram_max_mb": 8192,  # cap in MiB; 0 = no cap
-    "zram_algorithm": "zstd",  # zstd | lzo-rle
-    "zram_priority": 100,  # swap priority (above any disk swap)
-    "zram_swappiness": 180,  # vm.swappiness; zram likes it high (kernel >= 5.8 takes <= 200)
-    "zram_page_cluster": 0,  # vm.page-cluster; 0 = no read-ahead, right for RAM-backed swap
-}
+DEFAULTS = declare(
+    "zram",
+    {
+        "zram_fraction": Setting(
+            0.5,
+            number(gt=0, le=2),
+            "zram device size as a share of MemTotal",
+        ),
+        "zram_max_mb": Setting(
+            8192,
+            integer(ge=0, note="0 means no cap"),
+            "cap on the device size in MiB; `0` = no cap",
+        ),
+        "zram_algorithm": Setting(
+            "zstd",
+            one_of("zstd", "lzo-rle"),
+            "compression algorithm",
+        ),
+        "zram_priority": Setting(
+            100,
+            integer(ge=0, le=32767),
+            "swap priority of the zram device",
+        ),
+        "zram_swappiness": Setting(
+            180,
+            integer(ge=0, le=200),
+            "`vm.swappiness`; values above 100 need kernel ≥ 5.8 (preflight checks)",
+        ),
+        "zram_page_cluster": Setting(
+            0,
+            integer(ge=0, le=10),
+            "`vm.page-cluster`; 0 = no swap read-ahead, right for RAM-backed swap",
+        ),
+    },
+)
 UNIT = "airnode-zram.service"
 UNIT_FILE = f"/etc/systemd/system/{UNIT}"
 SYSCTL_FILE = "/etc/sysctl.d/90-airnode-zram.conf"

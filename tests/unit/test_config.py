@@ -1,13 +1,15 @@
 import pytest
 
-from airnode import config
-from airnode.steps.preflight import ALL_DEFAULTS, TEARDOWN_DEFAULTS
+from airnode import config, steps
+from airnode.steps import declared, node_defaults
+
+ALL_DEFAULTS = node_defaults()
 
 
 def test_every_default_has_a_rule_and_passes_it():
-    every = {**ALL_DEFAULTS, **TEARDOWN_DEFAULTS}
-    assert set(every) == set(config.RULES)
-    assert config.check(every) == every
+    every = {k: s.default for k, s in declared().items()}
+    assert set(ALL_DEFAULTS) < set(every)  # and the teardown's
+    assert steps.check(every) == every
 
 
 @pytest.mark.parametrize(
@@ -31,7 +33,7 @@ def test_every_default_has_a_rule_and_passes_it():
 )
 def test_bad_values_name_key_value_and_what_is_allowed(key, value, allowed):
     with pytest.raises(config.SettingError) as e:
-        config.check({key: value})
+        steps.check({key: value})
     msg = str(e.value)
     assert msg.startswith(f"{key} = {value!r}")
     assert allowed in msg
@@ -48,17 +50,19 @@ def test_bad_values_name_key_value_and_what_is_allowed(key, value, allowed):
     ],
 )
 def test_edge_values_accepted(key, value):
-    assert config.check({key: value}) == {key: value}
+    assert steps.check({key: value}) == {key: value}
 
 
 def test_check_all_reports_every_bad_value():
-    errors = config.check_all({"zram_algorithm": "x", "zram_fraction": 3, "zram_max_mb": 1})
+    errors = config.check_all(
+        {"zram_algorithm": "x", "zram_fraction": 3, "zram_max_mb": 1}, declared()
+    )
     assert sorted(e.key for e in errors) == ["zram_algorithm", "zram_fraction"]
 
 
 def test_unknown_rule_is_a_programming_error():
     with pytest.raises(KeyError):
-        config.check({"no_such_setting": 1})
+        steps.check({"no_such_setting": 1})
 
 
 def test_typos_are_found_with_a_suggestion():
@@ -87,7 +91,7 @@ def test_typos_are_found_with_a_suggestion():
 )
 def test_paths_and_values_airnode_could_misuse_are_refused(key, value):
     with pytest.raises(config.SettingError):
-        config.check({key: value})
+        steps.check({key: value})
 
 
 def test_kv_cache_quantization_without_flash_attention_is_refused():
@@ -113,5 +117,5 @@ def test_ollama_extra_env_cannot_override_what_airnode_sets(name):
     # OLLAMA_NOPRUNE=0 would let `ollama serve` prune, at start, llama-server's blobs and
     # anything seeded that no manifest names
     with pytest.raises(config.SettingError, match=name):
-        config.check({"ollama_extra_env": {name: "0"}})
-    assert config.check({"ollama_extra_env": {"OLLAMA_DEBUG": "1"}})
+        steps.check({"ollama_extra_env": {name: "0"}})
+    assert steps.check({"ollama_extra_env": {"OLLAMA_DEBUG": "1"}})

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from airnode.paths import ROOT
-from airnode.steps.preflight import ALL_DEFAULTS, TEARDOWN_DEFAULTS
+from airnode.steps import settings_table
 
 DOCS = [
     ROOT / "README.md",
@@ -36,9 +36,17 @@ def test_every_relative_link_leads_to_a_file_and_heading_that_exist(doc):
             assert anchor in slugs, f"{doc.name}: link to {target}: no such heading"
 
 
-def test_the_settings_reference_lists_every_setting_and_no_other():
+def test_the_settings_reference_is_the_table_the_declarations_make():
+    """docs/settings.md's table is generated from the steps' declarations (default, rule, doc):
+    after adding or changing a setting, `airnode settings --markdown` prints the new one."""
     text = (ROOT / "docs" / "settings.md").read_text()
-    rows = set(re.findall(r"(?m)^\| `([a-z0-9_]+)` \|", text))
-    declared = set(ALL_DEFAULTS) | set(TEARDOWN_DEFAULTS)
-    assert sorted(declared - rows) == [], "declared but not in docs/settings.md"
-    assert sorted(rows - declared) == [], "in docs/settings.md but declared nowhere"
+    begin = text.index("\n", text.index("<!-- generated from the declarations")) + 1
+    end = text.index("<!-- end of the generated table -->")
+    assert text[begin:end] == settings_table(), "run `airnode settings --markdown`"
+
+
+def test_the_cli_prints_the_same_table(capsys):
+    from airnode.cli import main
+
+    assert main(["settings", "--markdown"]) == 0
+    assert capsys.readouterr().out == settings_table()

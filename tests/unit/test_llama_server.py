@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from airnode import config, llama_server, monitoring
+from airnode import config, llama_server, monitoring, steps
 from airnode.bundle import spec as bundlespec
 from airnode.ollama import server_env
 from airnode.serving import manifests
@@ -135,13 +135,13 @@ def test_the_served_model_is_the_only_one_or_the_named_one():
 )
 def test_bad_values_are_named_with_what_is_allowed(key, value, allowed):
     with pytest.raises(config.SettingError) as e:
-        config.check({key: value})
+        steps.check({key: value})
     assert str(e.value).startswith(f"{key} = {value!r} is not allowed: ")
     assert allowed in str(e.value)
 
 
 def test_good_values_pass():
-    assert config.check(
+    assert steps.check(
         {
             "model_server": "llama-server",
             "llama_server_extra_args": ["--flash-attn", "on", "--no-webui"],
@@ -375,8 +375,10 @@ def test_an_unpinned_server_image_is_refused():
 
 
 def test_open_webui_settings_that_clash_are_refused(tmp_path):
-    from airnode.steps.preflight import ALL_DEFAULTS, cross_checks
+    from airnode.steps import node_defaults
+    from airnode.steps.preflight import cross_checks
 
+    ALL_DEFAULTS = node_defaults()
     password = tmp_path / "pw"
     password.write_text("s3cret\n")
     base = {
@@ -396,7 +398,7 @@ def test_open_webui_settings_that_clash_are_refused(tmp_path):
     with pytest.raises(
         config.SettingError, match="outside system and home directories .*/var/lib/k0s"
     ):
-        config.check({"open_webui_data_dir": "/var/lib/k0s/webui"})
+        steps.check({"open_webui_data_dir": "/var/lib/k0s/webui"})
 
 
 def test_a_blob_missing_or_short_is_what_the_store_lacks():

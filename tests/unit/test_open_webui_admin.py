@@ -8,10 +8,13 @@ import os
 
 import pytest
 
-from airnode import config
+from airnode import config, steps
 from airnode.bundle import spec as bundlespec
 from airnode.serving import webui
-from airnode.steps.preflight import ALL_DEFAULTS, cross_checks
+from airnode.steps import node_defaults
+from airnode.steps.preflight import cross_checks
+
+ALL_DEFAULTS = node_defaults()
 
 SECRET = "c0rrect-h0rse-battery"
 
@@ -101,7 +104,7 @@ def test_a_bad_password_file_is_a_preflight_problem_that_never_shows_the_passwor
 
 @pytest.mark.parametrize("email", ["admin@example.com", "ops.team+llm@lab.local", "root@node1"])
 def test_email_addresses_are_allowed(email):
-    config.check({"open_webui_admin_email": email})
+    steps.check({"open_webui_admin_email": email})
 
 
 @pytest.mark.parametrize(
@@ -119,7 +122,7 @@ def test_email_addresses_are_allowed(email):
 )
 def test_what_is_not_an_email_address_is_refused(email):
     with pytest.raises(config.SettingError, match="open_webui_admin_email = .* an email address"):
-        config.check({"open_webui_admin_email": email})
+        steps.check({"open_webui_admin_email": email})
 
 
 BASE = {

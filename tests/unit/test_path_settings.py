@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from airnode import config
+from airnode import config, steps
 
 PATH_KEYS = ("bundle_remote_dir", "model_store_dir", "open_webui_data_dir", "ollama_install_dir")
 REFUSED = [
@@ -49,7 +49,7 @@ ALLOWED = [
 @pytest.mark.parametrize("value", REFUSED)
 def test_system_home_and_mount_root_directories_are_refused(key, value):
     with pytest.raises(config.SettingError) as e:
-        config.check({key: value})
+        steps.check({key: value})
     assert str(e.value).startswith(f"{key} = {value!r} is not allowed: ")
     assert "outside system and home directories" in str(e.value)
 
@@ -57,7 +57,7 @@ def test_system_home_and_mount_root_directories_are_refused(key, value):
 @pytest.mark.parametrize("key", PATH_KEYS)
 @pytest.mark.parametrize("value", ALLOWED)
 def test_directories_of_their_own_are_allowed(key, value):
-    assert config.check({key: value}) == {key: value}
+    assert steps.check({key: value}) == {key: value}
 
 
 DEFAULTS = {
@@ -114,9 +114,9 @@ def test_open_webuis_directory_counts_only_when_open_webui_is_on():
 )
 def test_k0s_extra_install_flags_refuse_force_in_any_spelling(flags):
     with pytest.raises(config.SettingError, match="without --force"):
-        config.check({"k0s_extra_install_flags": flags})
+        steps.check({"k0s_extra_install_flags": flags})
 
 
 def test_k0s_extra_install_flags_take_plain_flags():
     flags = ["--debug", "--labels=airnode.io/role=llm", "--kubelet-extra-args=--max-pods=50"]
-    assert config.check({"k0s_extra_install_flags": flags})["k0s_extra_install_flags"] == flags
+    assert steps.check({"k0s_extra_install_flags": flags})["k0s_extra_install_flags"] == flags
