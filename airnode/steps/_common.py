@@ -96,6 +96,12 @@ def put_local(src, dest: str, name: str, sha256: str, mode: str = "644"):
     return files.put(name=name, src=str(src), dest=dest, mode=mode, user="root", group="root")
 
 
+def script(name: str, *args: str) -> str:
+    """A shell script of files/ run on the node with its arguments, each quoted: ``sh -c
+    <script> <name> ARGS...`` (the scripts are checked by ShellCheck, tests/unit)."""
+    return "sh -c " + shlex.join([(FILES / name).read_text(), name, *args])
+
+
 def dir_state_read(path: str) -> str:
     return f"stat -c '%F %a %U %G' {shlex.quote(path)} 2>/dev/null || true"
 
@@ -118,10 +124,7 @@ def owned_dirs(
     (files/owned-dirs.sh), and the files about to be written into them (recorded first, so a
     run cut half-way still leaves them on the record): teardown removes only what is recorded.
     Always emitted: call it only when something will go into them."""
-    script = (FILES / "owned-dirs.sh").read_text()
-    cmds = [
-        "sh -c " + shlex.join([script, "owned-dirs.sh", CREATED, mode, f"{user}:{group}", *paths])
-    ]
+    cmds = [script("owned-dirs.sh", CREATED, mode, f"{user}:{group}", *paths)]
     if files_to_come:
         cmds.append(record_created_command(list(files_to_come)))
     return server.shell(name=name, commands=cmds)

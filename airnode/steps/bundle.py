@@ -15,7 +15,7 @@ from pyinfra.operations import files, server
 from airnode.bundle import digests, manifest, ship, trust, unpack
 from airnode.bundle.spec import parse_checksums
 from airnode.config import Rule, Setting, boolean, optional_path, owned_dir, pattern
-from airnode.paths import CACHE, FILES, ROOT
+from airnode.paths import CACHE, ROOT
 from airnode.record import STATE_DIR
 from airnode.steps._common import (
     AirnodeError,
@@ -25,6 +25,7 @@ from airnode.steps._common import (
     profile,
     put_local,
     remote,
+    script,
     settings,
 )
 
@@ -197,15 +198,8 @@ def node_plan(b: Bundle) -> digests.NodePlan:
 
 
 def record_command(remote_dir: str, artifacts: list[dict]) -> str:
-    script = (FILES / "bundle-record.sh").read_text()
-    return "sh -c " + shlex.join(
-        [
-            script,
-            "bundle-record.sh",
-            RECORD,
-            remote_dir,
-            *(f"{a['file']}={a['sha256']}" for a in artifacts),
-        ]
+    return script(
+        "bundle-record.sh", RECORD, remote_dir, *(f"{a['file']}={a['sha256']}" for a in artifacts)
     )
 
 

@@ -46,6 +46,7 @@ from airnode.steps._common import (
     owned_directory,
     put_text,
     remote,
+    script,
     settings,
 )
 from airnode.steps.models import DEFAULTS as MODELS_DEFAULTS
@@ -446,17 +447,7 @@ def migrate_command(ns: str, node: str) -> str:
     `ollama` has them replaced (the Service held the NodePort, the claim held the store's
     volume). The StatefulSet goes first, then its claim (which waits for the pod), then the
     volume is freed for the new claim: its data stay where they are (Retain, a local path)."""
-    k = KUBECTL
-    return (
-        f"if {k} -n {ns} get statefulset ollama >/dev/null 2>&1; then "
-        f"{k} -n {ns} delete statefulset ollama --wait=true >/dev/null && "
-        f"{k} -n {ns} delete service ollama --ignore-not-found >/dev/null && "
-        f"{k} -n {ns} delete probe ollama --ignore-not-found >/dev/null && "
-        f"{k} -n {ns} delete pvc models-ollama-0 --ignore-not-found --wait=true >/dev/null && "
-        f"{k} patch pv airnode-models-{node} --type=json "
-        '-p \'[{"op":"remove","path":"/spec/claimRef"}]\' >/dev/null 2>&1; '
-        "fi; true"
-    )
+    return script("migrate-model-server.sh", KUBECTL, ns, node)
 
 
 def switch_commands(s: dict) -> list[str]:
@@ -494,12 +485,13 @@ def _admin_secret(ns: str, password: bytes):
     the output (files.put would show a diff under --diff)."""
     yield f"install -d -m 700 {webui.UPLOAD_DIR}"
     yield FileUploadCommand(io.BytesIO(password), webui.UPLOAD_PATH)
-    yield (
-        f"chmod 600 {webui.UPLOAD_PATH} && "
-        f"{{ {KUBECTL} -n {ns} get secret {webui.ADMIN_SECRET} >/dev/null 2>&1 || "
-        f"{KUBECTL} -n {ns} create secret generic {webui.ADMIN_SECRET} "
-        f"--from-file={webui.ADMIN_SECRET_KEY}={webui.UPLOAD_PATH} >/dev/null; }}; "
-        f"rc=$?; rm -f {webui.UPLOAD_PATH}; exit $rc"
+    yield script(
+        "admin-secret.sh",
+        KUBECTL,
+        ns,
+        webui.ADMIN_SECRET,
+        webui.ADMIN_SECRET_KEY,
+        webui.UPLOAD_PATH,
     )
 
 
@@ -587,17 +579,7 @@ def model_server():
             admin_secret(ns, s["open_webui_admin_password_file"])
         server.shell(
             name=f"Wait for the rollout of statefulset/{STATEFULSET} (at most {t}s)",
-            commands=[
-                f"{KUBECTL} -n {ns} rollout status statefulset/{STATEFULSET} --timeout={t}s "
-                ">/dev/null || { "
-                f"echo 'statefulset/{STATEFULSET} in {ns} not ready after {t}s "
-                "(model_server_rollout_timeout):' >&2; "
-                f"{KUBECTL} -n {ns} get pods >&2; "
-                # a pod the scheduler cannot place says why only in its events
-                f"{KUBECTL} -n {ns} get events --field-selector "
-                f"involvedObject.name={STATEFULSET}-0 >&2; "
-                f"{KUBECTL} -n {ns} logs {STATEFULSET}-0 --tail=20 >&2; exit 1; }}"
-            ],
+            commands=[script("rollout-wait.sh", KUBECTL, ns, STATEFULSET, str(t))],
         )
         python.call(
             name=f"Health check: API, {len(models)} model(s) listed, one generation each",

@@ -25,6 +25,7 @@ from airnode.steps._common import (
     file_state_read,
     put_text,
     remote,
+    script,
     setting,
     settings,
 )
@@ -213,9 +214,7 @@ def monitoring():
                 WAIT_API,
                 forget_applied_command("kube-prometheus"),
                 f"{APPLY} -f {SETUP} >/dev/null",
-                f"{KUBECTL} wait --for condition=Established --all CustomResourceDefinition "
-                f"--timeout={t}s >/dev/null || {{ echo 'kube-prometheus CRDs not Established "
-                f"after {t}s (monitoring_crd_timeout): see k0s kubectl get crd' >&2; exit 1; }}",
+                script("crds-wait.sh", KUBECTL, str(t)),
                 f"{APPLY} -f {MAIN} >/dev/null",
                 other_dashboards_command(backend),
                 *([] if s["monitoring_high_availability"] else [single_node_budgets_command()]),

@@ -1,0 +1,107 @@
+"""The shell scripts airnode runs on the node (files/*.sh), run here for real with sh against a
+fake kubectl that records its arguments and answers as told."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from airnode.paths import FILES
+
+
+@pytest.fixture
+def kubectl(tmp_path):
+    """A fake `k0s kubectl`: logs each call's arguments; fails the calls whose joined arguments
+    contain a word listed in $FAIL (space-separated)."""
+    fake = tmp_path / "kubectl"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {tmp_path}/calls\n'
+        'for w in $FAIL; do case "$*" in *"$w"*) echo "error: $w" >&2; exit 1;; esac; done\n'
+        "exit 0\n"
+    )
+    fake.chmod(0o755)
+    return fake
+
+
+def run(name: str, *args: str, fail: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["sh", "-c", (FILES / name).read_text(), name, *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "FAIL": fail},
+        check=False,
+    )
+
+
+def calls(kubectl: Path) -> list[str]:
+    log = kubectl.parent / "calls"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_the_migration_does_nothing_without_an_old_statefulset(kubectl):
+    r = run("migrate-model-server.sh", str(kubectl), "airnode", "lab", fail="statefulset ollama")
+    assert r.returncode == 0
+    assert calls(kubectl) == ["-n airnode get statefulset ollama"]
+
+
+def test_the_migration_replaces_the_old_objects_and_frees_the_volume(kubectl):
+    r = run("migrate-model-server.sh", str(kubectl), "airnode", "lab")
+    assert r.returncode == 0
+    assert calls(kubectl) == [
+        "-n airnode get statefulset ollama",
+        "-n airnode delete statefulset ollama --wait=true",
+        "-n airnode delete service ollama --ignore-not-found",
+        "-n airnode delete probe ollama --ignore-not-found",
+        "-n airnode delete pvc models-ollama-0 --ignore-not-found --wait=true",
+        'patch pv airnode-models-lab --type=json -p [{"op":"remove","path":"/spec/claimRef"}]',
+    ]
+
+
+def test_a_rollout_that_times_out_says_why_and_fails(kubectl):
+    r = run("rollout-wait.sh", str(kubectl), "airnode", "model-server", "30", fail="rollout")
+    assert r.returncode == 1
+    assert "statefulset/model-server in airnode not ready after 30s" in r.stderr
+    assert calls(kubectl)[1:] == [
+        "-n airnode get pods",
+        "-n airnode get events --field-selector involvedObject.name=model-server-0",
+        "-n airnode logs model-server-0 --tail=20",
+    ]
+    ok = run("rollout-wait.sh", str(kubectl), "airnode", "model-server", "30")
+    assert ok.returncode == 0
+
+
+def test_crds_not_established_fail_naming_the_setting(kubectl):
+    r = run("crds-wait.sh", str(kubectl), "120", fail="Established")
+    assert r.returncode == 1 and "monitoring_crd_timeout" in r.stderr
+    assert run("crds-wait.sh", str(kubectl), "120").returncode == 0
+
+
+@pytest.mark.parametrize("fail, rc", [("", 0), ("create", 1)])
+def test_the_admin_secret_file_is_removed_whatever_happens(kubectl, tmp_path, fail, rc):
+    secret = tmp_path / "pw"
+    secret.write_text("hunter2")
+    r = run(
+        "admin-secret.sh",
+        str(kubectl),
+        "airnode",
+        "open-webui-admin",
+        "password",
+        str(secret),
+        fail=f"get {fail}".strip() if fail else "get",
+    )
+    assert r.returncode == rc and not secret.exists()
+    assert calls(kubectl)[-1] == (
+        f"-n airnode create secret generic open-webui-admin --from-file=password={secret}"
+    )
+    assert "hunter2" not in "".join(calls(kubectl)) + r.stdout + r.stderr
+
+
+def test_an_existing_admin_secret_is_kept(kubectl, tmp_path):
+    secret = tmp_path / "pw"
+    secret.write_text("hunter2")
+    r = run("admin-secret.sh", str(kubectl), "airnode", "open-webui-admin", "password", str(secret))
+    assert r.returncode == 0 and not secret.exists()
+    assert calls(kubectl) == ["-n airnode get secret open-webui-admin"]
