@@ -6,8 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,8 @@ class Run:
     def changed(self) -> list[str]:
         """Names of the operations that changed something."""
         return [op["name"] for op in self.json["results"]["operations"] if op["success"]]
+
+    misses: list[str] = field(default_factory=list)  # reads the prefetch batch did not hold
 
     @property
     def errors(self) -> list[str]:
@@ -77,7 +80,10 @@ class Node:
 
     def deploy(self, *extra: str, deploy: str = "deploys/node.py", label: str = "") -> Run:
         """The real CLI, as a user types it, from a cwd outside the project."""
-        env = dict(os.environ, AIRNODE_LAB_DIR=str(self.inst.dir))
+        misses = Path(tempfile.mkstemp(prefix="airnode-misses-")[1])
+        env = dict(
+            os.environ, AIRNODE_LAB_DIR=str(self.inst.dir), AIRNODE_PREFETCH_MISSES=str(misses)
+        )
         argv = [
             PYINFRA,
             "-y",
@@ -89,6 +95,8 @@ class Node:
         started = time.monotonic()
         p = subprocess.run(argv, capture_output=True, text=True, env=env, cwd="/", timeout=1800)
         run = Run(p.returncode, p.stdout, p.stderr, time.monotonic() - started)
+        run.misses = misses.read_text().splitlines()
+        misses.unlink()
         if label:
             TIMINGS.append((label, run.seconds))
         return run
