@@ -11,6 +11,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import server, systemd
 
 from airnode import containerd as logic
+from airnode import restart
 from airnode.bundle import unpack
 from airnode.config import Rule, Setting, one_of
 from airnode.render import render
@@ -172,7 +173,7 @@ def containerd():
     # Restart when what containerd runs with (its install and config) is not what it last
     # started with, whether this run changed it or a cut run left the restart undone.
     want = digest(render(logic.config_template(version), **values), installed_identity)
-    if install is not None or applied_on_node("containerd") != want:
+    if restart.decide(want, applied_on_node("containerd"), changed=install is not None).restart:
         server.shell(
             name="Restart containerd (installed or config changed)",
             commands=[

@@ -11,6 +11,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from airnode import k0s as logic
+from airnode import restart
 from airnode.config import Rule, Setting, boolean, integer, one_of
 from airnode.render import render
 from airnode.steps import bundle
@@ -18,13 +19,13 @@ from airnode.steps._common import (
     AirnodeError,
     applied_command,
     applied_on_node,
-    changed,
     declare,
     digest,
     file_state_read,
     put_rendered,
     record_applied_command,
     remote,
+    script,
     settings,
 )
 
@@ -137,11 +138,11 @@ def k0s():
     # cut between a change and the restart still restarts on the next run.
     want = digest(binary["sha256"], render("k0s.yaml.j2", **values), " ".join(flags))
     stale = applied_on_node("k0s") != want
-    server.shell(
-        name="Validate k0s.yaml (k0s config validate)",
-        commands=[f"{logic.BINARY} config validate --config {logic.CONFIG}"],
-        _if=lambda: changed(config) or stale,
-    )
+    if config is not None or stale:
+        server.shell(
+            name="Validate k0s.yaml (k0s config validate)",
+            commands=[f"{logic.BINARY} config validate --config {logic.CONFIG}"],
+        )
 
     cmd = f"{logic.BINARY} install controller " + " ".join(shlex.quote(f) for f in flags)
     if not installed:
@@ -155,31 +156,30 @@ def k0s():
         )
     if config is not None:
         ops.append(config)
-    restart = server.shell(
-        name="Restart k0s (binary, flags or config changed)",
-        commands=[f"systemctl restart {logic.UNIT}"],
-        _if=lambda: stale or any(op.did_change() for op in ops),
-    )
-    woken = [*ops, restart]
+    d = restart.decide(want, applied_on_node("k0s"), changed=bool(ops))
+    woken = list(ops)
+    if d.restart:
+        woken.append(
+            server.shell(
+                name="Restart k0s (binary, flags or config changed)",
+                commands=[f"systemctl restart {logic.UNIT}"],
+            )
+        )
     if installed and status is None:
         woken.append(server.shell(name="Start k0s", commands=[f"{logic.BINARY} start"]))
     timeout = s["k0s_ready_timeout"]
-    server.shell(
-        name=f"Wait until the node is Ready (at most {timeout}s)",
-        commands=[
-            f"end=$(( $(date +%s) + {timeout} )); "
-            f"until {logic.BINARY} kubectl wait node --all --for=condition=Ready --timeout=10s "
-            ">/dev/null 2>&1; do "
-            f"if [ $(date +%s) -ge $end ]; then echo 'k0s node not Ready after {timeout}s: "
-            f"see journalctl -u {logic.UNIT} and k0s kubectl get nodes' >&2; exit 1; fi; "
-            "sleep 5; done",
-            f"chmod 600 {logic.ADMIN_KUBECONFIG}",
-            # recorded once Ready: a run cut before (or a node that never got Ready) restarts
-            # and waits again next time
-            record_applied_command("k0s", want),
-        ],
-        _if=lambda: any(op.did_change() for op in woken),
-    )
+    if woken:
+        server.shell(
+            name=f"Wait until the node is Ready (at most {timeout}s)",
+            commands=[
+                script("k0s-ready-wait.sh", logic.BINARY, logic.UNIT, str(timeout)),
+                f"chmod 600 {logic.ADMIN_KUBECONFIG}",
+                # recorded once Ready: a run cut before (or a node that never got Ready)
+                # restarts and waits again next time
+                record_applied_command("k0s", want),
+            ],
+            _if=lambda: any(op.did_change() for op in woken),
+        )
     mode = remote(ADMIN_MODE).strip()
     if mode and mode != "600":
         server.shell(

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pyinfra.api import deploy
 from pyinfra.operations import server, systemd
 
+from airnode import restart
 from airnode.config import Setting, integer, number, one_of
 from airnode.render import render
 from airnode.sizing import MIB, zram_size_bytes
 from airnode.steps._common import (
     applied_command,
     applied_on_node,
-    changed,
     declare,
     digest,
     file_state_read,
@@ -91,20 +91,23 @@ def zram():
     )
     unit = put_rendered("airnode-zram.service.j2", UNIT_FILE, name=f"Unit {UNIT}", **values)
     want = digest(render("airnode-zram.service.j2", **values))
-    stale = applied_on_node("zram") != want  # also after a run cut before the re-create
-    if unit is not None or stale:
-        systemd.daemon_reload(
-            name="Reload systemd (zram unit changed)", _if=lambda: changed(unit) or stale
-        )
-    active = service_state(UNIT)[0] == "active"
-    if active and stale:
-        # A new size or algorithm re-creates the device: stop swapoffs and resets it.
+    # a new size or algorithm re-creates the device (stop swapoffs and resets it), also after
+    # a run cut before the re-create; a stopped device just starts with the new unit
+    d = restart.decide(
+        want,
+        applied_on_node("zram"),
+        changed=unit is not None,
+        running=service_state(UNIT)[0] == "active",
+    )
+    if unit is not None or d:
+        systemd.daemon_reload(name="Reload systemd (zram unit changed)")
+    if d.restart:
         server.shell(
             name="Re-create zram device (unit changed)",
             commands=[f"systemctl restart {UNIT}", record_applied_command("zram", want)],
         )
     running_and_enabled(UNIT, f"{UNIT} running and enabled at boot")
-    if stale and not active:
+    if d.record and not d.restart:
         server.shell(
             name="Record the zram device's settings",
             commands=[record_applied_command("zram", want)],

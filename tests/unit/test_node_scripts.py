@@ -105,3 +105,14 @@ def test_an_existing_admin_secret_is_kept(kubectl, tmp_path):
     r = run("admin-secret.sh", str(kubectl), "airnode", "open-webui-admin", "password", str(secret))
     assert r.returncode == 0 and not secret.exists()
     assert calls(kubectl) == ["-n airnode get secret open-webui-admin"]
+
+
+def test_a_node_never_ready_fails_bounded_naming_where_to_look(tmp_path):
+    k0s = tmp_path / "k0s"
+    k0s.write_text("#!/bin/sh\nexit 1\n")
+    k0s.chmod(0o755)
+    r = run("k0s-ready-wait.sh", str(k0s), "k0scontroller.service", "0")
+    assert r.returncode == 1
+    assert "k0s node not Ready after 0s: see journalctl -u k0scontroller.service" in r.stderr
+    k0s.write_text("#!/bin/sh\nexit 0\n")
+    assert run("k0s-ready-wait.sh", str(k0s), "k0scontroller.service", "0").returncode == 0
