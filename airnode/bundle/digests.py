@@ -82,6 +82,7 @@ class NodePlan:
     ok: list[dict] = field(default_factory=list)  # recorded and unchanged: nothing to do
     rehash: list[dict] = field(default_factory=list)  # there, but not as recorded: hash there
     upload: list[dict] = field(default_factory=list)  # absent, or another version
+    stale_record: bool = False  # the record is not what the files are now: write it again
 
 
 def parse_stats(text: str) -> dict[str, str]:
@@ -114,8 +115,11 @@ def node_plan(artifacts: list[dict], stats: dict[str, str], record: dict, deep: 
         now = stats.get(a["file"])
         if now is None:
             plan.upload.append(a)
+            plan.stale_record = True
             continue
         seen = record.get(a["file"])
+        if seen != (now, a["sha256"]):
+            plan.stale_record = True
         if not deep and seen is not None and seen[0] == now:
             (plan.ok if seen[1] == a["sha256"] else plan.upload).append(a)
         elif now.split("\t", 1)[0] != str(a["size"]):

@@ -249,7 +249,7 @@ def bundle():
             user="root",
             group="root",
         )
-    if todo or plan.rehash:
+    if todo or plan.stale_record:
         # the record of what passed, written only after sha256sum -c did: the next run
         # trusts a file by its status only if it is still the one recorded here
         server.shell(

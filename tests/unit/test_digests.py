@@ -132,9 +132,11 @@ def test_on_the_node_nothing_is_hashed_once_the_record_matches(files, tmp_path):
     # the next run: every status as recorded -> nothing read, nothing sent
     again = digests.node_plan(a, node_read(files), seen, deep=False)
     assert again.ok == a and again.rehash == [] and again.upload == []
-    # deep: every present file hashed again
+    assert not again.stale_record
+    # deep: every present file hashed again; the record, still right, is not written again
     deep = digests.node_plan(a, node_read(files), seen, deep=True)
-    assert deep.rehash == a
+    assert deep.rehash == a and not deep.stale_record
+    assert first.stale_record
 
 
 def test_on_the_node_a_touched_file_is_hashed_and_a_new_version_uploaded(files, tmp_path):
