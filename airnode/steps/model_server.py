@@ -35,6 +35,7 @@ from airnode.config import (
 )
 from airnode.llama_server import OWN_FLAGS as OWN_LLAMA_FLAGS
 from airnode.llama_server import extra_args_problem
+from airnode.paths import ROOT
 from airnode.serving import manifests, webui
 from airnode.steps import bundle
 from airnode.steps._common import (
@@ -268,8 +269,8 @@ DEFAULTS = declare(
                 lambda v: isinstance(v, str) and "\n" not in v,
             ),
             (
-                "its first line is the admin's password (≤ 72 bytes); made into a Secret "
-                "once, never printed"
+                "its first line is the admin's password (≤ 72 bytes; relative paths from the "
+                "project root); made into a Secret once, never printed"
             ),
         ),
     },
@@ -499,7 +500,7 @@ def admin_secret(ns: str, password_file: str) -> None:
     """Open WebUI's admin password as the Secret its Deployment reads (made once: Open WebUI
     reads it only on an empty database, so a later change of the file changes nothing)."""
     try:
-        password = webui.admin_password(password_file)
+        password = webui.admin_password(str(ROOT / password_file))
     except webui.SecretFileError as e:
         raise AirnodeError(f"{host.name}: {e}") from None
     _admin_secret(

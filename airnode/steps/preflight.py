@@ -8,6 +8,7 @@ from pyinfra.api import deploy
 from airnode import config, sizing, swap
 from airnode import ollama as ollamalogic
 from airnode.config import Setting, integer
+from airnode.paths import ROOT
 from airnode.preflight import check_host
 from airnode.serving import webui
 from airnode.steps import (
@@ -140,7 +141,7 @@ def open_webui_admin_problems(values: dict) -> list[str]:
             "an editor)"
         ]
     try:
-        webui.admin_password(values["open_webui_admin_password_file"])
+        webui.admin_password(str(ROOT / values["open_webui_admin_password_file"]))
     except webui.SecretFileError as e:
         return [str(e)]
     return []
