@@ -80,8 +80,9 @@ def _prefetch(values: dict) -> None:
 
 @deploy("Preflight", data_defaults=DEFAULTS)
 def preflight():
+    known = declared()  # the teardown's settings too: not typos
     values = {key: host.data.get(key, default) for key, default in node_defaults().items()}
-    problems = [str(e) for e in config.check_all(values, declared())]
+    problems = [str(e) for e in config.check_all(values, known)]
     if not problems and values["bundle_dir"]:
         # the bundle is checked here, before the node is even read: nothing from a bundle that
         # fails its checks (bundle.json's strict field rules included) reaches the node's shell
@@ -89,7 +90,6 @@ def preflight():
             bundle.current("")
         except AirnodeError as e:
             problems.append(str(e))
-    known = declared()  # the teardown's settings too: not typos
     for key in config.unknown_keys(host.data.dict().keys(), known, CONNECTOR_PREFIXES):
         logger.warning(f"{host.name}: unknown setting {key}: ignored")
     if problems:
