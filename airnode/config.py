@@ -218,7 +218,7 @@ def owned_dir(what: str) -> Rule:
 # own; the model store inside the bundle directory would go with it).
 PATH_SETTINGS = (
     "bundle_remote_dir",
-    "model_store_dir",
+    "model_server_store_dir",
     "open_webui_data_dir",
     "ollama_install_dir",
 )
@@ -252,6 +252,35 @@ class Setting:
     default: Any
     rule: Rule
     doc: str
+    # Names it had before (renamed to carry its step's prefix): still read, with a warning.
+    was: tuple[str, ...] = ()
+
+
+_MISSING = object()
+
+
+def lookup(get: Callable[[str, Any], Any], key: str, setting: Setting) -> Any:
+    """A setting's value from the inventory (``get`` is ``host.data.get``): the value under its
+    name; while that is the default, one under a former name (``Setting.was``) if set."""
+    value = get(key, setting.default)
+    if value == setting.default:
+        for old in setting.was:
+            former = get(old, _MISSING)
+            if former is not _MISSING:
+                return former
+    return value
+
+
+def renamed(keys: Iterable[str], declared: Mapping[str, Setting]) -> list[str]:
+    """Warnings for settings given under a former name: what to rename it to."""
+    keys = set(keys)
+    return [
+        f"{old} is now called {key}: rename it in the inventory or group_data (the old name is "
+        f"read only while {key} is left at its default)"
+        for key, setting in declared.items()
+        for old in setting.was
+        if old in keys
+    ]
 
 
 def check(values: Mapping[str, Any], declared: Mapping[str, Setting]) -> dict[str, Any]:

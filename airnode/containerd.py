@@ -4,9 +4,63 @@ node lacks. Pure: no pyinfra."""
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 CONFLICTING_UNITS = ("docker.service", "docker.socket", "crio.service")
+
+# containerd_source = "static": the release tarball unpacked into /usr/local, runc and the
+# systemd unit beside it. What was installed is listed at install time (the tarball's own
+# members), and teardown removes exactly that list: both sides read these names.
+STATIC_DIR = "/usr/local/lib/airnode"
+STATIC_MARK = f"{STATIC_DIR}/containerd-static.sha256"
+STATIC_FILES = f"{STATIC_DIR}/containerd-static.files"
+STATIC_RUNC = "/usr/local/sbin/runc"
+STATIC_UNIT = "/etc/systemd/system/containerd.service"
+# Nodes installed before the list was kept: the release tarballs' bin/ members
+# (containerd/containerd Makefile, RELEASE_BINARIES / SHIM_BINARIES: 1.7.x and 2.x).
+LEGACY_STATIC_FILES = tuple(
+    f"/usr/local/bin/{b}"
+    for b in (
+        "containerd",
+        "containerd-shim",
+        "containerd-shim-runc-v1",
+        "containerd-shim-runc-v2",
+        "containerd-stress",
+        "ctr",
+    )
+)
+
+
+def static_install_commands(tgz: str, runc: str, unit: str, want: str, tar_safe: str) -> list[str]:
+    """Unpack the tarball (its members checked on the control machine first), install runc and
+    the unit, list every file installed (STATIC_FILES), then mark the install (STATIC_MARK)."""
+    q = shlex.quote
+    return [
+        f"mkdir -p {STATIC_DIR}",
+        # the list first: a run cut during the unpack still leaves teardown what it wrote
+        f"{{ tar -tzf {q(tgz)} | grep -v '/$' | sed 's|^[.]/||; s|^|/usr/local/|'; "
+        f"echo {STATIC_RUNC}; echo {STATIC_UNIT}; }} > {STATIC_FILES}.tmp && "
+        f"mv {STATIC_FILES}.tmp {STATIC_FILES}",
+        f"tar -xz {tar_safe} -f {q(tgz)} -C /usr/local",
+        f"install -m 755 {q(runc)} {STATIC_RUNC}",
+        f"install -D -m 644 {q(unit)} {STATIC_UNIT}",
+        "systemctl daemon-reload",
+        f"echo {q(want)} > {STATIC_MARK}",
+    ]
+
+
+def static_removal_commands() -> list[str]:
+    """Teardown of a static install: the files listed at install time (or, for a node installed
+    before the list, the release layout's), the list and the mark; nothing else in /usr/local."""
+    legacy = " ".join([*LEGACY_STATIC_FILES, STATIC_RUNC, STATIC_UNIT])
+    return [
+        f"if [ -f {STATIC_FILES} ]; then xargs -d '\\n' rm -f -- < {STATIC_FILES}; "
+        f"else rm -f -- {legacy}; fi",
+        f"rm -f {STATIC_FILES} {STATIC_MARK}",
+        f"rmdir {STATIC_DIR} 2>/dev/null || true",
+        "systemctl daemon-reload",
+    ]
 
 
 def config_template(version: str) -> str:

@@ -28,7 +28,7 @@ def zram_size_bytes(memory_mb: int, fraction: float, max_mb: int) -> int:
 #   KV cache = 2 (K and V) x layers x context x kv_heads x head_dim x bytes per element
 #              x parallel slots (Ollama's OLLAMA_NUM_PARALLEL: one context per slot),
 #   overhead = OVERHEAD_MIB for compute buffers and the runtime.
-# available = MemTotal - sizing_reserved_mb (k0s, containerd, monitoring). zram is not counted:
+# available = MemTotal - preflight_reserved_mb (k0s, containerd, monitoring). zram is not counted:
 # it is compressed swap, slow for weights, and reported separately.
 
 OVERHEAD_MIB = 512

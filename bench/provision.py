@@ -159,7 +159,7 @@ def run_tool(tool: str, guest: Guest, bundle: Path, flat: Path, work: Path) -> d
             "--data",
             f"bundle_dir={bundle}",
             "--data",
-            "sizing_reserved_mb=256",
+            "preflight_reserved_mb=256",
         ]
 
         def once():

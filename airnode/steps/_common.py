@@ -25,14 +25,21 @@ class AirnodeError(PyinfraError):
     """Stops the run before any change, with a message meant for the user."""
 
 
-# Every setting of every step imported so far: {key: Setting}, and the step that owns each.
+# Every setting of every step imported so far: {key: Setting}, the step that owns each, and
+# the name prefixes each step's settings carry (a prefix names one step: its settings' home).
 DECLARED: dict[str, config.Setting] = {}
 OWNER: dict[str, str] = {}
+PREFIXES: dict[str, tuple[str, ...]] = {}
 
 
-def declare(step: str, table: dict[str, config.Setting]) -> dict[str, Any]:
+def declare(
+    step: str, table: dict[str, config.Setting], prefixes: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """A step's settings, declared once (default, rule, doc): registered for preflight and the
-    settings reference; returns {key: default} (the step's DEFAULTS, pyinfra's data_defaults)."""
+    settings reference; returns {key: default} (the step's DEFAULTS, pyinfra's data_defaults).
+    Each name carries the step's name as its prefix, or one of ``prefixes``: the components
+    the step deploys (the model server's ``llama_server_``, ``open_webui_``)."""
+    PREFIXES[step] = (step, *prefixes)
     for key, setting in table.items():
         if OWNER.get(key, step) != step:
             raise ValueError(f"setting {key} declared by both {OWNER[key]} and {step}")
@@ -41,8 +48,9 @@ def declare(step: str, table: dict[str, config.Setting]) -> dict[str, Any]:
 
 
 def settings(defaults: dict) -> dict:
-    """This step's settings: inventory/group data over the step's defaults, validated."""
-    values = {key: host.data.get(key, default) for key, default in defaults.items()}
+    """This step's settings: inventory/group data over the step's defaults (a former name of a
+    setting still read, config.lookup), validated."""
+    values = {key: config.lookup(host.data.get, key, DECLARED[key]) for key in defaults}
     try:
         return config.check(values, DECLARED)
     except config.SettingError as e:

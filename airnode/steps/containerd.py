@@ -62,7 +62,7 @@ DEFAULTS = declare(
         ),
     },
 )
-STATIC_MARK = "/usr/local/lib/airnode/containerd-static.sha256"
+STATIC_MARK = logic.STATIC_MARK
 CONFIG = "/etc/containerd/config.toml"
 UNIT = "containerd.service"
 STATIC_MARK_READ = f"cat {STATIC_MARK} 2>/dev/null || true"
@@ -144,17 +144,13 @@ def containerd():
             install = server.shell(
                 name=f"Install containerd {version} (static) and runc "
                 f"{runc['version']} into /usr/local",
-                commands=[
-                    f"tar -xz {unpack.TAR_SAFE} -f {shlex.quote(where + '/' + tgz['file'])} "
-                    "-C /usr/local",
-                    f"install -m 755 {shlex.quote(where + '/' + runc['file'])} "
-                    "/usr/local/sbin/runc",
-                    f"install -D -m 644 {shlex.quote(where + '/' + unit['file'])} "
-                    "/etc/systemd/system/containerd.service",
-                    "systemctl daemon-reload",
-                    f"mkdir -p {STATIC_MARK.rsplit('/', 1)[0]} && "
-                    f"echo {shlex.quote(want)} > {STATIC_MARK}",
-                ],
+                commands=logic.static_install_commands(
+                    f"{where}/{tgz['file']}",
+                    f"{where}/{runc['file']}",
+                    f"{where}/{unit['file']}",
+                    want,
+                    unpack.TAR_SAFE,
+                ),
             )
 
     try:

@@ -16,13 +16,14 @@ from airnode.steps.record import HOSTS_LINE
 DEFAULTS = declare(
     "hostname",
     {
-        "hosts_address": Setting(
+        "hostname_address": Setting(
             "127.0.1.1",
             ipv4_loopback(),
             (
                 "address of the hostname line added to `/etc/hosts` (Debian's convention; the"
                 " seed walkthrough used 127.0.0.1)"
             ),
+            was=("hosts_address",),
         ),
     },
 )
@@ -40,7 +41,7 @@ def hostname():
         raise AirnodeError(f"{host.name}: `uname -n` printed no hostname")
     lines = remote(HOSTS).splitlines()
     if not hosts.hostname_resolves(lines, name):
-        line = hosts.hosts_line(s["hosts_address"], name)
+        line = hosts.hosts_line(s["hostname_address"], name)
         # Appended; a last line without its newline gets one first. Nothing else is touched.
         # The line is recorded first, so that teardown removes exactly it, even after a cut run.
         server.shell(

@@ -7,7 +7,6 @@ Switching backends rolls the same StatefulSet onto the other server: the model s
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
@@ -27,7 +26,6 @@ from airnode.config import (
     Rule,
     Setting,
     boolean,
-    extra_env,
     integer,
     one_of,
     owned_dir,
@@ -37,6 +35,7 @@ from airnode.llama_server import OWN_FLAGS as OWN_LLAMA_FLAGS
 from airnode.llama_server import extra_args_problem
 from airnode.paths import ROOT
 from airnode.serving import manifests, webui
+from airnode.serving import plan as serverplan
 from airnode.steps import bundle
 from airnode.steps._common import (
     UNAME_N,
@@ -50,7 +49,6 @@ from airnode.steps._common import (
     script,
     settings,
 )
-from airnode.steps.models import DEFAULTS as MODELS_DEFAULTS
 from airnode.steps.models import served_models
 from airnode.steps.monitoring import (
     APPLY,
@@ -62,6 +60,7 @@ from airnode.steps.monitoring import (
     mark_applied_command,
     rendered,
 )
+from airnode.steps.ollama import DEFAULTS as OLLAMA_DEFAULTS
 from airnode.steps.ollama import account, artifact, version_dir
 
 DEFAULTS = declare(
@@ -93,6 +92,17 @@ DEFAULTS = declare(
             "50Gi",
             pattern(QUANTITY, "a Kubernetes quantity like 50Gi"),
             "capacity of the model store's PersistentVolume",
+        ),
+        "model_server_store_dir": Setting(
+            "/var/lib/airnode/models",
+            owned_dir("the model store"),
+            (
+                "the model store (`OLLAMA_MODELS`), the local PersistentVolume's path. It and"
+                " `model_server_namespace`, `model_server_store_size` cannot change under a "
+                "running model server (Kubernetes keeps them immutable): a run that would is "
+                "refused, naming the way out (teardown, then deploy)"
+            ),
+            was=("model_store_dir",),
         ),
         "model_server_cpu_request": Setting(
             "1",
@@ -136,54 +146,6 @@ DEFAULTS = declare(
                 "empty: the check goes through pyinfra's SSH connection to the NodePort "
                 "(needs sshd's `AllowTcpForwarding`, OpenSSH's default); else the URL the "
                 "control machine reaches the server at (needs `k0s_node_ports_on_lan = true`)"
-            ),
-        ),
-        "ollama_context_length": Setting(
-            4096,
-            integer(ge=256, le=1048576),
-            "context per slot, as sizing counts it (Ollama's `OLLAMA_CONTEXT_LENGTH`)",
-        ),
-        "ollama_num_parallel": Setting(
-            1,
-            integer(ge=1, le=64),
-            "parallel slots per model (`OLLAMA_NUM_PARALLEL`)",
-        ),
-        "ollama_kv_cache_type": Setting(
-            "f16",
-            one_of("f16", "q8_0", "q4_0"),
-            "KV cache precision (`OLLAMA_KV_CACHE_TYPE`)",
-        ),
-        "ollama_keep_alive": Setting(
-            "5m",
-            pattern(
-                r"-1|0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+",
-                "a duration like 5m, 1h30m, 0 (unload at once) or -1 (never)",
-            ),
-            "how long a model stays loaded after its last request (`OLLAMA_KEEP_ALIVE`)",
-        ),
-        "ollama_max_loaded_models": Setting(
-            1,
-            integer(ge=0, le=64, note="0 lets Ollama decide"),
-            "`OLLAMA_MAX_LOADED_MODELS`",
-        ),
-        "ollama_flash_attention": Setting(
-            "auto",
-            Rule(
-                "auto (Ollama decides per model), true or false",
-                lambda v: v == "auto" or isinstance(v, bool),
-            ),
-            (
-                "`OLLAMA_FLASH_ATTENTION`; `auto` leaves it unset (Ollama decides per model)."
-                " A quantized KV cache needs it: `false` with `ollama_kv_cache_type` other "
-                "than `f16` is refused"
-            ),
-        ),
-        "ollama_extra_env": Setting(
-            {},
-            extra_env(),
-            (
-                'any other Ollama variable, e.g. `{"OLLAMA_DEBUG": "1"}`; `OLLAMA_NOPRUNE=1` '
-                "is always set (offline-seeded blobs must never be pruned)"
             ),
         ),
         "llama_server_model": Setting(
@@ -274,6 +236,7 @@ DEFAULTS = declare(
             ),
         ),
     },
+    prefixes=("llama_server", "open_webui"),
 )
 STATEFULSET = "model-server"
 # The monitor object of each backend: switching deletes the other one.
@@ -376,7 +339,7 @@ def render_text(s: dict, b: bundle.Bundle, node: str, store: str) -> str:
     Rendered and validated once per host and run: preflight counts its pods' requests, the
     step applies it."""
     key = json.dumps(
-        [host.name, {k: s[k] for k in DEFAULTS}, str(b.root), node, store],
+        [host.name, {k: s[k] for k in (*OLLAMA_DEFAULTS, *DEFAULTS)}, str(b.root), node, store],
         sort_keys=True,
         default=str,
     )
@@ -510,47 +473,35 @@ def admin_secret(ns: str, password_file: str) -> None:
     )
 
 
+def server_settings() -> dict:
+    """The model server's settings with Ollama's (the ollama step declares those)."""
+    return {**settings(OLLAMA_DEFAULTS), **settings(DEFAULTS)}
+
+
 @deploy("Model server (StatefulSet)", data_defaults=DEFAULTS)
 def model_server():
-    s = settings(DEFAULTS)
+    s = server_settings()
     b = bundle.current("no model server without the offline bundle")
     if b is None:
         return
     backend = s["model_server"]
     node = remote(UNAME_N).strip().lower()
-    store = settings(MODELS_DEFAULTS)["model_store_dir"]
-    text = render_text(s, b, node, store)
-
-    ns = s["model_server_namespace"]
-    last = applied("model-server")
-    # What Kubernetes will not change in place (the PersistentVolumes' paths, the claim's size,
-    # where the objects live): refused with the way out, before any change.
-    fixed_now = {
-        "namespace": ns,
-        "node": node,
-        "model_store_dir": store,
-        "model_server_store_size": s["model_server_store_size"],
-    }
-    if s["open_webui"]:
-        fixed_now["open_webui_data_dir"] = s["open_webui_data_dir"]
-        fixed_now["open_webui_store_size"] = s["open_webui_store_size"]
+    text = render_text(s, b, node, s["model_server_store_dir"])
+    served = served_models(s, b)
+    tarball = artifact(b) if backend == "ollama" else None
+    base = version_dir("").rstrip("/")
     try:
-        fixed_was = json.loads(last.get("fixed") or "{}")
-    except ValueError:
-        fixed_was = {}
-    changes = ", ".join(
-        f"{k} {fixed_was[k]!r} -> {fixed_now[k]!r}"
-        for k in sorted(fixed_now)
-        if k in fixed_was and fixed_was[k] != fixed_now[k]
-    )
-    if changes:
-        raise AirnodeError(
-            f"{host.name}: {changes}: Kubernetes cannot change these on a running model server "
-            "(the PersistentVolume and the StatefulSet's volume claim are immutable). Remove the "
-            "node first with deploys/teardown.py (the model store is kept; move it by hand if "
-            "its path changes), then deploy again; nothing was changed"
+        p = serverplan.plan(
+            s,
+            node,
+            text,
+            [(m["name"], m["sha256"]) for m in served],
+            applied("model-server"),
+            remote(ollamalogic.versions_command(base)).split(),
+            tarball["version"] if tarball else None,
         )
-    fixed = json.dumps({**fixed_was, **fixed_now}, sort_keys=True)
+    except serverplan.ImmutableChange as e:
+        raise AirnodeError(f"{host.name}: {e}") from None
 
     if s["open_webui"]:
         owned_directory(
@@ -558,54 +509,51 @@ def model_server():
         )
     path = MANIFEST
     put_text(text, path, f"Model server manifests ({path})", mode="600")
-    served = served_models(s, b)
-    models = sorted(m["name"] for m in served)
-    want = hashlib.sha256(
-        json.dumps([text, [(m["name"], m["sha256"]) for m in served]]).encode()
-    ).hexdigest()
-    if last.get("sha256") != want:
-        t = s["model_server_rollout_timeout"]
+    if p.apply:
+        emit_apply(s, path, node, sorted(m["name"] for m in served), p)
+    else:
+        host.noop(f"model server: {p.reason}")
+    if p.remove_versions:
         server.shell(
-            name=f"Apply the model server ({backend}, server-side) in namespace {ns}",
-            commands=[
-                WAIT_API,
-                forget_applied_command("model-server"),
-                migrate_command(ns, node),
-                *switch_commands(s),
-                f"{APPLY} -f {path} >/dev/null",
-                *([secret_command(ns)] if s["open_webui"] else []),
-            ],
-        )
-        if s["open_webui"]:
-            admin_secret(ns, s["open_webui_admin_password_file"])
-        server.shell(
-            name=f"Wait for the rollout of statefulset/{STATEFULSET} (at most {t}s)",
-            commands=[script("rollout-wait.sh", KUBECTL, ns, STATEFULSET, str(t))],
-        )
-        python.call(
-            name=f"Health check: API, {len(models)} model(s) listed, one generation each",
-            function=_check,
-            port=s["model_server_node_port"],
-            models=models,
-            check_timeout=s["model_server_check_timeout"],
-            url=s["model_server_check_url"],
-            api="openai" if backend == "llama-server" else "ollama",
-        )
-        server.shell(
-            name="Record the applied model server",
-            commands=[mark_applied_command("model-server", want, fixed=fixed)],
+            name="Remove Ollama versions no longer in use: " + ", ".join(p.remove_versions),
+            commands=["rm -rf " + " ".join(shlex.quote(f"{base}/{d}") for d in p.remove_versions)],
         )
 
-    if backend != "ollama":
-        return
-    tarball = artifact(b)
-    base = version_dir("").rstrip("/")
-    old = [d for d in remote(ollamalogic.versions_command(base)).split() if d != tarball["version"]]
-    if old:
-        server.shell(
-            name="Remove Ollama versions no longer in use: " + ", ".join(old),
-            commands=["rm -rf " + " ".join(shlex.quote(f"{base}/{d}") for d in old)],
-        )
+
+def emit_apply(s: dict, path: str, node: str, models: list[str], p: serverplan.Plan) -> None:
+    """Apply (server-side), wait for the rollout, check the server, record what was applied."""
+    ns, backend = s["model_server_namespace"], s["model_server"]
+    t = s["model_server_rollout_timeout"]
+    server.shell(
+        name=f"Apply the model server ({backend}, server-side) in namespace {ns}",
+        commands=[
+            WAIT_API,
+            forget_applied_command("model-server"),
+            migrate_command(ns, node),
+            *switch_commands(s),
+            f"{APPLY} -f {path} >/dev/null",
+            *([secret_command(ns)] if s["open_webui"] else []),
+        ],
+    )
+    if s["open_webui"]:
+        admin_secret(ns, s["open_webui_admin_password_file"])
+    server.shell(
+        name=f"Wait for the rollout of statefulset/{STATEFULSET} (at most {t}s)",
+        commands=[script("rollout-wait.sh", KUBECTL, ns, STATEFULSET, str(t))],
+    )
+    python.call(
+        name=f"Health check: API, {len(models)} model(s) listed, one generation each",
+        function=_check,
+        port=s["model_server_node_port"],
+        models=models,
+        check_timeout=s["model_server_check_timeout"],
+        url=s["model_server_check_url"],
+        api="openai" if backend == "llama-server" else "ollama",
+    )
+    server.shell(
+        name="Record the applied model server",
+        commands=[mark_applied_command("model-server", p.want, fixed=p.fixed)],
+    )
 
 
 @cache

@@ -14,7 +14,6 @@ from pyinfra.operations import server as shell
 
 from airnode import llama_server as llamalogic
 from airnode import ollama as logic
-from airnode.config import Setting, integer, owned_dir
 from airnode.steps import bundle
 from airnode.steps._common import (
     AirnodeError,
@@ -28,43 +27,22 @@ from airnode.steps._common import (
 )
 from airnode.steps.ollama import DEFAULTS as OLLAMA_DEFAULTS
 
-DEFAULTS = declare(
-    "models",
-    {
-        "model_store_dir": Setting(
-            "/var/lib/airnode/models",
-            owned_dir("the model store"),
-            (
-                "the model store (`OLLAMA_MODELS`), the local PersistentVolume's path. It and"
-                " `model_server_namespace`, `model_server_store_size` cannot change under a "
-                "running model server (Kubernetes keeps them immutable): a run that would is "
-                "refused, naming the way out (teardown, then deploy)"
-            ),
-        ),
-        "ollama_seed_port": Setting(
-            11435,
-            integer(ge=1024, le=65535),
-            ("port of the temporary Ollama server (127.0.0.1 only) that models are seeded through"),
-        ),
-        "ollama_seed_timeout": Setting(
-            120,
-            integer(ge=10, le=3600),
-            "seconds to wait for it",
-        ),
-    },
-)
+DEFAULTS = declare("models", {})  # the store is the model server's (model_server_store_dir)
 MODELFILES = "/var/lib/airnode/modelfiles"
 
 
+def store_dir() -> str:
+    """The model store: the model server's setting (a later step's, read by key)."""
+    return str(setting("model_server_store_dir"))
+
+
 def store_read(b: bundle.Bundle) -> str:
-    return logic.store_listing_command(
-        settings(DEFAULTS)["model_store_dir"], [m["name"] for m in b.artifacts("model")]
-    )
+    return logic.store_listing_command(store_dir(), [m["name"] for m in b.artifacts("model")])
 
 
 def reads(b: bundle.Bundle | None) -> list[str]:
     try:
-        store = settings(DEFAULTS)["model_store_dir"]
+        store = store_dir()
         return [store_read(b), dir_state_read(store), dir_state_read(f"{store}/blobs")] if b else []
     except ValueError:  # a bad model name: preflight names it
         return []
@@ -98,11 +76,10 @@ def to_store(server: dict, b: bundle.Bundle) -> list[dict]:
 
 @deploy("Models (seeded offline)", data_defaults=DEFAULTS)
 def models():
-    s = settings(DEFAULTS)
     b = bundle.current("no models to seed")
     if b is None:
         return
-    store = s["model_store_dir"]
+    store = store_dir()
     owned_directory(store, f"Model store {store}", "750", user=logic.USER, group=logic.USER)
     wanted = b.artifacts("model")
     if not wanted:
@@ -125,7 +102,8 @@ def models():
         )
         modelfiles.append((m["name"], path))
     if todo:
-        binary = f"{settings(OLLAMA_DEFAULTS)['ollama_install_dir']}/current/bin/ollama"
+        s = settings(OLLAMA_DEFAULTS)
+        binary = f"{s['ollama_install_dir']}/current/bin/ollama"
         shell.shell(
             name="Seed models offline: " + ", ".join(n for n, _ in modelfiles),
             commands=[

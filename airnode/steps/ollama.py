@@ -9,7 +9,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from airnode import ollama as logic
-from airnode.config import Setting, owned_dir
+from airnode.config import Rule, Setting, extra_env, integer, one_of, owned_dir, pattern
 from airnode.steps import bundle
 from airnode.steps._common import (
     AirnodeError,
@@ -31,6 +31,64 @@ DEFAULTS = declare(
             (
                 "one directory per Ollama version, plus `current`; airnode only ever removes "
                 "the version directories it unpacked"
+            ),
+        ),
+        "ollama_seed_port": Setting(
+            11435,
+            integer(ge=1024, le=65535),
+            ("port of the temporary Ollama server (127.0.0.1 only) that models are seeded through"),
+        ),
+        "ollama_seed_timeout": Setting(
+            120,
+            integer(ge=10, le=3600),
+            "seconds to wait for it",
+        ),
+        "ollama_context_length": Setting(
+            4096,
+            integer(ge=256, le=1048576),
+            "context per slot, as sizing counts it (Ollama's `OLLAMA_CONTEXT_LENGTH`)",
+        ),
+        "ollama_num_parallel": Setting(
+            1,
+            integer(ge=1, le=64),
+            "parallel slots per model (`OLLAMA_NUM_PARALLEL`)",
+        ),
+        "ollama_kv_cache_type": Setting(
+            "f16",
+            one_of("f16", "q8_0", "q4_0"),
+            "KV cache precision (`OLLAMA_KV_CACHE_TYPE`)",
+        ),
+        "ollama_keep_alive": Setting(
+            "5m",
+            pattern(
+                r"-1|0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+",
+                "a duration like 5m, 1h30m, 0 (unload at once) or -1 (never)",
+            ),
+            "how long a model stays loaded after its last request (`OLLAMA_KEEP_ALIVE`)",
+        ),
+        "ollama_max_loaded_models": Setting(
+            1,
+            integer(ge=0, le=64, note="0 lets Ollama decide"),
+            "`OLLAMA_MAX_LOADED_MODELS`",
+        ),
+        "ollama_flash_attention": Setting(
+            "auto",
+            Rule(
+                "auto (Ollama decides per model), true or false",
+                lambda v: v == "auto" or isinstance(v, bool),
+            ),
+            (
+                "`OLLAMA_FLASH_ATTENTION`; `auto` leaves it unset (Ollama decides per model)."
+                " A quantized KV cache needs it: `false` with `ollama_kv_cache_type` other "
+                "than `f16` is refused"
+            ),
+        ),
+        "ollama_extra_env": Setting(
+            {},
+            extra_env(),
+            (
+                'any other Ollama variable, e.g. `{"OLLAMA_DEBUG": "1"}`; `OLLAMA_NOPRUNE=1` '
+                "is always set (offline-seeded blobs must never be pruned)"
             ),
         ),
     },

@@ -43,10 +43,11 @@ DEFAULTS = declare(
             integer(ge=256),
             "refuse hosts with less memory (MemTotal, MiB)",
         ),
-        "sizing_reserved_mb": Setting(
+        "preflight_reserved_mb": Setting(
             2048,
             integer(ge=0),
             "memory kept for k0s, containerd and monitoring when sizing models",
+            was=("sizing_reserved_mb",),
         ),
     },
 )
@@ -74,14 +75,16 @@ def _prefetch(values: dict) -> None:
         if hasattr(step, "reads"):
             reads += step.reads(b)
     if b is not None:
-        reads.append(sizing.disk_command([values["bundle_remote_dir"], values["model_store_dir"]]))
+        reads.append(
+            sizing.disk_command([values["bundle_remote_dir"], values["model_server_store_dir"]])
+        )
     prefetch(reads)
 
 
 @deploy("Preflight", data_defaults=DEFAULTS)
 def preflight():
     known = declared()  # the teardown's settings too: not typos
-    values = {key: host.data.get(key, default) for key, default in node_defaults().items()}
+    values = {key: config.lookup(host.data.get, key, known[key]) for key in node_defaults()}
     problems = [str(e) for e in config.check_all(values, known)]
     if not problems and values["bundle_dir"]:
         # the bundle is checked here, before the node is even read: nothing from a bundle that
@@ -90,8 +93,19 @@ def preflight():
             bundle.current("")
         except AirnodeError as e:
             problems.append(str(e))
-    for key in config.unknown_keys(host.data.dict().keys(), known, CONNECTOR_PREFIXES):
+    # what the inventory and group data set, not the steps' data_defaults (pyinfra's Host
+    # layers its data: override, host, groups, global, then the current deploy's defaults)
+    given = {
+        k
+        for d in host.data.datas
+        if d != host.get_deploy_data
+        for k in (d() if callable(d) else d) or {}
+    }
+    former = [old for s in known.values() for old in s.was]
+    for key in config.unknown_keys(given, [*known, *former], CONNECTOR_PREFIXES):
         logger.warning(f"{host.name}: unknown setting {key}: ignored")
+    for warning in config.renamed(given, known):
+        logger.warning(f"{host.name}: {warning}")
     if problems:
         raise AirnodeError(
             f"{host.name} cannot become an airnode node; nothing was changed:\n  - "
@@ -187,7 +201,9 @@ def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
         return [str(e)]
     context, parallel, kv_type = model_server.sizing_settings(values)
     models = [sizing.read_gguf(b.root / a["file"], a["name"]) for a in served]
-    fits = sizing.plan(models, memory_mb, values["sizing_reserved_mb"], context, parallel, kv_type)
+    fits = sizing.plan(
+        models, memory_mb, values["preflight_reserved_mb"], context, parallel, kv_type
+    )
     if any(not f.ok for f in fits):
         keys = (
             "llama_server_context_length, llama_server_parallel"
@@ -195,8 +211,8 @@ def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
             else "ollama_context_length, ollama_num_parallel, ollama_kv_cache_type"
         )
         problems.append(
-            f"model(s) do not fit in memory (MemTotal {memory_mb} MiB - sizing_reserved_mb "
-            f"{values['sizing_reserved_mb']} MiB; zram swap is not counted; {keys}):\n"
+            f"model(s) do not fit in memory (MemTotal {memory_mb} MiB - preflight_reserved_mb "
+            f"{values['preflight_reserved_mb']} MiB; zram swap is not counted; {keys}):\n"
             + sizing.table(fits)
         )
     todo = bundle.node_plan(b).upload
@@ -208,7 +224,9 @@ def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
             bad_names.append(str(e))
     problems += bad_names
     unseeded = [] if bad_names else to_store(values, b)
-    df = remote(sizing.disk_command([values["bundle_remote_dir"], values["model_store_dir"]]))
+    df = remote(
+        sizing.disk_command([values["bundle_remote_dir"], values["model_server_store_dir"]])
+    )
     problems += sizing.disk_problems(
         df.splitlines(), sum(a["size"] for a in todo), sum(m["size"] for m in unseeded)
     )
@@ -236,7 +254,7 @@ def _scheduling(values: dict, cpus: int, memory: int) -> list[str]:
     try:
         docs = monitoring.rendered(b).documents() + documents(
             model_server.render_text(
-                values, b, remote(UNAME_N).strip().lower(), values["model_store_dir"]
+                values, b, remote(UNAME_N).strip().lower(), values["model_server_store_dir"]
             )
         )
     except AirnodeError:

@@ -13,6 +13,7 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import Command
 from pyinfra.operations import server
 
+from airnode import containerd as containerd_logic
 from airnode import k0s as k0slogic
 from airnode import ollama as ollamalogic
 from airnode import record as logic
@@ -24,7 +25,6 @@ from airnode.steps.bundle import DEFAULTS as BUNDLE_DEFAULTS
 from airnode.steps.containerd import STATIC_MARK
 from airnode.steps.kernel import MODULES
 from airnode.steps.model_server import DEFAULTS as SERVER_DEFAULTS
-from airnode.steps.models import DEFAULTS as MODELS_DEFAULTS
 from airnode.steps.models import MODELFILES
 from airnode.steps.monitoring import KUBECTL, MANIFESTS
 from airnode.steps.ollama import DEFAULTS as OLLAMA_DEFAULTS
@@ -166,7 +166,7 @@ def remove_k0s():
 @deploy("Remove Ollama", data_defaults=DEFAULTS)
 def remove_ollama():
     base = settings(OLLAMA_DEFAULTS)["ollama_install_dir"]
-    store = settings(MODELS_DEFAULTS)["model_store_dir"]
+    store = settings(SERVER_DEFAULTS)["model_server_store_dir"]
     versions = (host.get_fact(Command, ollamalogic.versions_command(base)) or "").split()
     link = host.get_fact(Command, "readlink /usr/local/bin/ollama 2>/dev/null || true") or ""
     ours = link.startswith(f"{base}/")  # an ollama airnode did not install stays
@@ -249,13 +249,7 @@ def remove_containerd():
     if purge_pkgs:
         cmds.append("DEBIAN_FRONTEND=noninteractive dpkg --purge " + " ".join(purge_pkgs))
     if static:
-        cmds += [
-            "rm -f /usr/local/bin/containerd /usr/local/bin/containerd-shim* "
-            "/usr/local/bin/containerd-stress /usr/local/bin/ctr /usr/local/sbin/runc "
-            "/etc/systemd/system/containerd.service",
-            f"rm -rf {STATIC_MARK.rsplit('/', 1)[0]}",
-            "systemctl daemon-reload",
-        ]
+        cmds += containerd_logic.static_removal_commands()
     cmds += [
         "rm -rf /var/lib/containerd /run/containerd /opt/containerd",
         logic.restore_file_command(b, "/etc/containerd/config.toml"),
@@ -353,7 +347,7 @@ def restore_host():
 
 @deploy("Remove airnode's state (the model store stays)", data_defaults=DEFAULTS)
 def remove_state():
-    store = settings(MODELS_DEFAULTS)["model_store_dir"]
+    store = settings(SERVER_DEFAULTS)["model_server_store_dir"]
     remote = settings(BUNDLE_DEFAULTS)["bundle_remote_dir"]
     # every entry, flagged when it holds a model store (blobs/ and manifests/): that one stays
     # whatever the settings say, unless teardown_purge_models already removed it

@@ -352,3 +352,34 @@ def test_a_node_that_never_gets_ready_fails_with_a_bounded_clear_timeout(node, r
     assert "k0s node not Ready after 30s: see journalctl -u k0scontroller.service" in run.stderr
     assert run.seconds < 180
     node.sh("rm /run/k0s-double/never-ready")
+
+
+def test_teardown_of_a_static_install_removes_what_it_listed_and_nothing_else(node, runtime):
+    """containerd_source = static: the install lists the files it wrote; teardown removes that
+    list and leaves a file of the site's that merely shares a name's beginning (the former
+    `rm -f /usr/local/bin/containerd-shim*` took it)."""
+    listed = node.sh("cat /usr/local/lib/airnode/containerd-static.files").split()
+    assert {
+        "/usr/local/bin/containerd",
+        "/usr/local/bin/ctr",
+        "/usr/local/sbin/runc",
+        "/etc/systemd/system/containerd.service",
+    } <= set(listed), listed
+    assert node.sh("for f in " + " ".join(listed) + ' ; do [ -f "$f" ] || echo "$f"; done') == ""
+    node.sh("echo site > /usr/local/bin/containerd-shim-site")
+    args = (
+        "--data",
+        f"bundle_dir={runtime['static']}",
+        "--data",
+        "containerd_source=static",
+    )
+    run = node.deploy(*args, deploy="deploys/teardown.py", label="teardown (static containerd)")
+    assert run.rc == 0, run.stderr[-3000:]
+    left = node.sh("for f in " + " ".join(listed) + ' ; do [ -e "$f" ] && echo "$f"; done; true')
+    assert left.strip() == ""
+    assert node.sh("cat /usr/local/bin/containerd-shim-site").strip() == "site"
+    assert (
+        node.sh("ls /usr/local/lib/airnode 2>&1; true")
+        .strip()
+        .endswith("No such file or directory")
+    )

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.lab
 # the bundle goes to a directory the site had before airnode, with files of its own (a USB
 # stick's copy, a shared data directory): teardown must leave it and them, taking only its own
 SITE_DIR = "/var/lib/site-data"
-SETTINGS = ("--data", "sizing_reserved_mb=256", "--data", f"bundle_remote_dir={SITE_DIR}")
+SETTINGS = ("--data", "preflight_reserved_mb=256", "--data", f"bundle_remote_dir={SITE_DIR}")
 SITE_FILES = {
     f"{SITE_DIR}/README.site": "the site's own notes\n",
     f"{SITE_DIR}/models/keep-me.txt": "a file of the site's, in a directory airnode "

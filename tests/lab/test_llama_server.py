@@ -28,7 +28,7 @@ from tests.upstream import make_runtime_bundle, xllamacpp_paths
 pytestmark = pytest.mark.lab
 SMOLLM2 = smollm2()
 LAUNCHER = ROOT / "tests" / "doubles" / "llama-server" / "llama-server"
-SETTINGS = ("--data", "sizing_reserved_mb=256")
+SETTINGS = ("--data", "preflight_reserved_mb=256")
 LLAMA = (
     "--data",
     "model_server=llama-server",

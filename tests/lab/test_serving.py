@@ -27,7 +27,7 @@ from tests.registry import Registry
 from tests.upstream import make_runtime_bundle
 
 pytestmark = pytest.mark.lab
-SETTINGS = ("--data", "sizing_reserved_mb=256")  # the doubles' models need little
+SETTINGS = ("--data", "preflight_reserved_mb=256")  # the doubles' models need little
 STORE = "/var/lib/airnode/models/manifests/registry.ollama.ai"
 POD_UNIT = "k0s-double-pod-airnode-model-server-0.service"
 SEED_UNIT = "airnode-ollama-seed.service"

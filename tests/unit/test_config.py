@@ -25,10 +25,10 @@ def test_every_default_has_a_rule_and_passes_it():
         ("zram_max_mb", 1.5, "an integer"),
         ("zram_swappiness", 201, "<= 200"),
         ("zram_priority", -5, ">= 0"),
-        ("hosts_address", "10.0.0.1", "loopback"),
+        ("hostname_address", "10.0.0.1", "loopback"),
         ("containerd_sandbox_image", 'registry.k8s.io/pause:3.10"\nx', "registry/name:tag"),
         ("containerd_sandbox_image", "pause", "registry/name:tag"),
-        ("hosts_address", "127.0.0.300", "loopback"),
+        ("hostname_address", "127.0.0.300", "loopback"),
     ],
 )
 def test_bad_values_name_key_value_and_what_is_allowed(key, value, allowed):
@@ -46,7 +46,7 @@ def test_bad_values_name_key_value_and_what_is_allowed(key, value, allowed):
         ("zram_fraction", 2),
         ("zram_fraction", 0.01),
         ("zram_max_mb", 0),
-        ("hosts_address", "127.0.0.1"),
+        ("hostname_address", "127.0.0.1"),
     ],
 )
 def test_edge_values_accepted(key, value):
@@ -81,8 +81,8 @@ def test_typos_are_found_with_a_suggestion():
         ("ollama_install_dir", "/opt"),  # would own all of /opt
         ("ollama_install_dir", "/opt/air node"),  # a space: never in a shell command
         ("ollama_install_dir", "/opt/airnode/"),  # trailing slash
-        ("model_store_dir", "/var/lib/airnode"),  # the state directory itself
-        ("model_store_dir", "/var/lib/k0s/models"),  # wiped by k0s reset
+        ("model_server_store_dir", "/var/lib/airnode"),  # the state directory itself
+        ("model_server_store_dir", "/var/lib/k0s/models"),  # wiped by k0s reset
         ("bundle_remote_dir", "/var/lib/airnode//bundle"),
         ("containerd_sandbox_image", "pause"),
         ("model_server_check_url", "ftp://x"),

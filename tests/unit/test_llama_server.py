@@ -12,9 +12,12 @@ from airnode import config, llama_server, monitoring, steps
 from airnode.bundle import spec as bundlespec
 from airnode.ollama import server_env
 from airnode.serving import manifests
-from airnode.steps.model_server import DEFAULTS, sizing_settings
+from airnode.steps import node_defaults
+from airnode.steps.model_server import sizing_settings
 from airnode.steps.monitoring import dashboards
 from tests.upstream import KP_FIXTURE
+
+DEFAULTS = node_defaults()  # the model server's settings with Ollama's
 
 IMAGE = "ghcr.io/ggml-org/llama.cpp:server-b7400"
 WEBUI = {

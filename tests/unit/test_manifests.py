@@ -9,8 +9,10 @@ import pytest
 
 from airnode.ollama import server_env
 from airnode.serving import manifests
-from airnode.steps.model_server import DEFAULTS
+from airnode.steps import node_defaults
 from tests.upstream import KP_FIXTURE
+
+DEFAULTS = node_defaults()  # the model server's settings with Ollama's
 
 
 @pytest.fixture(scope="module")

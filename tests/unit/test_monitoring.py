@@ -177,8 +177,9 @@ def test_the_dashboards_queries_name_real_metrics():
 
 def test_the_dashboards_probe_job_is_the_model_servers_probe():
     from airnode.ollama import server_env
-    from airnode.steps.model_server import DEFAULTS
+    from airnode.steps import node_defaults
 
+    DEFAULTS = node_defaults()
     docs = manifests.render_model_server(
         node="n",
         image="docker.io/library/x:1",

@@ -10,8 +10,10 @@ import subprocess
 import pytest
 
 from airnode import ollama
-from airnode.steps.model_server import DEFAULTS
+from airnode.steps import node_defaults
 from tests.upstream import ollama_tarball, tar_bytes
+
+DEFAULTS = node_defaults()  # the model server's settings with Ollama's
 
 
 @pytest.mark.parametrize("version, kind", [("v0.13.5", ".tgz"), ("v0.14.1", ".tar.zst")])

@@ -8,7 +8,12 @@ import pytest
 
 from airnode import config, steps
 
-PATH_KEYS = ("bundle_remote_dir", "model_store_dir", "open_webui_data_dir", "ollama_install_dir")
+PATH_KEYS = (
+    "bundle_remote_dir",
+    "model_server_store_dir",
+    "open_webui_data_dir",
+    "ollama_install_dir",
+)
 REFUSED = [
     "/var/lib",
     "/home/admin",
@@ -62,7 +67,7 @@ def test_directories_of_their_own_are_allowed(key, value):
 
 DEFAULTS = {
     "bundle_remote_dir": "/var/lib/airnode/bundle",
-    "model_store_dir": "/var/lib/airnode/models",
+    "model_server_store_dir": "/var/lib/airnode/models",
     "open_webui_data_dir": "/var/lib/airnode/open-webui",
     "ollama_install_dir": "/opt/airnode/ollama",
     "open_webui": True,
@@ -77,16 +82,16 @@ def test_the_defaults_do_not_overlap():
     "change, pair",
     [
         (
-            {"bundle_remote_dir": "/srv/airnode", "model_store_dir": "/srv/airnode/models"},
-            "bundle_remote_dir = '/srv/airnode' and model_store_dir = '/srv/airnode/models' "
+            {"bundle_remote_dir": "/srv/airnode", "model_server_store_dir": "/srv/airnode/models"},
+            "bundle_remote_dir = '/srv/airnode' and model_server_store_dir = '/srv/airnode/models' "
             "overlap",
         ),
         (
             {"open_webui_data_dir": "/var/lib/airnode/models/webui"},
-            "model_store_dir = '/var/lib/airnode/models' and open_webui_data_dir = "
+            "model_server_store_dir = '/var/lib/airnode/models' and open_webui_data_dir = "
             "'/var/lib/airnode/models/webui' overlap",
         ),
-        ({"model_store_dir": "/srv/m", "bundle_remote_dir": "/srv/m"}, "overlap"),
+        ({"model_server_store_dir": "/srv/m", "bundle_remote_dir": "/srv/m"}, "overlap"),
         ({"ollama_install_dir": "/var/lib/airnode/bundle/ollama"}, "ollama_install_dir"),
     ],
 )

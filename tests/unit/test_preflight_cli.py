@@ -158,11 +158,31 @@ def test_a_model_that_cannot_fit_stops_the_run_with_a_table(tmp_path):
     r = run_sized(bundle, "--data", "ollama_context_length=8192", "--data", "ollama_num_parallel=8")
     assert r.returncode != 0
     assert (
-        "model(s) do not fit in memory (MemTotal 8192 MiB - sizing_reserved_mb 2048 MiB" in r.stderr
+        "model(s) do not fit in memory (MemTotal 8192 MiB - preflight_reserved_mb 2048 MiB"
+        in r.stderr
     )
     assert "llama3:8b" in r.stderr and "Q8_0" in r.stderr
     assert "context 4096 (-4096 MiB)" in r.stderr and "7 parallel slot(s) (-1024 MiB)" in r.stderr
     assert "Beginning operation run" not in r.stderr
+
+
+def test_a_setting_under_its_former_name_is_used_with_a_warning(tmp_path):
+    """sizing_reserved_mb was renamed preflight_reserved_mb (settings carry their step's
+    prefix): an inventory with the old name still works, and is told what to rename."""
+    bundle = llama3_shaped_bundle(tmp_path)
+    r = run_sized(
+        bundle,
+        "--data",
+        "sizing_reserved_mb=3072",
+        "--data",
+        "ollama_context_length=8192",
+        "--data",
+        "ollama_num_parallel=8",
+    )
+    assert r.returncode != 0
+    assert "preflight_reserved_mb 3072 MiB" in r.stderr
+    assert "sizing_reserved_mb is now called preflight_reserved_mb" in r.stderr
+    assert "unknown setting sizing_reserved_mb" not in r.stderr
 
 
 def test_the_same_model_fits_with_fewer_slots(tmp_path):
