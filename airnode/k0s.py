@@ -7,6 +7,7 @@ k0s cannot change the flags of an installed instance: we compare the wanted flag
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 CONFIG = "/etc/k0s/k0s.yaml"
 CRI_SOCKET = "remote:unix:///run/containerd/containerd.sock"
@@ -82,3 +83,54 @@ def unit_args(unit_text: str) -> list[str] | None:
         if line.startswith("ExecStart="):
             return shlex.split(line[len("ExecStart=") :])
     return None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the k0s step does this run, in order."""
+
+    install_binary: bool  # stop k0s (if running), replace the binary
+    validate: bool  # `k0s config validate` before anything uses the config
+    install: str  # "" (installed as wanted), "install" or "reinstall" (--force: flags changed)
+    restart: bool  # restart the unit (binary, flags or config changed, or a cut run's restart)
+    start: bool  # installed but not running: start it
+    wait: bool  # wait until the node is Ready, then record ``want``
+    why: str
+
+
+def plan(
+    binary_sha: str,
+    have_sha: str,
+    flags: list[str],
+    status: dict | None,
+    unit_text: str,
+    config_changes: bool,
+    want: str,
+    applied: str,
+) -> Plan:
+    """``have_sha``: the installed binary's sha256 ("" when none); ``status``: `k0s status -o
+    json` parsed (None: not running); ``unit_text``: the installed unit ("" when none);
+    ``config_changes``: this run writes k0s.yaml; ``want``/``applied``: what k0s should run
+    with and what it last got Ready with (restart.decide)."""
+    from airnode import restart
+
+    install_binary = have_sha != binary_sha
+    installed = bool(unit_text)
+    if not installed:
+        install = "install"
+    elif needs_reinstall(flags, status, unit_text):
+        install = "reinstall"
+    else:
+        install = ""
+    changed = install_binary or bool(install) or config_changes
+    d = restart.decide(want, applied, changed=changed)
+    start = installed and status is None
+    return Plan(
+        install_binary=install_binary,
+        validate=config_changes or applied != want,
+        install=install,
+        restart=d.restart,
+        start=start,
+        wait=changed or d.restart or start,
+        why=d.why,
+    )

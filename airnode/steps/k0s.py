@@ -4,6 +4,7 @@ changes; the deploy waits (bounded) until the node is Ready."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 
@@ -11,7 +12,6 @@ from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from airnode import k0s as logic
-from airnode import restart
 from airnode.config import Rule, Setting, boolean, integer, one_of
 from airnode.render import render
 from airnode.steps import bundle
@@ -21,6 +21,7 @@ from airnode.steps._common import (
     applied_on_node,
     declare,
     digest,
+    file_is,
     file_state_read,
     put_rendered,
     record_applied_command,
@@ -112,9 +113,29 @@ def k0s():
     have = remote(SHA).split()
     status = logic.parse_status(remote(STATUS))
     unit_text = remote(UNIT_TEXT)
-    installed = bool(unit_text)
+    values = dict(
+        network_provider=s["k0s_network_provider"],
+        pull_policy="Never",
+        node_ports_on_lan=s["k0s_node_ports_on_lan"],
+    )
+    flags = logic.install_flags(s["k0s_disable_components"], s["k0s_extra_install_flags"])
+    # What k0s should be running with; recorded once the node is Ready after a change, so that
+    # a run cut between a change and the restart still restarts on the next run.
+    text = render("k0s.yaml.j2", **values)
+    want = digest(binary["sha256"], text, " ".join(flags))
+    p = logic.plan(
+        binary["sha256"],
+        have[0] if have else "",
+        flags,
+        status,
+        unit_text,
+        not file_is(logic.CONFIG, hashlib.sha256(text.encode()).hexdigest(), "600"),
+        want,
+        applied_on_node("k0s"),
+    )
+
     ops = []
-    if not have or have[0] != binary["sha256"]:
+    if p.install_binary:
         # k0s upgrade: stop, replace, start (the restart below starts it again)
         ops.append(
             server.shell(
@@ -126,28 +147,16 @@ def k0s():
                 ],
             )
         )
-
-    values = dict(
-        network_provider=s["k0s_network_provider"],
-        pull_policy="Never",
-        node_ports_on_lan=s["k0s_node_ports_on_lan"],
-    )
     config = put_rendered("k0s.yaml.j2", logic.CONFIG, name=f"{logic.CONFIG}", mode="600", **values)
-    flags = logic.install_flags(s["k0s_disable_components"], s["k0s_extra_install_flags"])
-    # What k0s should be running with; recorded after each successful restart, so that a run
-    # cut between a change and the restart still restarts on the next run.
-    want = digest(binary["sha256"], render("k0s.yaml.j2", **values), " ".join(flags))
-    stale = applied_on_node("k0s") != want
-    if config is not None or stale:
+    if p.validate:
         server.shell(
             name="Validate k0s.yaml (k0s config validate)",
             commands=[f"{logic.BINARY} config validate --config {logic.CONFIG}"],
         )
-
     cmd = f"{logic.BINARY} install controller " + " ".join(shlex.quote(f) for f in flags)
-    if not installed:
+    if p.install == "install":
         ops.append(server.shell(name="k0s install controller " + " ".join(flags), commands=[cmd]))
-    elif logic.needs_reinstall(flags, status, unit_text):
+    elif p.install == "reinstall":
         ops.append(
             server.shell(
                 name="k0s flags changed: install controller --force",
@@ -156,19 +165,18 @@ def k0s():
         )
     if config is not None:
         ops.append(config)
-    d = restart.decide(want, applied_on_node("k0s"), changed=bool(ops))
     woken = list(ops)
-    if d.restart:
+    if p.restart:
         woken.append(
             server.shell(
                 name="Restart k0s (binary, flags or config changed)",
                 commands=[f"systemctl restart {logic.UNIT}"],
             )
         )
-    if installed and status is None:
+    if p.start:
         woken.append(server.shell(name="Start k0s", commands=[f"{logic.BINARY} start"]))
     timeout = s["k0s_ready_timeout"]
-    if woken:
+    if p.wait:
         server.shell(
             name=f"Wait until the node is Ready (at most {timeout}s)",
             commands=[
