@@ -263,18 +263,17 @@ def versions_command(base: str) -> str:
     )
 
 
-def place_blob_script(src: str, sha256: str, dest: str) -> str:
-    """Copy a GGUF into the store as a blob: to <dest>.tmp, sha256 checked, owned by the ollama
-    user, then renamed (a cut copy never sits under the blob's name)."""
-    tmp = shlex.quote(dest + ".tmp")
+def place_blob_script(partial: str, sha256: str, dest: str) -> str:
+    """An uploaded GGUF into its place in the store: its sha256 checked (a mismatch removes it),
+    owned by the ollama user, then renamed to the blob's name (a cut upload never sits there)."""
+    p, d = shlex.quote(partial), shlex.quote(dest)
+    why = shlex.quote(partial + ": sha256 differs from the bundle manifest")
     return " && ".join(
         [
-            f"cp {shlex.quote(src)} {tmp}",
-            f"{{ echo {shlex.quote(sha256 + '  ' + dest + '.tmp')} | sha256sum -c --quiet || "
-            f"{{ rm -f {tmp}; echo {shlex.quote(src + ': sha256 differs from the bundle manifest')}"
-            " >&2; exit 1; }; }",
-            f"chown {USER}:{USER} {tmp}",
-            f"chmod 644 {tmp}",
-            f"mv {tmp} {shlex.quote(dest)}",
+            f"{{ echo {shlex.quote(sha256 + '  ' + partial)} | sha256sum -c --quiet || "
+            f"{{ rm -f {p}; echo {why} >&2; exit 1; }}; }}",
+            f"chown {USER}:{USER} {p}",
+            f"chmod 644 {p}",
+            f"mv {p} {d}",
         ]
     )

@@ -27,7 +27,7 @@ LAB_MINUTES = {
     "test_llama_server.py": 18,
     "test_serving.py": 15,
     "test_lifecycle.py": 13,
-    "test_bundle_deploy.py": 10.5,
+    "test_bundle_deploy.py": 15,
     "test_dev_lab.py": 7,
     "test_host_prep.py": 4.5,
 }

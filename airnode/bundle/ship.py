@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import shlex
 
+PARTIAL = ".partial"  # what an upload is written to until its sha256 is checked
 
-def check_command(remote_dir: str, artifacts: list[dict]) -> str:
-    """A sha256sum -c on the node for these artifacts; fails naming any bad file."""
-    lines = "\n".join(f"{a['sha256']}  {a['file']}" for a in artifacts)
+
+def place_command(remote_dir: str, artifacts: list[dict]) -> str:
+    """On the node: the uploaded ``<file>.partial`` of each artifact checked (sha256sum -c,
+    naming any bad file), then made 644 and renamed to its name. A bad one is removed (the next
+    run uploads it again rather than resuming onto it); nothing is renamed unless all passed."""
+    q = shlex.quote
+    lines = "\n".join(f"{a['sha256']}  {a['file']}{PARTIAL}" for a in artifacts)
+    partials = " ".join(q(a["file"] + PARTIAL) for a in artifacts)
+    moves = " && ".join(f"mv -f {q(a['file'] + PARTIAL)} {q(a['file'])}" for a in artifacts)
     return (
-        f"cd {shlex.quote(remote_dir)} && "
-        f"printf '%s\\n' {shlex.quote(lines)} | sha256sum -c --quiet -"
+        f"cd {q(remote_dir)} && "
+        f"{{ printf '%s\\n' {q(lines)} | sha256sum -c --quiet - >&2 || "
+        f"{{ rm -f {partials}; exit 1; }}; }} && chmod 644 {partials} && {moves}"
     )
 
 

@@ -11,6 +11,8 @@ from io import StringIO
 from typing import Any
 
 from pyinfra import host
+from pyinfra.api import operation
+from pyinfra.api.command import PyinfraCommand
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.server import Command
 from pyinfra.operations import files, server, systemd
@@ -65,6 +67,60 @@ def setting(key: str) -> Any:
 
         declared()  # imports every step: each declares its settings
     return settings({key: DECLARED[key].default})[key]
+
+
+class StreamUploadCommand(PyinfraCommand):
+    """A large file to the node through airnode/transfer.py (streamed, resumed, with progress,
+    written by ``sudo -n`` itself when the operation runs with ``_sudo``); pyinfra's own upload
+    when the connector has no SSH client or sudo needs a password or another user."""
+
+    def __init__(self, src: str, dest: str, label: str):
+        super().__init__()
+        self.src, self.dest, self.label = src, dest, label
+
+    def __repr__(self) -> str:
+        return f"StreamUploadCommand({self.src}, {self.dest})"
+
+    def execute(self, state, host, connector_arguments) -> bool:
+        from pathlib import Path
+
+        from pyinfra import logger
+
+        from airnode import transfer
+
+        client = getattr(host.connector, "client", None)
+        special = any(
+            connector_arguments.get(k)
+            for k in ("_sudo_user", "_sudo_password", "_use_sudo_password", "_su_user", "_doas")
+        )
+        if client is None or special:
+            return host.put_file(self.src, self.dest, **connector_arguments)
+
+        def log(line: str) -> None:
+            host.log_styled(line, log_func=logger.info)
+
+        try:
+            r = transfer.send(
+                client.get_transport(),
+                Path(self.src),
+                self.dest,
+                sudo=bool(connector_arguments.get("_sudo")),
+                log=log,
+                name=self.label,
+                ssh=transfer.ssh_argv(host.data, host.name),
+            )
+        except transfer.TransferError as e:
+            host.log_styled(str(e), fg="red", log_func=logger.error)
+            return False
+        log(transfer.done_line(self.label, r))
+        return True
+
+
+@operation(is_idempotent=False)
+def stream_upload(src: str, dest: str, label: str):
+    """Upload src to dest (a temporary name: the caller checks and renames it), resuming what
+    a cut upload left there. Emit it only when the file is missing: it reads no fact."""
+    yield StreamUploadCommand(src, dest, label)
 
 
 def put_rendered(template: str, dest: str, name: str, mode: str = "644", **values):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
-from pyinfra.operations import files, server
+from pyinfra.operations import server
 
 from airnode.bundle import digests, manifest, ship, trust, unpack
 from airnode.bundle.spec import parse_checksums
@@ -27,6 +27,7 @@ from airnode.steps._common import (
     remote,
     script,
     settings,
+    stream_upload,
 )
 
 DEFAULTS = declare(
@@ -84,6 +85,8 @@ DEFAULTS = declare(
 )
 # What was checked on the node: each bundle file's status when sha256sum -c last passed there.
 RECORD = f"{STATE_DIR}/bundle-verified"
+# Artifacts the bundle directory never holds on the node (see Bundle.shipped).
+STORED_ELSEWHERE = ("model",)
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,12 @@ class Bundle:
 
     def artifacts(self, *kinds: str) -> list[dict]:
         return [a for a in self.data["artifacts"] if a["kind"] in kinds]
+
+    def shipped(self) -> list[dict]:
+        """What goes into the bundle directory on the node: every file but the models, which
+        go straight into the model store under their blob names (the models step), so that
+        the node holds each model once."""
+        return [a for a in self.data["artifacts"] if a["kind"] not in STORED_ELSEWHERE]
 
 
 def current(missing: str) -> Bundle | None:
@@ -184,7 +193,7 @@ def node_plan(b: Bundle) -> digests.NodePlan:
     read, none on a no-op), all of them with bundle_deep_check."""
     deep = settings(DEFAULTS)["bundle_deep_check"]
     plan = digests.node_plan(
-        b.data["artifacts"],
+        b.shipped(),
         digests.parse_stats(remote(stats_command(b.remote))),
         digests.parse_record(remote(RECORD_READ)),
         deep,
@@ -237,17 +246,18 @@ def bundle():
             "Bundle directory",
             "755",
             files_to_come=[
-                f"{remote_dir}/{f}" for f in [a["file"] for a in todo] + [manifest.MANIFEST]
-            ],
+                f"{remote_dir}/{f}" for a in todo for f in (a["file"], a["file"] + ship.PARTIAL)
+            ]
+            + [f"{remote_dir}/{manifest.MANIFEST}"],
         )
     for a in todo:
-        files.put(
-            name=f"Upload {a['file']} ({manifest.human(a['size'])})",
+        # streamed to <file>.partial (resumed if a cut run left part of it), checked below,
+        # then renamed: a file under its name on the node is always whole
+        stream_upload(
             src=str(root / a["file"]),
-            dest=f"{remote_dir}/{a['file']}",
-            mode="644",
-            user="root",
-            group="root",
+            dest=f"{remote_dir}/{a['file']}{ship.PARTIAL}",
+            label=a["file"],
+            name=f"Upload {a['file']} ({manifest.human(a['size'])})",
         )
     if todo or plan.stale_record:
         # the record of what passed, written only after sha256sum -c did: the next run
@@ -255,8 +265,8 @@ def bundle():
         server.shell(
             name=f"Verify {len(todo)} uploaded file(s) on the node (sha256) and record them",
             commands=[
-                *([ship.check_command(remote_dir, todo)] if todo else []),
-                record_command(remote_dir, data["artifacts"]),
+                *([ship.place_command(remote_dir, todo)] if todo else []),
+                record_command(remote_dir, b.shipped()),
             ],
         )
     # The manifest goes last: on the node it means "everything listed here arrived intact".

@@ -1,10 +1,14 @@
-"""Models seeded offline: each GGUF of the bundle becomes an Ollama model (`ollama create` from
-a Modelfile, against a server bound to 127.0.0.1 for the duration) in a model store outside
-/var/lib/k0s. A model already in the store with the same GGUF digest is left alone; models
-are never deleted by a deploy."""
+"""Models seeded offline, each stored once: a GGUF of the bundle goes from the control machine
+straight into the model store under its final name, `blobs/sha256-<hex>` (uploaded to a
+`.partial` name, its sha256 checked on the node, then renamed), the one file both backends
+read. For Ollama it then becomes a model (`ollama create` from a Modelfile whose FROM is that
+blob, against a server bound to 127.0.0.1 for the duration): Ollama finds the blob in its store
+and makes it the model's layer without copying it. A model already in the store with the same
+GGUF digest is left alone; models are never deleted by a deploy."""
 
 from __future__ import annotations
 
+import shlex
 from io import StringIO
 
 from pyinfra import host
@@ -14,6 +18,10 @@ from pyinfra.operations import server as shell
 
 from airnode import llama_server as llamalogic
 from airnode import ollama as logic
+from airnode.bundle import digests
+from airnode.bundle.manifest import human
+from airnode.bundle.spec import parse_checksums
+from airnode.record import CREATED, made_by_airnode
 from airnode.steps import bundle
 from airnode.steps._common import (
     AirnodeError,
@@ -24,11 +32,13 @@ from airnode.steps._common import (
     remote,
     setting,
     settings,
+    stream_upload,
 )
 from airnode.steps.ollama import DEFAULTS as OLLAMA_DEFAULTS
 
 DEFAULTS = declare("models", {})  # the store is the model server's (model_server_store_dir)
 MODELFILES = "/var/lib/airnode/modelfiles"
+CREATED_READ = f"cat {CREATED} 2>/dev/null || true"
 
 
 def store_dir() -> str:
@@ -43,7 +53,16 @@ def store_read(b: bundle.Bundle) -> str:
 def reads(b: bundle.Bundle | None) -> list[str]:
     try:
         store = store_dir()
-        return [store_read(b), dir_state_read(store), dir_state_read(f"{store}/blobs")] if b else []
+        if b is None:
+            return []
+        return [
+            store_read(b),
+            dir_state_read(store),
+            dir_state_read(f"{store}/blobs"),
+            CREATED_READ,
+            bundle.stats_command(b.remote),
+            *([deep_read(store, b.artifacts("model"))] if setting("bundle_deep_check") else []),
+        ]
     except ValueError:  # a bad model name: preflight names it
         return []
 
@@ -64,14 +83,10 @@ def served_models(s: dict, b: bundle.Bundle) -> list[dict]:
 
 
 def to_store(server: dict, b: bundle.Bundle) -> list[dict]:
-    """The served models the store still lacks, with the model server's settings: llama-server
-    needs its GGUF's blob, Ollama a model (manifest and blob). Preflight sizes the disk by it,
-    the step fills it."""
-    served = served_models(server, b)
-    manifests, blobs = store_state(b)
-    if server["model_server"] == "llama-server":
-        return logic.blobs_missing(served, blobs)
-    return logic.models_to_seed(served, manifests, blobs)
+    """The served models whose blob the store lacks (or holds short): what is shipped into it.
+    Preflight sizes the disk by it, the step fills it."""
+    _, blobs = store_state(b)
+    return logic.blobs_missing(served_models(server, b), blobs)
 
 
 @deploy("Models (seeded offline)", data_defaults=DEFAULTS)
@@ -87,10 +102,15 @@ def models():
         return
     # the model server's settings (a later step): which backend, which model it serves
     server = {k: setting(k) for k in ("model_server", "llama_server_model")}
-    todo = to_store(server, b)
+    served = served_models(server, b)
+    manifests, blobs = store_state(b)
+    missing = logic.blobs_missing(served, blobs)
+    missing += [m for m in damaged(store, b, served) if m not in missing]
+    ship_blobs(b, store, missing)
+    forget_bundle_copies(b)
     if server["model_server"] == "llama-server":
-        place_blobs(b, store, todo)
-        return
+        return  # it reads the blob itself
+    todo = logic.models_to_seed(served, manifests, blobs)
     modelfiles = []
     for m in todo:
         path = f"{MODELFILES}/{logic.modelfile_name(m['name'])}"
@@ -98,7 +118,7 @@ def models():
             name=f"Modelfile for {m['name']}",
             dest=path,
             mode="644",
-            src=StringIO(logic.modelfile(f"{b.remote}/{m['file']}")),
+            src=StringIO(logic.modelfile(f"{store}/blobs/{logic.blob_file(m['sha256'])}")),
         )
         modelfiles.append((m["name"], path))
     if todo:
@@ -114,24 +134,65 @@ def models():
         )
 
 
-def place_blobs(b: bundle.Bundle, store: str, missing: list[dict]) -> None:
-    """llama-server reads its GGUF straight from the store, where Ollama keeps it too
-    (blobs/sha256-<hex>): copied from the bundle, checked, then renamed into place. A blob
-    already there with the right size (Ollama's own, from before a switch) is not missing."""
-    from airnode import llama_server
+def deep_read(store: str, models: list[dict]) -> str:
+    """With bundle_deep_check: the sha256 of each served model's blob in the store (every byte
+    read; otherwise a blob is trusted by its size, like the bundle's files by their status)."""
+    return bundle.hash_command(
+        f"{store}/blobs", [{"file": logic.blob_file(m["sha256"])} for m in models]
+    )
 
+
+def damaged(store: str, b: bundle.Bundle, served: list[dict]) -> list[dict]:
+    """Served models whose blob is there but not what the bundle says (bundle_deep_check)."""
+    if not setting("bundle_deep_check"):
+        return []
+    sums = parse_checksums(remote(deep_read(store, b.artifacts("model"))))
+    blob = logic.blob_file
+    return [
+        m for m in served if blob(m["sha256"]) in sums and sums[blob(m["sha256"])] != m["sha256"]
+    ]
+
+
+def ship_blobs(b: bundle.Bundle, store: str, missing: list[dict]) -> None:
+    """Each missing GGUF from the control machine into the store: to `<blob>.partial`, its sha256
+    checked on the node, owned by the ollama user, then renamed (a cut upload never sits under
+    the blob's name). A blob already there with the right size (Ollama's own, from before a
+    switch) is not missing."""
+    if not missing:
+        return
+    directory(
+        f"{store}/blobs",
+        f"Model store blobs {store}/blobs",
+        "755",
+        user=logic.USER,
+        group=logic.USER,
+    )
     for m in missing:
-        blob = llama_server.blob_name(m["sha256"])
-        directory(
-            f"{store}/blobs",
-            f"Model store blobs {store}/blobs",
-            "755",
-            user=logic.USER,
-            group=logic.USER,
+        blob = f"{store}/blobs/{logic.blob_file(m['sha256'])}"
+        stream_upload(
+            src=str(b.root / m["file"]),
+            dest=f"{blob}.partial",
+            label=f"model {m['name']}",
+            name=f"Model {m['name']} into the store: upload {human(m['size'])}",
         )
         shell.shell(
-            name=f"Model {m['name']} into the store ({blob}, for llama-server)",
-            commands=[
-                logic.place_blob_script(f"{b.remote}/{m['file']}", m["sha256"], f"{store}/{blob}")
-            ],
+            name=f"Model {m['name']} into the store: sha256 checked, then {blob}",
+            commands=[logic.place_blob_script(f"{blob}.partial", m["sha256"], blob)],
+        )
+
+
+def forget_bundle_copies(b: bundle.Bundle) -> None:
+    """Models an earlier airnode shipped into the bundle directory (and only those: the record
+    of what it created names them) are removed there: the store holds them now."""
+    made = remote(CREATED_READ).splitlines()
+    there = digests.parse_stats(remote(bundle.stats_command(b.remote)))
+    doomed = [
+        f"{b.remote}/{m['file']}"
+        for m in b.artifacts("model")
+        if m["file"] in there and made_by_airnode(f"{b.remote}/{m['file']}", made)
+    ]
+    if doomed:
+        shell.shell(
+            name="Remove the models' second copies from the bundle directory (the store has them)",
+            commands=["rm -f -- " + " ".join(shlex.quote(p) for p in doomed)],
         )

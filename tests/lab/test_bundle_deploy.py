@@ -195,6 +195,73 @@ def test_damage_that_keeps_a_files_status_is_found_by_the_deep_check(node, bundl
     assert remote_sums(node)[K0S_FILE] == sha
 
 
+def test_a_cut_upload_resumes_where_it_stopped_and_a_bad_one_starts_over(node, bundle_dir):
+    """A transfer cut half-way leaves <file>.partial (never the file's own name); the next run
+    sends only the rest. A whole-size partial that is wrong fails the check naming it and is
+    removed, so the run after ships the file whole."""
+    size = (bundle_dir / K0S_FILE).stat().st_size
+    half = size // 2
+    sha = next(a["sha256"] for a in manifest.load(bundle_dir)["artifacts"] if a["kind"] == "k0s")
+    node.sh(f"cd {REMOTE} && head -c {half} {K0S_FILE} > {K0S_FILE}.partial && rm {K0S_FILE}")
+    run = node.deploy("--data", f"bundle_dir={bundle_dir}", label="deploy: resume a cut upload")
+    assert run.rc == 0, run.stderr[-3000:]
+    assert f"{K0S_FILE}: resuming at {half} of {size} bytes" in run.stderr
+    assert "sent in" in run.stderr and "resumed at" in run.stderr
+    sums = remote_sums(node)
+    assert sums[K0S_FILE] == sha and f"{K0S_FILE}.partial" not in sums
+
+    node.sh(f"cd {REMOTE} && head -c {size} /dev/urandom > {K0S_FILE}.partial && rm {K0S_FILE}")
+    bad = node.deploy("--data", f"bundle_dir={bundle_dir}")
+    assert bad.rc != 0
+    assert f"{K0S_FILE}.partial: FAILED" in bad.stderr
+    assert f"{K0S_FILE}.partial" not in remote_sums(node)
+    again = node.deploy("--data", f"bundle_dir={bundle_dir}")
+    assert again.rc == 0, again.stderr[-3000:]
+    assert "resuming" not in again.stderr and remote_sums(node)[K0S_FILE] == sha
+    assert node.deploy("--data", f"bundle_dir={bundle_dir}").changed == []
+
+
+def test_a_sudo_user_ships_large_files_without_staging_them_in_tmp(node, bundle_dir):
+    """A non-root SSH user with sudo (pyinfra --sudo): the upload runs `sudo -n` on the node
+    and writes in place. /tmp is a 1 MiB tmpfs here: pyinfra's own sudo upload, which stages
+    every file in /tmp first, could not ship the bundle's largest file."""
+    big = max(manifest.load(bundle_dir)["artifacts"], key=lambda a: a["size"])
+    assert big["size"] > 1 << 20
+    node.sh(
+        "useradd -m -s /bin/sh deployer && install -d -m 700 -o deployer -g deployer "
+        "/home/deployer/.ssh && install -m 600 -o deployer -g deployer "
+        "/root/.ssh/authorized_keys /home/deployer/.ssh/ && "
+        "echo 'deployer ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/deployer && "
+        "chmod 440 /etc/sudoers.d/deployer && mount -t tmpfs -o size=1m tmpfs /tmp && "
+        f"rm {REMOTE}/{shlex.quote(big['file'])}"
+    )
+    try:
+        run = node.deploy(
+            "--data",
+            f"bundle_dir={bundle_dir}",
+            "--data",
+            "ssh_user=deployer",
+            "--sudo",
+            label="deploy as a sudo user, /tmp 1 MiB",
+        )
+        assert run.rc == 0, run.stderr[-3000:]
+        assert [n for n in run.changed if "Upload" in n] == [
+            f"Offline bundle | Upload {big['file']} ({manifest.human(big['size'])})"
+        ]
+        assert remote_sums(node)[big["file"]] == big["sha256"]
+        assert node.sh(f"stat -c '%U %a' {REMOTE}/{shlex.quote(big['file'])}").split() == [
+            "root",
+            "644",
+        ]
+        assert node.sh("ls -A /tmp") == ""
+    finally:
+        node.sh(
+            "umount /tmp; rm -f /etc/sudoers.d/deployer; pkill -u deployer; "
+            "userdel -r deployer 2>/dev/null; true"
+        )
+    assert node.deploy("--data", f"bundle_dir={bundle_dir}").changed == []
+
+
 def test_bundle_for_another_architecture_is_refused(node, bundle_dir, tmp_path):
     other = tmp_path / "arm"
     shutil.copytree(bundle_dir, other)

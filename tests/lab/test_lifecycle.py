@@ -206,7 +206,9 @@ def test_an_upgrade_of_k0s_containerd_and_kube_prometheus_changes_just_those(nod
 
 def test_teardown_puts_the_host_back_and_keeps_the_model_store(node, life):
     store = node.sh("find /var/lib/airnode/models -type f | sort | xargs sha256sum")
-    assert node.sh(f"ls {SITE_DIR}/models").split() != ["keep-me.txt"]  # the bundle went there
+    # the bundle went there, but not its models: they went straight into the store
+    assert node.sh(f"ls {SITE_DIR}").split() != ["README.site", "models"]
+    assert node.sh(f"ls {SITE_DIR}/models").split() == ["keep-me.txt"]
     run_ = node.deploy(*SETTINGS, deploy="deploys/teardown.py", label="teardown")
     assert run_.rc == 0, run_.stderr[-3000:]
     assert node.sh("find /var/lib/airnode/models -type f | sort | xargs sha256sum") == store

@@ -19,6 +19,7 @@ import sys
 import pytest
 
 from airnode import lab
+from airnode.bundle.manifest import human
 from airnode.paths import ROOT
 from tests.conftest import TIMINGS
 from tests.ggufs import tiny_llama
@@ -167,6 +168,31 @@ def test_models_are_in_the_store_in_ollamas_layout_with_the_bundles_digests(node
         blob = h.file(f"/var/lib/airnode/models/blobs/sha256-{digest}")
         assert blob.size == len(bundles["ggufs"][name]) and blob.user == "ollama"
         assert node.sh(f"sha256sum {blob.path}").split()[0] == digest
+        # Ollama made the blob airnode placed the model's layer, as it was (NewLayerFromLayer)
+        assert layer["from"] == blob.path
+
+
+def test_each_model_is_stored_once_on_the_node(node, bundles):
+    """Models go straight into the store: none in the bundle directory, no .partial left, and
+    each GGUF once among the blobs; every other blob is a small JSON config."""
+    assert node.sh("find /var/lib/airnode/bundle -name '*.gguf'") == ""
+    blobs = dict(
+        line.split()
+        for line in node.sh(
+            "find /var/lib/airnode/models/blobs -type f -printf '%f %s\\n'"
+        ).splitlines()
+    )
+    assert not [b for b in blobs if not re.fullmatch(r"sha256-[0-9a-f]{64}", b)], blobs
+    ggufs = {
+        "sha256-" + hashlib.sha256(data).hexdigest(): len(data)
+        for name, data in bundles["ggufs"].items()
+        if name in ("tiny:1", "airnode/tiny:2")
+    }
+    assert {b: int(blobs[b]) for b in ggufs} == ggufs
+    others = [b for b in blobs if b not in ggufs]
+    assert others and all(int(blobs[b]) < 4096 for b in others), blobs
+    for b in others:
+        json.loads(node.sh(f"cat /var/lib/airnode/models/blobs/{b}"))
 
 
 def test_models_were_seeded_by_a_server_on_127_0_0_1_that_is_gone(node):
@@ -337,6 +363,24 @@ def test_a_model_lost_from_the_store_is_seeded_again_alone(node, bundles):
     assert run.changed == ["Models (seeded offline) | Seed models offline: tiny:1"]
     assert manifest_of(node, "tiny:1")["layers"]
     assert node.sh(f"stat -c %Y {other}") == before  # the other model was not touched
+
+
+def test_a_damaged_blob_that_keeps_its_size_is_found_by_the_deep_check(node, bundles):
+    """A blob is trusted by its size on a normal run (the stat check's blind spot); with
+    bundle_deep_check it is hashed, found damaged, and shipped again."""
+    digest = hashlib.sha256(bundles["ggufs"]["tiny:1"]).hexdigest()
+    blob = f"/var/lib/airnode/models/blobs/sha256-{digest}"
+    node.sh(f"printf X | dd of={blob} bs=1 seek=4000 conv=notrunc status=none")
+    assert deploy(node, bundles, "first").changed == []
+    run = deploy(node, bundles, "first", "--data", "bundle_deep_check=true", label="deep check")
+    assert run.rc == 0, run.stderr[-3000:]
+    assert [c for c in run.changed if c.startswith("Models")] == [
+        "Models (seeded offline) | Model tiny:1 into the store: upload "
+        + human(len(bundles["ggufs"]["tiny:1"])),
+        f"Models (seeded offline) | Model tiny:1 into the store: sha256 checked, then {blob}",
+    ]
+    assert node.sh(f"sha256sum {blob}").split()[0] == digest
+    assert deploy(node, bundles, "first", "--data", "bundle_deep_check=true").changed == []
 
 
 def test_a_model_added_to_the_bundle_is_seeded_alone_and_checked(node, bundles):

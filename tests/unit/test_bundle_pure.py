@@ -162,23 +162,28 @@ def test_archive_name_is_a_plain_file_name():
     )
 
 
-def test_check_command_runs_sha256sum(tmp_path):
+def test_the_place_command_checks_every_partial_then_renames_them(tmp_path):
     import subprocess
 
     (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "f").write_bytes(b"hello")
-    good = [
-        {
-            "file": "sub/f",
-            "sha256": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
-        }
-    ]
-    assert subprocess.run(ship.check_command(str(tmp_path), good), shell=True).returncode == 0
-    bad = [{"file": "sub/f", "sha256": "0" * 64}]
+    hello = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    (tmp_path / "sub" / "f.partial").write_bytes(b"hello")
+    (tmp_path / "g.partial").write_bytes(b"hello")
+    good = [{"file": "sub/f", "sha256": hello}, {"file": "g", "sha256": hello}]
+    assert subprocess.run(ship.place_command(str(tmp_path), good), shell=True).returncode == 0
+    assert (tmp_path / "sub" / "f").read_bytes() == b"hello" and (tmp_path / "g").exists()
+    assert not list(tmp_path.rglob("*.partial"))
+    assert oct((tmp_path / "g").stat().st_mode & 0o777) == "0o644"
+
+    (tmp_path / "sub" / "f.partial").write_bytes(b"hellO")
+    (tmp_path / "g.partial").write_bytes(b"hello")
     r = subprocess.run(
-        ship.check_command(str(tmp_path), bad), shell=True, capture_output=True, text=True
+        ship.place_command(str(tmp_path), good), shell=True, capture_output=True, text=True
     )
-    assert r.returncode != 0 and "sub/f: FAILED" in r.stdout
+    assert r.returncode != 0 and "sub/f.partial: FAILED" in r.stderr
+    # nothing renamed, and the partials are gone: the next run uploads, not resumes onto them
+    assert (tmp_path / "sub" / "f").read_bytes() == b"hello"
+    assert not list(tmp_path.rglob("*.partial"))
 
 
 def test_arch_problem():
