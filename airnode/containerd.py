@@ -39,8 +39,9 @@ def static_install_commands(tgz: str, runc: str, unit: str, want: str, tar_safe:
     return [
         f"mkdir -p {STATIC_DIR}",
         # the list first: a run cut during the unpack still leaves teardown what it wrote
-        f"{{ tar -tzf {q(tgz)} | grep -v '/$' | sed 's|^[.]/||; s|^|/usr/local/|'; "
-        f"echo {STATIC_RUNC}; echo {STATIC_UNIT}; }} > {STATIC_FILES}.tmp && "
+        f"tar -tzf {q(tgz)} | grep -v '/$' | sed 's|^[.]/||; s|^|/usr/local/|' "
+        f"> {STATIC_FILES}.tmp",
+        f"printf '%s\\n' {STATIC_RUNC} {STATIC_UNIT} >> {STATIC_FILES}.tmp",
         f"mv {STATIC_FILES}.tmp {STATIC_FILES}",
         f"tar -xz {tar_safe} -f {q(tgz)} -C /usr/local",
         f"install -m 755 {q(runc)} {STATIC_RUNC}",

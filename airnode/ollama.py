@@ -261,19 +261,3 @@ def versions_command(base: str) -> str:
         'case "$d" in *.tmp) basename "$d"; continue;; esac; '
         '[ -e "$d/.airnode-sha256" ] && basename "$d"; done; true'
     )
-
-
-def place_blob_script(partial: str, sha256: str, dest: str) -> str:
-    """An uploaded GGUF into its place in the store: its sha256 checked (a mismatch removes it),
-    owned by the ollama user, then renamed to the blob's name (a cut upload never sits there)."""
-    p, d = shlex.quote(partial), shlex.quote(dest)
-    why = shlex.quote(partial + ": sha256 differs from the bundle manifest")
-    return " && ".join(
-        [
-            f"{{ echo {shlex.quote(sha256 + '  ' + partial)} | sha256sum -c --quiet || "
-            f"{{ rm -f {p}; echo {why} >&2; exit 1; }}; }}",
-            f"chown {USER}:{USER} {p}",
-            f"chmod 644 {p}",
-            f"mv {p} {d}",
-        ]
-    )

@@ -3,23 +3,17 @@ pyinfra. (Which files the node lacks: airnode/bundle/digests.py.)"""
 
 from __future__ import annotations
 
-import shlex
-
 PARTIAL = ".partial"  # what an upload is written to until its sha256 is checked
 
 
 def place_command(remote_dir: str, artifacts: list[dict]) -> str:
-    """On the node: the uploaded ``<file>.partial`` of each artifact checked (sha256sum -c,
-    naming any bad file), then made 644 and renamed to its name. A bad one is removed (the next
-    run uploads it again rather than resuming onto it); nothing is renamed unless all passed."""
-    q = shlex.quote
-    lines = "\n".join(f"{a['sha256']}  {a['file']}{PARTIAL}" for a in artifacts)
-    partials = " ".join(q(a["file"] + PARTIAL) for a in artifacts)
-    moves = " && ".join(f"mv -f {q(a['file'] + PARTIAL)} {q(a['file'])}" for a in artifacts)
-    return (
-        f"cd {q(remote_dir)} && "
-        f"{{ printf '%s\\n' {q(lines)} | sha256sum -c --quiet - >&2 || "
-        f"{{ rm -f {partials}; exit 1; }}; }} && chmod 644 {partials} && {moves}"
+    """On the node: the uploaded ``<file>.partial`` of each artifact checked (sha256), then
+    made root's, 644, and renamed (files/place-files.sh: nothing renamed unless all passed; a
+    bad one is removed, so the next run uploads it again rather than resuming onto it)."""
+    from airnode.scripts import place_files
+
+    return place_files(
+        remote_dir, "root:root", "644", [(a["sha256"], a["file"]) for a in artifacts]
     )
 
 

@@ -17,8 +17,7 @@ from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.server import Command
 from pyinfra.operations import files, server, systemd
 
-from airnode import config
-from airnode.paths import FILES
+from airnode import config, scripts
 from airnode.record import CREATED, record_created_command
 from airnode.render import render
 
@@ -162,9 +161,8 @@ def put_local(src, dest: str, name: str, sha256: str, mode: str = "644"):
 
 
 def script(name: str, *args: str) -> str:
-    """A shell script of files/ run on the node with its arguments, each quoted: ``sh -c
-    <script> <name> ARGS...`` (the scripts are checked by ShellCheck, tests/unit)."""
-    return "sh -c " + shlex.join([(FILES / name).read_text(), name, *args])
+    """A shell script of files/ run on the node with its arguments, each quoted."""
+    return scripts.command(name, *args)
 
 
 def dir_state_read(path: str) -> str:

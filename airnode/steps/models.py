@@ -22,6 +22,7 @@ from airnode.bundle import digests
 from airnode.bundle.manifest import human
 from airnode.bundle.spec import parse_checksums
 from airnode.record import CREATED, made_by_airnode
+from airnode.scripts import place_files
 from airnode.steps import bundle
 from airnode.steps._common import (
     AirnodeError,
@@ -177,7 +178,14 @@ def ship_blobs(b: bundle.Bundle, store: str, missing: list[dict]) -> None:
         )
         shell.shell(
             name=f"Model {m['name']} into the store: sha256 checked, then {blob}",
-            commands=[logic.place_blob_script(f"{blob}.partial", m["sha256"], blob)],
+            commands=[
+                place_files(
+                    f"{store}/blobs",
+                    f"{logic.USER}:{logic.USER}",
+                    "644",
+                    [(m["sha256"], logic.blob_file(m["sha256"]))],
+                )
+            ],
         )
 
 

@@ -116,3 +116,44 @@ def test_a_node_never_ready_fails_bounded_naming_where_to_look(tmp_path):
     assert "k0s node not Ready after 0s: see journalctl -u k0scontroller.service" in r.stderr
     k0s.write_text("#!/bin/sh\nexit 0\n")
     assert run("k0s-ready-wait.sh", str(k0s), "k0scontroller.service", "0").returncode == 0
+
+
+def test_place_files_checks_all_then_renames_with_owner_and_mode(tmp_path):
+    import hashlib
+    import os
+
+    owner = f"{os.getuid()}:{os.getgid()}"
+    a, b = b"first", b"second"
+    (tmp_path / "sha256-a.partial").write_bytes(a)
+    (tmp_path / "b.partial").write_bytes(b)
+    pairs = [
+        f"{hashlib.sha256(a).hexdigest()}=sha256-a",
+        f"{hashlib.sha256(b).hexdigest()}=b",
+    ]
+    r = run("place-files.sh", str(tmp_path), owner, "640", *pairs)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "sha256-a").read_bytes() == a and (tmp_path / "b").read_bytes() == b
+    assert oct((tmp_path / "b").stat().st_mode & 0o777) == "0o640"
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_place_files_renames_nothing_when_one_is_bad_and_removes_the_partials(tmp_path):
+    import hashlib
+    import os
+
+    owner = f"{os.getuid()}:{os.getgid()}"
+    (tmp_path / "a").write_bytes(b"old")
+    (tmp_path / "a.partial").write_bytes(b"new")
+    (tmp_path / "b.partial").write_bytes(b"rotten")
+    pairs = [f"{hashlib.sha256(b'new').hexdigest()}=a", f"{hashlib.sha256(b'b').hexdigest()}=b"]
+    r = run("place-files.sh", str(tmp_path), owner, "644", *pairs)
+    assert r.returncode == 1
+    assert "b.partial: FAILED" in r.stderr
+    assert (tmp_path / "a").read_bytes() == b"old"  # the good one was not renamed either
+    assert not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.parametrize("name", ["../etc/passwd", "/etc/passwd", ""])
+def test_place_files_refuses_a_name_outside_its_directory(tmp_path, name):
+    r = run("place-files.sh", str(tmp_path), "0:0", "644", f"{'0' * 64}={name}")
+    assert r.returncode == 2 and "bad name" in r.stderr
