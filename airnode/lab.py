@@ -423,7 +423,15 @@ def current() -> Instance:
     return inst
 
 
-def _qemu_argv(img: Path, inst: Instance, port: int, accel: str, memory: int, cpus: int):
+def _qemu_argv(
+    img: Path,
+    inst: Instance,
+    port: int,
+    accel: str,
+    memory: int,
+    cpus: int,
+    data_disk: Path | None = None,
+):
     accel_args = (
         ["-accel", "kvm", "-cpu", "host"]
         if accel == "kvm"
@@ -451,6 +459,7 @@ def _qemu_argv(img: Path, inst: Instance, port: int, accel: str, memory: int, cp
         "root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.show_status=1",
         "-drive",
         f"file={inst.dir / 'disk.qcow2'},if=virtio,format=qcow2,cache=unsafe",
+        *(["-drive", f"file={data_disk},if=virtio,format=raw,cache=unsafe"] if data_disk else []),
         "-netdev",
         f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22",
         "-device",
@@ -473,8 +482,11 @@ def start(
     cpus: int = 2,
     accel: str | None = None,
     timeout: float = 600,
+    data_disk: Path | None = None,
 ) -> Instance:
-    """Boot a fresh throwaway copy of the lab image and wait until SSH answers."""
+    """Boot a fresh throwaway copy of the lab image and wait until SSH answers. ``data_disk``:
+    a raw disk image attached as /dev/vdb (benchmarks with models bigger than the image's
+    root filesystem make one with mkfs.ext4 and mount it)."""
     accel = accel or os.environ.get("AIRNODE_LAB_ACCEL", "auto")
     if accel not in ("auto", "kvm", "tcg"):
         raise LabError(f"AIRNODE_LAB_ACCEL={accel!r}: allowed values are auto, kvm, tcg")
@@ -522,7 +534,9 @@ def start(
         log(f"booting {inst.dir.name} ({acc}, {memory} MiB, {cpus} CPUs, ssh 127.0.0.1:{port})")
         try:
             r = subprocess.run(
-                _qemu_argv(img, inst, port, acc, memory, cpus), capture_output=True, text=True
+                _qemu_argv(img, inst, port, acc, memory, cpus, data_disk),
+                capture_output=True,
+                text=True,
             )
             if r.returncode != 0:
                 raise LabError(f"qemu ({acc}) failed to start: {r.stderr.strip()}")

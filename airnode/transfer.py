@@ -51,19 +51,19 @@ def ssh_argv(data: Any, hostname: str) -> list[str] | None:
         return None
     argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=15", "-T"]
     if data.get("ssh_config_file"):
-        argv += ["-F", str(data["ssh_config_file"])]
+        argv += ["-F", str(data.get("ssh_config_file"))]
     if data.get("ssh_port"):
-        argv += ["-p", str(data["ssh_port"])]
+        argv += ["-p", str(data.get("ssh_port"))]
     if data.get("ssh_user"):
-        argv += ["-l", str(data["ssh_user"])]
+        argv += ["-l", str(data.get("ssh_user"))]
     if data.get("ssh_key"):
-        argv += ["-i", str(data["ssh_key"])]
+        argv += ["-i", str(data.get("ssh_key"))]
     if data.get("ssh_look_for_keys") is False and data.get("ssh_key"):
         argv += ["-o", "IdentitiesOnly=yes"]
     if data.get("ssh_allow_agent") is False:
         argv += ["-o", "IdentityAgent=none"]
     if data.get("ssh_known_hosts_file"):
-        argv += ["-o", f"UserKnownHostsFile={data['ssh_known_hosts_file']}"]
+        argv += ["-o", "UserKnownHostsFile=" + str(data.get("ssh_known_hosts_file"))]
     # pyinfra's default is accept-new; "off" is its spelling of no
     strict = str(data.get("ssh_strict_host_key_checking") or "accept-new")
     argv += ["-o", f"StrictHostKeyChecking={'no' if strict == 'off' else strict}"]

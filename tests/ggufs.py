@@ -134,7 +134,15 @@ WORDS = [
 ]
 
 
-def tiny_llama(path: Path, seed: int = 0) -> Path:
+def sized_llama(path: Path, size: int, seed: int = 0) -> Path:
+    """tiny_llama with its feed-forward layers widened so that the file is about ``size`` bytes
+    (random F32 weights: for benchmarks at real model sizes; llama.cpp still loads it)."""
+    base = 475 * 1024
+    n_ff = max(128, (size - base) // (2 * 3 * 64 * 4))  # 2 layers x 3 FFN tensors x 64 wide
+    return tiny_llama(path, seed, n_ff=n_ff)
+
+
+def tiny_llama(path: Path, seed: int = 0, n_ff: int = 128) -> Path:
     """A complete, tiny llama-architecture GGUF that llama.cpp loads and generates with (2
     layers, 64 wide, 4 heads, 2 KV heads, FFN 128, 512 context, random F32 weights, about
     475 KiB). Its SentencePiece vocabulary: <unk>, <s>, </s>, the 256 byte pieces (any prompt
@@ -145,7 +153,7 @@ def tiny_llama(path: Path, seed: int = 0) -> Path:
     import gguf
 
     rng = np.random.default_rng(seed)
-    n_embd, n_head, n_head_kv, n_ff, n_layer = 64, 4, 2, 128, 2
+    n_embd, n_head, n_head_kv, n_layer = 64, 4, 2, 2
     head = n_embd // n_head
     tokens = (
         ["<unk>", "<s>", "</s>"]

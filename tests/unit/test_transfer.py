@@ -168,6 +168,16 @@ def test_a_failing_remote_command_through_ssh_is_an_error_not_a_fallback(src, tm
         transfer.send(Transport(), src, str(dest), ssh=["sh", "-c"])
 
 
+class Data:
+    """pyinfra's HostData: .get only, not subscriptable."""
+
+    def __init__(self, d):
+        self._d = d
+
+    def get(self, key, default=None):
+        return self._d.get(key, default)
+
+
 def test_the_ssh_command_line_follows_pyinfras_connection_data():
     data = {
         "ssh_hostname": "10.0.0.5",
@@ -179,7 +189,7 @@ def test_the_ssh_command_line_follows_pyinfras_connection_data():
         "ssh_allow_agent": False,
         "ssh_look_for_keys": False,
     }
-    argv = transfer.ssh_argv(data, "node1")
+    argv = transfer.ssh_argv(Data(data), "node1")
     assert argv[0] == "ssh" and argv[-2:] == ["--", "10.0.0.5"]
     assert "BatchMode=yes" in argv  # never a prompt: a refusal falls back to paramiko
     for pair in (["-p", "2222"], ["-l", "admin"], ["-i", "/keys/id"]):
