@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 CHUNK = 1 << 20
+# Below this, a file goes over the open paramiko connection: a new ssh login costs more than
+# the speed it buys (each login is a key exchange; a second or two on a slow node).
+SSH_MIN = 16 << 20
 PROGRESS_EVERY = 5.0  # seconds between progress lines
 
 
@@ -140,9 +143,11 @@ def send(
     log: Callable[[str], None] = lambda line: None,
     name: str = "",
     ssh: list[str] | None = None,
+    ssh_min: int = SSH_MIN,
 ) -> Result:
     """Stream src into dest on the node, appending to what a cut transfer left there: through
-    ``ssh`` (argv from ssh_argv) when given and it logs in, else over the paramiko transport."""
+    ``ssh`` (argv from ssh_argv) when given, it logs in and at least ``ssh_min`` bytes are to
+    go; else over the paramiko transport."""
     size = src.stat().st_size
     name = name or src.name
     offset = start_offset(remote_size(transport, dest, sudo), size)
@@ -151,13 +156,13 @@ def send(
     q = shlex.quote(dest)
     command = _sudo(f"umask 077; {'cat >>' if offset else 'cat >'} {q}", sudo)
     started = time.monotonic()
-    if ssh:
+    if ssh and size - offset >= ssh_min:
         try:
             sent = _pump_ssh(ssh, command, src, offset, size, log, name, started)
             return Result(sent, offset, time.monotonic() - started)
         except _SshUnavailable as e:
             log(f"{name}: ssh did not log in ({e}): sending over pyinfra's connection instead")
-            return send(transport, src, dest, sudo, log, name, ssh=None)
+            return send(transport, src, dest, sudo, log, name)
     sent = _pump_channel(transport, command, src, offset, size, log, name, started, dest)
     return Result(sent, offset, time.monotonic() - started)
 

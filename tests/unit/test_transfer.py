@@ -145,7 +145,7 @@ def test_through_ssh_the_bytes_go_to_the_remote_command(src, tmp_path):
     dest = tmp_path / "sha256-x.partial"
     dest.write_bytes(src.read_bytes()[:1000])
     t = Transport()
-    r = transfer.send(t, src, str(dest), ssh=["sh", "-c"])
+    r = transfer.send(t, src, str(dest), ssh=["sh", "-c"], ssh_min=0)
     assert sha(dest) == sha(src) and r.resumed_at == 1000
     assert all("cat" not in c for c in t.commands)  # paramiko only asked the size
 
@@ -154,9 +154,8 @@ def test_when_ssh_cannot_log_in_the_bytes_go_over_paramiko(src, tmp_path):
     dest = tmp_path / "sha256-x.partial"
     lines = []
     t = Transport()
-    transfer.send(
-        t, src, str(dest), ssh=["sh", "-c", "echo denied >&2; exit 255"], log=lines.append
-    )
+    denied = ["sh", "-c", "echo denied >&2; exit 255"]
+    transfer.send(t, src, str(dest), ssh=denied, log=lines.append, ssh_min=0)
     assert sha(dest) == sha(src)
     assert any("ssh did not log in (denied)" in line for line in lines)
     assert any(c.endswith(f"cat > {dest}") for c in t.commands)
@@ -165,7 +164,7 @@ def test_when_ssh_cannot_log_in_the_bytes_go_over_paramiko(src, tmp_path):
 def test_a_failing_remote_command_through_ssh_is_an_error_not_a_fallback(src, tmp_path):
     dest = tmp_path / "no-such-dir" / "x.partial"
     with pytest.raises(transfer.TransferError, match="writing on the node failed"):
-        transfer.send(Transport(), src, str(dest), ssh=["sh", "-c"])
+        transfer.send(Transport(), src, str(dest), ssh=["sh", "-c"], ssh_min=0)
 
 
 class Data:
@@ -200,3 +199,10 @@ def test_the_ssh_command_line_follows_pyinfras_connection_data():
     assert transfer.ssh_argv({}, "node1")[-1] == "node1"
     assert "StrictHostKeyChecking=accept-new" in transfer.ssh_argv({}, "node1")
     assert transfer.ssh_argv({"ssh_password": "x"}, "node1") is None
+
+
+def test_a_small_file_goes_over_the_open_connection_not_a_new_ssh_login(src, tmp_path):
+    dest = tmp_path / "x.partial"
+    t = Transport()
+    transfer.send(t, src, str(dest), ssh=["sh", "-c", "exit 99"])  # would fail if used
+    assert sha(dest) == sha(src) and any("cat >" in c for c in t.commands)
