@@ -181,33 +181,39 @@ def disk_command(paths: list[str]) -> str:
     )
 
 
-def disk_problems(df_lines: list[str], bundle_bytes: int, store_bytes: int) -> list[str]:
-    """df_lines: disk_command([bundle dir, model store]) output. Bundle and store on one
-    filesystem must fit together."""
-    rows = [line.split(None, 2) for line in df_lines if len(line.split(None, 2)) == 3]
-    if len(rows) != 2 or not (rows[0][1].isdigit() and rows[1][1].isdigit()):
-        return []  # unreadable: not a reason to refuse
-    (fs_b, free_b, path_b), (fs_s, free_s, path_s) = rows
-    if fs_b == fs_s:
-        problem = disk_problem(int(free_b), bundle_bytes, store_bytes)
-        return [f"{problem} on {path_b}"] if problem else []
-    out = []
-    for problem, path in (
-        (disk_problem(int(free_b), bundle_bytes, 0), path_b),
-        (disk_problem(int(free_s), 0, store_bytes), path_s),
-    ):
-        if problem:
-            out.append(f"{problem} on {path}")
-    return out
+@dataclass(frozen=True)
+class Need:
+    """Bytes a run will write on the node, where, and what they are (each step says its own:
+    ``disk_needs`` beside ``reads``)."""
+
+    path: str  # one of the paths disk_command was given
+    bytes: int
+    what: str
 
 
-def disk_problem(free_bytes: int, bundle_bytes: int, store_bytes: int) -> str | None:
+def disk_problems(df_lines: list[str], paths: list[str], needs: list[Need]) -> list[str]:
+    """df_lines: disk_command(paths) output, a line per path. Needs on one filesystem add up,
+    whichever of the paths they name; a filesystem that cannot hold its sum is a problem naming
+    each need."""
     from airnode.bundle.manifest import human
 
-    need = bundle_bytes + store_bytes
-    if need > free_bytes:
-        return (
-            f"not enough disk: bundle {human(bundle_bytes)} + model store "
-            f"{human(store_bytes)} = {human(need)}, {human(free_bytes)} free"
-        )
-    return None
+    rows = [line.split(None, 2) for line in df_lines if len(line.split(None, 2)) == 3]
+    if len(rows) != len(paths) or not all(r[1].isdigit() for r in rows):
+        return []  # unreadable: not a reason to refuse
+    fs_of = {path: (row[0], int(row[1]), row[2]) for path, row in zip(paths, rows, strict=True)}
+    groups: dict[str, list[Need]] = {}
+    for need in needs:
+        if need.bytes > 0:
+            groups.setdefault(fs_of[need.path][0], []).append(need)
+    out = []
+    for fs, items in groups.items():
+        free = next(f for name, f, _ in fs_of.values() if name == fs)
+        where = fs_of[items[0].path][2]
+        total = sum(n.bytes for n in items)
+        if total > free:
+            out.append(
+                f"not enough disk on {where} ({fs}): "
+                + " + ".join(f"{n.what} {human(n.bytes)}" for n in items)
+                + f" = {human(total)}, {human(free)} free"
+            )
+    return out

@@ -15,6 +15,7 @@ import posixpath
 import stat
 import subprocess
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 # GNU tar as root keeps owners and all permission bits by default: these turn both off
@@ -50,18 +51,27 @@ def _problem(m: tarfile.TarInfo) -> str | None:
     return None
 
 
-def check_members(members) -> int:
-    """Raise UnsafeTarball for the first member that breaks a rule; the number of members."""
-    n = 0
+@dataclass(frozen=True)
+class Checked:
+    members: int
+    size: int  # bytes of its regular files: what unpacking it writes
+
+
+def check_members(members) -> Checked:
+    """Raise UnsafeTarball for the first member that breaks a rule; else how many there are
+    and the bytes of their regular files."""
+    n = size = 0
     for m in members:
         n += 1
         why = _problem(m)
         if why:
             raise UnsafeTarball(f"member {m.name!r}: {why}")
-    return n
+        if m.isfile():
+            size += m.size
+    return Checked(n, size)
 
 
-def check_tarball(path: Path) -> int:
+def check_tarball(path: Path) -> Checked:
     """Check every member of a .tgz/.tar.gz or .tar.zst (zstd decompresses it: the same tool
     the node uses) without unpacking anything."""
     path = Path(path)
@@ -72,11 +82,11 @@ def check_tarball(path: Path) -> int:
             ) as p:
                 assert p.stdout is not None and p.stderr is not None  # both PIPE
                 with tarfile.open(fileobj=p.stdout, mode="r|") as tar:
-                    n = check_members(tar)
+                    checked = check_members(tar)
                 p.stdout.read()  # let zstd finish
             if p.returncode != 0:
                 raise UnsafeTarball(f"zstd could not read it: {p.stderr.read().decode()[-200:]}")
-            return n
+            return checked
         with tarfile.open(path, mode="r|*") as tar:
             return check_members(tar)
     except UnsafeTarball as e:

@@ -12,6 +12,7 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
+from airnode import sizing
 from airnode.bundle import digests, manifest, ship, trust, unpack
 from airnode.bundle.spec import parse_checksums
 from airnode.config import Rule, Setting, boolean, optional_path, owned_dir, pattern
@@ -157,16 +158,16 @@ def local_bundle(
 
 
 @cache
-def _tarball_checked(path: Path, sha256: str) -> int:
+def _tarball_checked(path: Path, sha256: str) -> unpack.Checked:
     return unpack.check_tarball(path)
 
 
-def safe_to_unpack(b: Bundle, tarball: dict) -> None:
+def safe_to_unpack(b: Bundle, tarball: dict) -> int:
     """Every member of a release tarball checked on this machine before the node unpacks it as
     root (airnode/bundle/unpack.py); once per run and tarball, and only when it is about to be
-    unpacked, never on a no-op."""
+    unpacked, never on a no-op. The bytes unpacking it writes (preflight counts them)."""
     try:
-        _tarball_checked(b.root / tarball["file"], tarball["sha256"])
+        return _tarball_checked(b.root / tarball["file"], tarball["sha256"]).size
     except unpack.UnsafeTarball as e:
         raise AirnodeError(f"bundle {b.root}: {e}; nothing was changed") from None
 
@@ -204,6 +205,23 @@ def node_plan(b: Bundle) -> digests.NodePlan:
             if sums.get(a["file"]) != a["sha256"]:
                 plan.upload.append(a)
     return plan
+
+
+def partial_bytes(stats: dict[str, str], name: str, size: int) -> int:
+    """What a cut upload left of a file (its .partial) that the next upload resumes from: none
+    when there is none or it is longer than the file (airnode/transfer.py starts over)."""
+    line = stats.get(name + ship.PARTIAL, "")
+    have = int(line.split("\t")[0]) if line.split("\t")[0].isdigit() else 0
+    return have if have <= size else 0
+
+
+def disk_needs(b: Bundle) -> list[sizing.Need]:
+    """What this run writes into the bundle directory: the files to upload (models go to the
+    store), less what cut uploads left of them."""
+    stats = digests.parse_stats(remote(stats_command(b.remote)))
+    todo = node_plan(b).upload
+    n = sum(a["size"] - partial_bytes(stats, a["file"], a["size"]) for a in todo)
+    return [sizing.Need(b.remote, n, "bundle files")]
 
 
 def record_command(remote_dir: str, artifacts: list[dict]) -> str:

@@ -15,6 +15,7 @@ from airnode import restart
 from airnode.bundle import unpack
 from airnode.config import Rule, Setting, one_of
 from airnode.render import render
+from airnode.sizing import Need
 from airnode.steps import bundle
 from airnode.steps._common import (
     AirnodeError,
@@ -88,6 +89,20 @@ def reads(b: bundle.Bundle | None) -> list[str]:
         service_read(UNIT),
         *[service_read(u) for u in logic.CONFLICTING_UNITS],
     ]
+
+
+def disk_needs(b: bundle.Bundle) -> list[Need]:
+    """A static install to come: the tarball's files and runc, into /usr/local."""
+    if settings(DEFAULTS)["containerd_source"] != "static":
+        return []
+    found = [b.artifacts(k) for k in ("containerd", "runc", "containerd-unit")]
+    if not all(found):
+        return []  # the step names what the bundle lacks
+    tgz, runc, unit = (f[0] for f in found)
+    if remote(STATIC_MARK_READ).strip() == f"{tgz['sha256']} {runc['sha256']} {unit['sha256']}":
+        return []
+    size = bundle.safe_to_unpack(b, tgz) + runc["size"] + unit["size"]
+    return [Need("/usr/local", size, f"containerd {tgz['version']} (static)")]
 
 
 @deploy("containerd", data_defaults=DEFAULTS)

@@ -4,23 +4,43 @@ already present at the same digest is not imported again."""
 from __future__ import annotations
 
 import shlex
+from functools import cache
 
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from airnode import containerd as logic
-from airnode.bundle.images import archive_images
+from airnode.bundle.images import archive_images as _read_archive
 from airnode.bundle.rules import BundleValueError
+from airnode.sizing import Need
 from airnode.steps import bundle
 from airnode.steps._common import AirnodeError, remote
 
 DEFAULTS: dict = {}
 IMAGE_KINDS = ("image", "k0s-airgap")
 CTR_IMAGES = "ctr -n k8s.io images ls 2>/dev/null || true"
+CONTAINERD_ROOT = "/var/lib/containerd"
+archive_images = cache(_read_archive)  # read once per run: preflight counts, the step imports
 
 
 def reads(b=None) -> list[str]:
     return [CTR_IMAGES] if b else []
+
+
+def disk_needs(b: bundle.Bundle) -> list[Need]:
+    """The image archives containerd lacks, at their size: its content store keeps their
+    compressed layers (the snapshots it unpacks them into come on top, and are not known
+    before unpacking: this need is a floor)."""
+    try:
+        archives = {
+            a["file"]: archive_images(b.root / a["file"]) for a in b.artifacts(*IMAGE_KINDS)
+        }
+    except BundleValueError as e:
+        raise AirnodeError(f"bundle {b.root}: {e}; nothing was changed") from None
+    present = logic.parse_ctr_images(remote(CTR_IMAGES).splitlines())
+    sizes = {a["file"]: a["size"] for a in b.artifacts(*IMAGE_KINDS)}
+    n = sum(sizes[f] for f in logic.archives_to_import(archives, present))
+    return [Need(CONTAINERD_ROOT, n, "images (compressed; unpacked layers come on top)")]
 
 
 @deploy("Images into containerd", data_defaults=DEFAULTS)

@@ -14,6 +14,7 @@ from pyinfra.operations import server
 from airnode import k0s as logic
 from airnode.config import Rule, Setting, boolean, integer, one_of
 from airnode.render import render
+from airnode.sizing import Need
 from airnode.steps import bundle
 from airnode.steps._common import (
     AirnodeError,
@@ -97,6 +98,15 @@ def reads(b=None) -> list[str]:
         if b
         else []
     )
+
+
+def disk_needs(b: bundle.Bundle) -> list[Need]:
+    """A k0s binary to install (beside the old one until it is renamed over it)."""
+    binaries = b.artifacts("k0s")
+    have = remote(SHA).split()
+    if not binaries or (have and have[0] == binaries[0]["sha256"]):
+        return []
+    return [Need("/usr/local", binaries[0]["size"], f"k0s {binaries[0]['version']}")]
 
 
 @deploy("k0s", data_defaults=DEFAULTS)

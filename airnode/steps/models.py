@@ -23,6 +23,7 @@ from airnode.bundle.manifest import human
 from airnode.bundle.spec import parse_checksums
 from airnode.record import CREATED, made_by_airnode
 from airnode.scripts import place_files
+from airnode.sizing import Need
 from airnode.steps import bundle
 from airnode.steps._common import (
     AirnodeError,
@@ -88,6 +89,18 @@ def to_store(server: dict, b: bundle.Bundle) -> list[dict]:
     Preflight sizes the disk by it, the step fills it."""
     _, blobs = store_state(b)
     return logic.blobs_missing(served_models(server, b), blobs)
+
+
+def disk_needs(b: bundle.Bundle) -> list[Need]:
+    """What this run writes into the store: each served model whose blob is missing, once
+    (Ollama registers it in place), less what a cut upload left of it."""
+    server = {k: setting(k) for k in ("model_server", "llama_server_model")}
+    _, blobs = store_state(b)
+    n = 0
+    for m in to_store(server, b):
+        have = blobs.get(logic.blob_file(m["sha256"]) + ".partial", 0)
+        n += m["size"] - (have if have <= m["size"] else 0)
+    return [Need(store_dir(), n, "models")]
 
 
 @deploy("Models (seeded offline)", data_defaults=DEFAULTS)

@@ -10,6 +10,7 @@ from pyinfra.operations import server
 
 from airnode import ollama as logic
 from airnode.config import Rule, Setting, extra_env, integer, one_of, owned_dir, pattern
+from airnode.sizing import Need
 from airnode.steps import bundle
 from airnode.steps._common import (
     AirnodeError,
@@ -120,6 +121,18 @@ def reads(b: bundle.Bundle | None) -> list[str]:
         link_read(LINK),
         dir_state_read(logic.HOME),
     ]
+
+
+def disk_needs(b: bundle.Bundle) -> list[Need]:
+    """Unpacking a new Ollama version: its tarball's files (counted from the tarball here, whose
+    members are checked at the same time: an unsafe one stops the run before any change)."""
+    if backend() != "ollama" or not b.artifacts("ollama"):
+        return []
+    t = artifact(b)
+    if remote(mark_read(t["version"])).strip() == t["sha256"]:
+        return []
+    size = bundle.safe_to_unpack(b, t)
+    return [Need(settings(DEFAULTS)["ollama_install_dir"], size, f"Ollama {t['version']} unpacked")]
 
 
 def artifact(b: bundle.Bundle) -> dict:

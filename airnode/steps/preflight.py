@@ -33,7 +33,7 @@ from airnode.steps._common import (
     service_read,
     service_state,
 )
-from airnode.steps.models import served_models, to_store
+from airnode.steps.models import served_models
 
 DEFAULTS = declare(
     "preflight",
@@ -75,9 +75,7 @@ def _prefetch(values: dict) -> None:
         if hasattr(step, "reads"):
             reads += step.reads(b)
     if b is not None:
-        reads.append(
-            sizing.disk_command([values["bundle_remote_dir"], values["model_server_store_dir"]])
-        )
+        reads.append(sizing.disk_command(disk_paths(values)))
     prefetch(reads)
 
 
@@ -189,6 +187,33 @@ def cross_checks(values: dict) -> list[str]:
     return problems
 
 
+# Where a run writes, for df: each step's disk_needs names one of these.
+def disk_paths(values: dict) -> list[str]:
+    return [
+        values["bundle_remote_dir"],
+        values["model_server_store_dir"],
+        values["ollama_install_dir"],
+        "/usr/local",
+        "/var/lib/containerd",
+    ]
+
+
+def _disk(values: dict, b: bundle.Bundle) -> list[str]:
+    """What every step will write (each says it: disk_needs), against the free space of the
+    filesystems it goes to; needs on one filesystem add up."""
+    problems, needs = [], []
+    for name in NODE:
+        step = module(name)
+        if hasattr(step, "disk_needs"):
+            try:
+                needs += step.disk_needs(b)
+            except AirnodeError as e:
+                problems.append(str(e))
+    paths = disk_paths(values)
+    df = remote(sizing.disk_command(paths))
+    return problems + sizing.disk_problems(df.splitlines(), paths, needs)
+
+
 def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
     """Every model of the bundle must fit in memory, and the bundle on the node's disk."""
     b = bundle.current("no models to size") if values["bundle_dir"] else None
@@ -215,7 +240,6 @@ def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
             f"{values['preflight_reserved_mb']} MiB; zram swap is not counted; {keys}):\n"
             + sizing.table(fits)
         )
-    todo = bundle.node_plan(b).upload
     bad_names = []
     for m in b.artifacts("model"):
         try:
@@ -223,13 +247,8 @@ def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
         except ValueError as e:
             bad_names.append(str(e))
     problems += bad_names
-    unseeded = [] if bad_names else to_store(values, b)
-    df = remote(
-        sizing.disk_command([values["bundle_remote_dir"], values["model_server_store_dir"]])
-    )
-    problems += sizing.disk_problems(
-        df.splitlines(), sum(a["size"] for a in todo), sum(m["size"] for m in unseeded)
-    )
+    if not bad_names:
+        problems += _disk(values, b)
     zst = values["model_server"] == "ollama" and any(
         a["file"].endswith(".tar.zst") for a in b.artifacts("ollama")
     )

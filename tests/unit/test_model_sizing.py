@@ -7,7 +7,6 @@ import pytest
 from airnode.sizing import (
     MIB,
     OVERHEAD_MIB,
-    disk_problem,
     kv_cache_bytes,
     need_bytes,
     plan,
@@ -81,23 +80,36 @@ def test_plan_says_what_to_change(smol, llama3_8b_shape):
     assert "smollm2:135m" in text and "fits" in text and f"{big.need // MIB} MiB" in text
 
 
-def test_disk():
-    assert disk_problem(10 * MIB, 4 * MIB, 5 * MIB) is None
-    assert disk_problem(8 * MIB, 4 * MIB, 5 * MIB) == (
-        "not enough disk: bundle 4.0 MiB + model store 5.0 MiB = 9.0 MiB, 8.0 MiB free"
-    )
+PATHS = ["/var/lib/airnode/bundle", "/var/lib/airnode/models", "/opt/airnode/ollama"]
 
 
-def test_bundle_and_store_on_one_filesystem_must_fit_together():
-    from airnode.sizing import disk_problems
+def test_needs_on_one_filesystem_add_up_and_are_named():
+    from airnode.sizing import Need, disk_problems
 
-    same = ["/dev/vda1 9437184 /var/lib", "/dev/vda1 9437184 /var/lib"]
-    assert disk_problems(same, 4 * MIB, 4 * MIB) == []
-    assert disk_problems(same, 5 * MIB, 5 * MIB) == [
-        "not enough disk: bundle 5.0 MiB + model store 5.0 MiB = 10.0 MiB, 9.0 MiB free on /var/lib"
+    df = [
+        "/dev/vda1 9437184 /var/lib",
+        "/dev/vda1 9437184 /var/lib",
+        "/dev/vda1 9437184 /opt",
     ]
-    apart = ["/dev/vda1 6291456 /var/lib", "/dev/vdb1 4194304 /srv"]
-    assert disk_problems(apart, 5 * MIB, 5 * MIB) == [
-        "not enough disk: bundle 0 B + model store 5.0 MiB = 5.0 MiB, 4.0 MiB free on /srv"
+    needs = [
+        Need(PATHS[0], 3 * MIB, "bundle files"),
+        Need(PATHS[1], 4 * MIB, "models"),
+        Need(PATHS[2], 0, "Ollama v0.13.5 unpacked"),  # nothing to write: not named
     ]
-    assert disk_problems(["garbage"], 5 * MIB, 5 * MIB) == []  # unreadable df: no refusal
+    assert disk_problems(df, PATHS, needs) == []
+    needs.append(Need(PATHS[2], 3 * MIB, "Ollama v0.13.5 unpacked"))
+    assert disk_problems(df, PATHS, needs) == [
+        "not enough disk on /var/lib (/dev/vda1): bundle files 3.0 MiB + models 4.0 MiB + "
+        "Ollama v0.13.5 unpacked 3.0 MiB = 10.0 MiB, 9.0 MiB free"
+    ]
+
+
+def test_needs_on_other_filesystems_are_counted_apart():
+    from airnode.sizing import Need, disk_problems
+
+    df = ["/dev/vda1 6291456 /var/lib", "/dev/vdb1 4194304 /srv", "/dev/vda1 6291456 /opt"]
+    needs = [Need(PATHS[0], 5 * MIB, "bundle files"), Need(PATHS[1], 5 * MIB, "models")]
+    assert disk_problems(df, PATHS, needs) == [
+        "not enough disk on /srv (/dev/vdb1): models 5.0 MiB = 5.0 MiB, 4.0 MiB free"
+    ]
+    assert disk_problems(["garbage"], PATHS, needs) == []  # unreadable df: no refusal

@@ -126,7 +126,9 @@ def run_sized(bundle, *extra, df="50000000000"):
             {
                 "echo arch=": profile(mem_kb=str(8 * 1024 * 1024)),
                 "uname -n": "node1",
-                "df -P -B1": [f"/dev/vda1 {df} /var/lib", f"/dev/vda1 {df} /var/lib"],
+                # one line per path preflight asks about (steps/preflight.py disk_paths)
+                "df -P -B1": [f"/dev/vda1 {df} /var/lib"] * 2
+                + [f"/dev/vda1 {df} /opt", f"/dev/vda1 {df} /usr", f"/dev/vda1 {df} /var/lib"],
             }
         ),
     )
@@ -203,8 +205,7 @@ def test_not_enough_disk_for_the_model_stops_the_run_counting_it_once(tmp_path):
     # the bundle holds only the model: it goes straight into the store, once (it was counted
     # twice when it went through the bundle directory: 8.4 KiB + 8.4 KiB)
     assert re.search(
-        r"not enough disk: bundle 0 B \+ model store 8.4 KiB = 8.4 KiB, "
-        r"1000 B free on /var/lib",
+        r"not enough disk on /var/lib \(/dev/vda1\): models 8.4 KiB = 8.4 KiB, 1000 B free",
         r.stderr,
     ), r.stderr[-1500:]
     assert "Beginning operation run" not in r.stderr

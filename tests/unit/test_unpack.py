@@ -34,13 +34,17 @@ OLLAMA = [
 
 
 def test_a_release_shaped_tarball_passes(tmp_path):
-    assert unpack.check_tarball(tarball(tmp_path / "ollama-linux-amd64.tgz", *OLLAMA)) == 4
+    checked = unpack.check_tarball(tarball(tmp_path / "ollama-linux-amd64.tgz", *OLLAMA))
+    assert checked.members == 4
+    # the regular files' bytes: what unpacking writes (links and directories count nothing)
+    regular = [m for m in OLLAMA if m[1] == tarfile.REGTYPE]
+    assert regular and checked.size == len(regular) * len(b"#!/bin/sh\n")
 
 
 def test_a_zstd_tarball_is_read_through_zstd(tmp_path):
     plain = tarball(tmp_path / "o.tar", *OLLAMA, compress="")
     subprocess.run(["zstd", "-q", str(plain), "-o", str(tmp_path / "o.tar.zst")], check=True)
-    assert unpack.check_tarball(tmp_path / "o.tar.zst") == 4
+    assert unpack.check_tarball(tmp_path / "o.tar.zst").members == 4
     bad = tarball(tmp_path / "b.tar", ("../x", tarfile.REGTYPE, 0o644, ""), compress="")
     subprocess.run(["zstd", "-q", str(bad), "-o", str(tmp_path / "b.tar.zst")], check=True)
     with pytest.raises(unpack.UnsafeTarball, match="b.tar.zst: member '../x'"):
