@@ -219,3 +219,33 @@ def test_an_artifact_missing_from_the_bundle_stops_the_run_naming_it(tmp_path):
     assert "missing: models/l3.gguf (model llama3:8b)" in r.stderr
     assert "nothing was changed" in r.stderr
     assert "Beginning operation run" not in r.stderr
+
+
+def test_a_new_ollama_version_counts_its_unpacked_files_on_the_disk(tmp_path):
+    """Each step says what it writes: here the tarball into the bundle directory, Ollama's
+    files unpacked from it (5 MiB from a few KiB) and the model into the store (8.4 KiB), all
+    on one filesystem with 1 MiB free, in the order of the steps."""
+    import io
+    import tarfile
+
+    from airnode.bundle import manifest
+
+    bundle = llama3_shaped_bundle(tmp_path)
+    (tmp_path / "ollama").mkdir()
+    with tarfile.open(tmp_path / "ollama" / "ollama-linux-amd64.tgz", "w:gz") as tar:
+        info = tarfile.TarInfo("bin/ollama")
+        info.size, info.mode = 5 << 20, 0o755
+        tar.addfile(info, io.BytesIO(bytes(5 << 20)))
+    data = manifest.load(bundle)
+    tgz = manifest.entry(
+        "ollama", "ollama", "v0.13.5", "ollama/ollama-linux-amd64.tgz", bundle, None, "test"
+    )
+    manifest.write(bundle, "amd64", [*data["artifacts"], tgz], {}, {})
+    r = run_sized(bundle, df=str(1 << 20))
+    assert r.returncode != 0
+    assert re.search(
+        r"not enough disk on /var/lib \(/dev/vda1\): bundle files 5.\d KiB \+ "
+        r"Ollama v0.13.5 unpacked 5.0 MiB \+ models 8.4 KiB = 5.0 MiB, 1.0 MiB free",
+        r.stderr,
+    ), r.stderr[-1500:]
+    assert "Beginning operation run" not in r.stderr
