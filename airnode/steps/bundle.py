@@ -210,9 +210,10 @@ def node_plan(b: Bundle) -> digests.NodePlan:
 def partial_bytes(stats: dict[str, str], name: str, size: int) -> int:
     """What a cut upload left of a file (its .partial) that the next upload resumes from: none
     when there is none or it is longer than the file (airnode/transfer.py starts over)."""
-    line = stats.get(name + ship.PARTIAL, "")
-    have = int(line.split("\t")[0]) if line.split("\t")[0].isdigit() else 0
-    return have if have <= size else 0
+    from airnode.transfer import start_offset
+
+    first = stats.get(name + ship.PARTIAL, "").split("\t")[0]
+    return start_offset(int(first) if first.isdigit() else None, size)
 
 
 def disk_needs(b: Bundle) -> list[sizing.Need]:

@@ -37,6 +37,7 @@ from airnode.steps._common import (
     stream_upload,
 )
 from airnode.steps.ollama import DEFAULTS as OLLAMA_DEFAULTS
+from airnode.transfer import start_offset
 
 DEFAULTS = declare("models", {})  # the store is the model server's (model_server_store_dir)
 MODELFILES = "/var/lib/airnode/modelfiles"
@@ -96,10 +97,10 @@ def disk_needs(b: bundle.Bundle) -> list[Need]:
     (Ollama registers it in place), less what a cut upload left of it."""
     server = {k: setting(k) for k in ("model_server", "llama_server_model")}
     _, blobs = store_state(b)
-    n = 0
-    for m in to_store(server, b):
-        have = blobs.get(logic.blob_file(m["sha256"]) + ".partial", 0)
-        n += m["size"] - (have if have <= m["size"] else 0)
+    n = sum(
+        m["size"] - start_offset(blobs.get(logic.blob_file(m["sha256"]) + ".partial"), m["size"])
+        for m in to_store(server, b)
+    )
     return [Need(store_dir(), n, "models")]
 
 
