@@ -30,12 +30,13 @@ from airnode import monitoring
 from airnode.ollama import server_env
 from airnode.serving import manifests
 from airnode.serving.health import Client, check
-from airnode.steps.model_server import DEFAULTS
+from airnode.steps import node_defaults
 from airnode.steps.monitoring import dashboards
 from tests.serving import prometheus as prom
 from tests.upstream import KP_FIXTURE, kube_prometheus_tarball
 
 REPO = Path(__file__).resolve().parents[2]
+DEFAULTS = node_defaults()  # the model server's settings with Ollama's
 NAMESPACE = DEFAULTS["model_server_namespace"]
 NODE = "airnode-lab"
 IMAGES = {
