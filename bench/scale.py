@@ -191,7 +191,10 @@ def main() -> None:
     ap.add_argument("--noops", type=int, default=3)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    rows = [one_size(parse_size(s), args.noops) for s in args.sizes.split(",")]
+    rows = []
+    for s in args.sizes.split(","):
+        rows.append(one_size(parse_size(s), args.noops))
+        print(json.dumps(rows[-1]), flush=True)  # each size as it is measured
     base = rows[0]["noop_median_s"]
     print(
         f"{'model':>9} {'first':>8} {'no-op':>7} {'vs first':>8} {'read (cold no-op)':>24} "
