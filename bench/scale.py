@@ -197,7 +197,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)  # each size as it is measured
     base = rows[0]["noop_median_s"]
     print(
-        f"{'model':>9} {'first':>8} {'no-op':>7} {'vs first':>8} {'read (cold no-op)':>24} "
+        f"{'model':>9} {'first':>8} {'no-op':>7} {'vs 1st':>8} {'read (cold no-op)':>24} "
         f"{'store/model':>11} {'bundle dir':>10} {'upload':>11} {'scp':>11} {'ratio':>5}"
     )
     for r in rows:
