@@ -27,10 +27,8 @@ def reads(b=None) -> list[str]:
     return [CTR_IMAGES] if b else []
 
 
-def disk_needs(b: bundle.Bundle) -> list[Need]:
-    """The image archives containerd lacks, at their size: its content store keeps their
-    compressed layers (the snapshots it unpacks them into come on top, and are not known
-    before unpacking: this need is a floor)."""
+def to_import(b: bundle.Bundle) -> tuple[dict[str, dict[str, str | None]], list[str]]:
+    """The bundle's image archives ({file: {name: digest}}) and those containerd lacks."""
     try:
         archives = {
             a["file"]: archive_images(b.root / a["file"]) for a in b.artifacts(*IMAGE_KINDS)
@@ -38,8 +36,16 @@ def disk_needs(b: bundle.Bundle) -> list[Need]:
     except BundleValueError as e:
         raise AirnodeError(f"bundle {b.root}: {e}; nothing was changed") from None
     present = logic.parse_ctr_images(remote(CTR_IMAGES).splitlines())
+    return archives, logic.archives_to_import(archives, present)
+
+
+def disk_needs(b: bundle.Bundle) -> list[Need]:
+    """The image archives containerd lacks, at their size: its content store keeps their
+    compressed layers (the snapshots it unpacks them into come on top, and are not known
+    before unpacking: this need is a floor)."""
+    _, todo = to_import(b)
     sizes = {a["file"]: a["size"] for a in b.artifacts(*IMAGE_KINDS)}
-    n = sum(sizes[f] for f in logic.archives_to_import(archives, present))
+    n = sum(sizes[f] for f in todo)
     return [Need(CONTAINERD_ROOT, n, "images (compressed; unpacked layers come on top)")]
 
 
@@ -48,14 +54,8 @@ def images():
     b = bundle.current("no images to import")
     if b is None:
         return
-    try:
-        archives = {
-            a["file"]: archive_images(b.root / a["file"]) for a in b.artifacts(*IMAGE_KINDS)
-        }
-    except BundleValueError as e:
-        raise AirnodeError(f"bundle {b.root}: {e}; nothing was changed") from None
-    present = logic.parse_ctr_images(remote(CTR_IMAGES).splitlines())
-    for file in logic.archives_to_import(archives, present):
+    archives, todo = to_import(b)
+    for file in todo:
         names = ", ".join(sorted(archives[file])) or file
         # pinned: kubelet's image garbage collection must never delete what cannot be pulled
         # again on an air-gapped node (containerd >= 1.7 honours the label)
