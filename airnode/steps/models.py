@@ -20,6 +20,7 @@ from airnode import llama_server as llamalogic
 from airnode import ollama as logic
 from airnode.bundle import digests
 from airnode.bundle.manifest import human
+from airnode.bundle.ship import PARTIAL
 from airnode.bundle.spec import parse_checksums
 from airnode.record import CREATED, made_by_airnode
 from airnode.scripts import place_files
@@ -85,21 +86,20 @@ def served_models(s: dict, b: bundle.Bundle) -> list[dict]:
         raise AirnodeError(str(e)) from None
 
 
-def to_store(server: dict, b: bundle.Bundle) -> list[dict]:
-    """The served models whose blob the store lacks (or holds short): what is shipped into it.
-    Preflight sizes the disk by it, the step fills it."""
-    _, blobs = store_state(b)
-    return logic.blobs_missing(served_models(server, b), blobs)
+def server_choice() -> dict:
+    """The model server's settings (a later step's) this step depends on: which backend, and
+    the one model llama-server serves."""
+    return {k: setting(k) for k in ("model_server", "llama_server_model")}
 
 
 def disk_needs(b: bundle.Bundle) -> list[Need]:
-    """What this run writes into the store: each served model whose blob is missing, once
-    (Ollama registers it in place), less what a cut upload left of it."""
-    server = {k: setting(k) for k in ("model_server", "llama_server_model")}
+    """What this run writes into the store: each served model whose blob is missing (or short),
+    once (Ollama registers it in place), less what a cut upload left of it."""
     _, blobs = store_state(b)
+    missing = logic.blobs_missing(served_models(server_choice(), b), blobs)
     n = sum(
-        m["size"] - start_offset(blobs.get(logic.blob_file(m["sha256"]) + ".partial"), m["size"])
-        for m in to_store(server, b)
+        m["size"] - start_offset(blobs.get(logic.blob_file(m["sha256"]) + PARTIAL), m["size"])
+        for m in missing
     )
     return [Need(store_dir(), n, "models")]
 
@@ -115,8 +115,7 @@ def models():
     if not wanted:
         host.noop("the bundle holds no models ([[models]] in the spec)")
         return
-    # the model server's settings (a later step): which backend, which model it serves
-    server = {k: setting(k) for k in ("model_server", "llama_server_model")}
+    server = server_choice()
     served = served_models(server, b)
     manifests, blobs = store_state(b)
     missing = logic.blobs_missing(served, blobs)
@@ -186,7 +185,7 @@ def ship_blobs(b: bundle.Bundle, store: str, missing: list[dict]) -> None:
         blob = f"{store}/blobs/{logic.blob_file(m['sha256'])}"
         stream_upload(
             src=str(b.root / m["file"]),
-            dest=f"{blob}.partial",
+            dest=f"{blob}{PARTIAL}",
             label=f"model {m['name']}",
             name=f"Model {m['name']} into the store: upload {human(m['size'])}",
         )
