@@ -24,7 +24,7 @@ from airnode.steps._common import (
     digest,
     file_is,
     file_state_read,
-    put_rendered,
+    put_text,
     record_applied_command,
     remote,
     script,
@@ -157,7 +157,7 @@ def k0s():
                 ],
             )
         )
-    config = put_rendered("k0s.yaml.j2", logic.CONFIG, name=f"{logic.CONFIG}", mode="600", **values)
+    config = put_text(text, logic.CONFIG, name=f"{logic.CONFIG}", mode="600")
     if p.validate:
         server.shell(
             name="Validate k0s.yaml (k0s config validate)",
