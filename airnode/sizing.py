@@ -200,15 +200,15 @@ def disk_problems(df_lines: list[str], paths: list[str], needs: list[Need]) -> l
     rows = [line.split(None, 2) for line in df_lines if len(line.split(None, 2)) == 3]
     if len(rows) != len(paths) or not all(r[1].isdigit() for r in rows):
         return []  # unreadable: not a reason to refuse
-    fs_of = {path: (row[0], int(row[1]), row[2]) for path, row in zip(paths, rows, strict=True)}
+    row_of = dict(zip(paths, rows, strict=True))  # path -> (filesystem, free, where)
     groups: dict[str, list[Need]] = {}
     for need in needs:
         if need.bytes > 0:
-            groups.setdefault(fs_of[need.path][0], []).append(need)
+            groups.setdefault(row_of[need.path][0], []).append(need)
     out = []
     for fs, items in groups.items():
-        free = next(f for name, f, _ in fs_of.values() if name == fs)
-        where = fs_of[items[0].path][2]
+        _, free_text, where = row_of[items[0].path]
+        free = int(free_text)
         total = sum(n.bytes for n in items)
         if total > free:
             out.append(
