@@ -316,6 +316,12 @@ class Instance:
     def boot_id(self) -> str:
         return self.ssh("cat /proc/sys/kernel/random/boot_id", timeout=60).stdout.strip()
 
+    def wait_booted(self, timeout: float) -> str:
+        """Wait until systemd has started (or failed) every unit of the boot; returns its state
+        ("running", or "degraded" when a unit failed: the caller's checks then say which)."""
+        r = self.ssh("systemctl is-system-running --wait", check=False, timeout=timeout)
+        return r.stdout.strip()
+
     def monitor(self, command: str) -> None:
         with socket.socket(socket.AF_UNIX) as s:
             s.connect(str(self.dir / "monitor.sock"))
@@ -325,7 +331,9 @@ class Instance:
     def reboot(self, timeout: float = 300) -> float:
         """Reboot the guest cleanly (systemctl reboot); hard-reset it if that hangs.
 
-        Returns the seconds until SSH answered again.
+        Returns the seconds until the new boot finished starting its units: SSH answers while
+        other units of multi-user.target (airnode-zram's oneshot among them) may still be
+        starting, so "after a reboot" means after `systemctl is-system-running --wait`.
         """
         before = self.boot_id()
         started = time.monotonic()
@@ -342,6 +350,7 @@ class Instance:
                     timeout=30,
                 )
                 if r.returncode == 0 and r.stdout.strip() != before:
+                    self.wait_booted(max(30.0, deadline - time.monotonic()))
                     return time.monotonic() - started
             except subprocess.TimeoutExpired:
                 pass

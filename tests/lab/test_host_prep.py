@@ -71,7 +71,12 @@ def test_second_run_reports_zero_changes(node, prepared):
 def check_node(node, prepared, algorithm="zstd", fraction=0.5):
     h = node.host
     swaps = h.file("/proc/swaps").content_string.splitlines()[1:]
-    assert [s.split()[0] for s in swaps] == ["/dev/zram0"], swaps
+    if [s.split()[0] for s in swaps] != ["/dev/zram0"]:
+        unit = h.run(
+            "systemctl status --no-pager airnode-zram.service;"
+            " journalctl -b --no-pager -u airnode-zram.service | tail -30"
+        )
+        pytest.fail(f"swaps: {swaps}; airnode-zram.service:\n{unit.stdout}{unit.stderr}")
     assert swaps[0].split()[4] == "100"
     size, alg = h.check_output(
         "zramctl --bytes --noheadings --output DISKSIZE,ALGORITHM /dev/zram0"
