@@ -1,5 +1,7 @@
 """What a real-size model costs a node, measured (issue 16): the same deploy on fresh lab VMs
-with bundles that differ only in one model's size (random-weight GGUFs llama.cpp still loads).
+with bundles that differ only in one model's size (random-weight GGUFs llama.cpp still loads:
+tests/ggufs.sized_llama, 128 experts of which one runs per token, so that the health check's
+answer costs the same at every size and the rows compare what the size costs the deploy).
 
     .venv/bin/python bench/scale.py --sizes 16M,1G,4G [--noops 3] [--json bench/scale.json]
 

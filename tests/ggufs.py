@@ -134,15 +134,22 @@ WORDS = [
 ]
 
 
+N_EXPERT = 128  # experts per layer in sized_llama; one runs per token
+
+
 def sized_llama(path: Path, size: int, seed: int = 0) -> Path:
-    """tiny_llama with its feed-forward layers widened so that the file is about ``size`` bytes
-    (random F32 weights: for benchmarks at real model sizes; llama.cpp still loads it)."""
+    """tiny_llama grown to about ``size`` bytes of random F32 weights, for benchmarks at real
+    model sizes: its feed-forward layers are N_EXPERT experts of which the router picks one per
+    token (llama.cpp's Mixtral-style llama: ffn_gate_inp + ffn_*_exps). llama.cpp loads all of
+    it, but a token costs one expert's multiply, so answering the health check takes about as
+    long at 4 GiB as at 16 MiB (a dense model that size takes minutes per answer under TCG)."""
     base = 475 * 1024
-    n_ff = max(128, (size - base) // (2 * 3 * 64 * 4))  # 2 layers x 3 FFN tensors x 64 wide
-    return tiny_llama(path, seed, n_ff=n_ff)
+    per_ff = 2 * 3 * N_EXPERT * 64 * 4  # 2 layers x 3 expert tensors x experts x 64 wide x F32
+    n_ff = max(128, (size - base) // per_ff)
+    return tiny_llama(path, seed, n_ff=n_ff, n_expert=N_EXPERT)
 
 
-def tiny_llama(path: Path, seed: int = 0, n_ff: int = 128) -> Path:
+def tiny_llama(path: Path, seed: int = 0, n_ff: int = 128, n_expert: int = 0) -> Path:
     """A complete, tiny llama-architecture GGUF that llama.cpp loads and generates with (2
     layers, 64 wide, 4 heads, 2 KV heads, FFN 128, 512 context, random F32 weights, about
     475 KiB). Its SentencePiece vocabulary: <unk>, <s>, </s>, the 256 byte pieces (any prompt
@@ -172,6 +179,9 @@ def tiny_llama(path: Path, seed: int = 0, n_ff: int = 128) -> Path:
     w.add_context_length(512)
     w.add_embedding_length(n_embd)
     w.add_feed_forward_length(n_ff)
+    if n_expert:
+        w.add_expert_count(n_expert)
+        w.add_expert_used_count(1)
     w.add_head_count(n_head)
     w.add_head_count_kv(n_head_kv)
     w.add_rope_dimension_count(head)
@@ -187,8 +197,8 @@ def tiny_llama(path: Path, seed: int = 0, n_ff: int = 128) -> Path:
     w.add_unk_token_id(0)
     w.add_add_bos_token(True)
 
-    def weights(rows, cols):
-        return (rng.standard_normal((rows, cols), dtype=np.float32) / np.sqrt(cols)).astype(
+    def weights(*shape):
+        return (rng.standard_normal(shape, dtype=np.float32) / np.sqrt(shape[-1])).astype(
             np.float32
         )
 
@@ -201,9 +211,18 @@ def tiny_llama(path: Path, seed: int = 0, n_ff: int = 128) -> Path:
         w.add_tensor(f"blk.{i}.attn_v.weight", weights(n_head_kv * head, n_embd))
         w.add_tensor(f"blk.{i}.attn_output.weight", weights(n_embd, n_embd))
         w.add_tensor(f"blk.{i}.ffn_norm.weight", ones)
-        w.add_tensor(f"blk.{i}.ffn_gate.weight", weights(n_ff, n_embd))
-        w.add_tensor(f"blk.{i}.ffn_up.weight", weights(n_ff, n_embd))
-        w.add_tensor(f"blk.{i}.ffn_down.weight", weights(n_embd, n_ff))
+        if not n_expert:
+            w.add_tensor(f"blk.{i}.ffn_gate.weight", weights(n_ff, n_embd))
+            w.add_tensor(f"blk.{i}.ffn_up.weight", weights(n_ff, n_embd))
+            w.add_tensor(f"blk.{i}.ffn_down.weight", weights(n_embd, n_ff))
+            continue
+        # llama-model.cpp (LLM_ARCH_LLAMA, n_expert > 0): ffn_gate_inp {n_embd, n_expert},
+        # ffn_gate_exps/ffn_up_exps {n_embd, n_ff, n_expert}, ffn_down_exps {n_ff, n_embd,
+        # n_expert}; numpy shapes are those reversed
+        w.add_tensor(f"blk.{i}.ffn_gate_inp.weight", weights(n_expert, n_embd))
+        w.add_tensor(f"blk.{i}.ffn_gate_exps.weight", weights(n_expert, n_ff, n_embd))
+        w.add_tensor(f"blk.{i}.ffn_up_exps.weight", weights(n_expert, n_ff, n_embd))
+        w.add_tensor(f"blk.{i}.ffn_down_exps.weight", weights(n_expert, n_embd, n_ff))
     w.add_tensor("output_norm.weight", ones)
     out = weights(len(tokens), n_embd)
     out[:special] = 0.0  # logit 0 for <unk>, <s>, </s> and the bytes
