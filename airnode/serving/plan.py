@@ -15,7 +15,8 @@ from typing import Any
 # paths, the claims' sizes, where the objects live. Recorded at each apply, compared next time.
 FIXED = ("model_server_store_dir", "model_server_store_size")
 FIXED_OPEN_WEBUI = ("open_webui_data_dir", "open_webui_store_size")
-# Names the record used before the settings carried their step's prefix.
+# Names the record used before the settings carried their step's prefix (= their Setting.was:
+# tests/unit/test_setting_names.py holds the two together).
 FORMER = {"model_store_dir": "model_server_store_dir"}
 
 

@@ -64,3 +64,14 @@ def test_a_former_name_gets_a_warning_naming_the_new_one():
     assert len(warnings) == 1
     assert warnings[0].startswith("hosts_address is now called hostname_address")
     assert config.renamed(["hostname_address"], every) == []
+
+
+def test_the_model_servers_record_reads_every_former_name_of_its_immutable_settings():
+    # serving/plan.py is pure (no step imports): its FORMER map restates the declarations'
+    # `was` for the settings the cluster's record keeps; a rename there must reach FORMER.
+    from airnode.serving import plan
+
+    every = declared()
+    expected = {old: key for key in (*plan.FIXED, *plan.FIXED_OPEN_WEBUI) for old in every[key].was}
+    assert expected, "model_server_store_dir was model_store_dir"
+    assert expected == plan.FORMER
