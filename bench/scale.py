@@ -43,6 +43,7 @@ from airnode.bundle.manifest import human  # noqa: E402
 
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
 MODEL = "bench:1"
+SCP_COPY = "/var/lib/airnode/scp-copy"
 
 
 def log(msg: str) -> None:
@@ -122,11 +123,12 @@ def du(inst: lab.Instance, path: str) -> int:
 def scp_rate(inst: lab.Instance, src: Path) -> float:
     t = time.monotonic()
     subprocess.run(
-        ["scp", "-q", "-F", str(inst.ssh_config), str(src), f"{lab.SSH_ALIAS}:/var/tmp/scp-copy"],
+        # onto the data disk, beside the store (the guest's root filesystem is smaller than 4 GiB)
+        ["scp", "-q", "-F", str(inst.ssh_config), str(src), f"{lab.SSH_ALIAS}:{SCP_COPY}"],
         check=True,
     )
     rate = src.stat().st_size / (time.monotonic() - t)
-    inst.ssh("rm -f /var/tmp/scp-copy")
+    inst.ssh(f"rm -f {SCP_COPY}")
     return rate
 
 
