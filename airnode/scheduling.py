@@ -32,7 +32,7 @@ _DECIMAL = {
 }
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE]?)$")
 
-# --- k0s's own pods on a single node (k0s v1.34.1+k0s.0) ---------------------------------
+# --- k0s's own pods on a single node (k0s v1.34.1+k0s.0; the same at v1.36.3+k0s.2) -----
 # k0sproject/k0s v1.34.1+k0s.0 pkg/component/controller/coredns.go: the coredns container
 # requests cpu 100m, memory 70Mi; one replica per node up to two (a single node: one).
 # pkg/component/controller/kuberouter.go: the kube-router container requests cpu 250m, memory

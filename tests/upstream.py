@@ -6,6 +6,7 @@ import functools
 import hashlib
 import io
 import os
+import re
 import tarfile
 from pathlib import Path
 
@@ -18,8 +19,21 @@ if not KP_FIXTURE.exists():  # CI lays shared/ beside the clone
     KP_FIXTURE = (
         Path(os.environ.get("AIRNODE_SHARED", "/work/shared")) / "fixtures/kube-prometheus-v0.18.0"
     )
-K0S, OLLAMA, KP, CTD, RUNC = "v1.34.1+k0s.0", "v0.13.5", "v0.18.0", "2.1.4", "1.3.0"
-K0S_IMAGES = ["quay.io/k0sproject/kube-proxy:v1.34.1", "registry.k8s.io/pause:3.10"]
+K0S, OLLAMA, KP, CTD, RUNC = "v1.36.3+k0s.2", "v0.13.5", "v0.18.0", "2.3.4", "1.4.3"
+# two of the images k0s v1.36.3+k0s.2's airgap bundle holds (pkg/constant/constant.go: the
+# kube-proxy of its Kubernetes, KubePauseContainerImage quay.io/k0sproject/pause:3.10.2-0)
+K0S_IMAGES = ["quay.io/k0sproject/kube-proxy:v1.36.3", "quay.io/k0sproject/pause:3.10.2-0"]
+
+
+def k0s_airgap_name(version: str) -> str:
+    """The airgap bundle's asset name as k0s's release workflow uploads it
+    (k0sproject/k0s .github/workflows/release.yml: `k0s-airgap-bundle-<tag>-linux-amd64.tar`
+    from v1.36.1, `k0s-airgap-bundle-<tag>-amd64` at v1.34.1 and v1.35.x)."""
+    m = re.match(r"v([0-9]+)\.([0-9]+)\.([0-9]+)", version)
+    assert m, version
+    if tuple(int(x) for x in m.groups()) >= (1, 36, 1):
+        return f"k0s-airgap-bundle-{version}-linux-amd64.tar"
+    return f"k0s-airgap-bundle-{version}-amd64"
 
 
 def sha(b: bytes) -> str:
@@ -148,11 +162,10 @@ class Upstream:
         server.files.update(
             {
                 self.k0s_path: self.k0s,
-                f"{k}/k0s-airgap-bundle-{K0S}-amd64": airgap,
+                f"{k}/{k0s_airgap_name(K0S)}": airgap,
                 # upstream format: sha256sum -b, "<hex> *<name>"
                 f"{k}/sha256sums.txt": (
-                    f"{sha(self.k0s)} *k0s-{K0S}-amd64\n"
-                    f"{sha(airgap)} *k0s-airgap-bundle-{K0S}-amd64\n"
+                    f"{sha(self.k0s)} *k0s-{K0S}-amd64\n{sha(airgap)} *{k0s_airgap_name(K0S)}\n"
                 ).encode(),
                 f"{c}/containerd-static-{CTD}-linux-amd64.tar.gz": ctd,
                 f"{c}/containerd-static-{CTD}-linux-amd64.tar.gz.sha256sum": (

@@ -12,7 +12,7 @@ import yaml
 from airnode.render import render
 from airnode.serving import webui
 
-K8S_VERSION = "1.34"  # Kubernetes of the pinned k0s (v1.34.x+k0s)
+K8S_VERSION = "1.36"  # Kubernetes of the pinned k0s (v1.36.x+k0s)
 
 
 PORTS = {"ollama": 11434, "llama-server": 8080}  # each server's own port, kept in the pod

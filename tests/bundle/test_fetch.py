@@ -6,7 +6,7 @@ import pytest
 
 from airnode.bundle import fetch, manifest
 from airnode.bundle.fetch import Fetcher, FetchError
-from tests.upstream import K0S_IMAGES, sha
+from tests.upstream import CTD, K0S, K0S_IMAGES, sha
 
 
 def fetcher():
@@ -31,7 +31,7 @@ def test_fetch_verifies_every_artifact_and_derives_the_image_list(upstream, tmp_
     assert by_kind["ollama"]["verified_by"] == "sha256sum.txt"
     assert by_kind["kube-prometheus"]["verified_by"] == "sha256 pinned in spec"
     assert by_kind["containerd-unit"]["verified_by"].startswith("none")
-    assert (tmp_path / "k0s" / "k0s-v1.34.1+k0s.0-amd64").read_bytes() == upstream.k0s
+    assert (tmp_path / "k0s" / f"k0s-{K0S}-amd64").read_bytes() == upstream.k0s
     imgs = data["images"]
     assert imgs["k0s"] == sorted(K0S_IMAGES)
     assert imgs["model-server"] == ["docker.io/library/debian:bookworm-slim"]
@@ -99,7 +99,7 @@ def test_refetch_downloads_nothing(upstream, tmp_path):
 
 
 def test_partial_file_from_an_interrupted_fetch_is_resumed(upstream, tmp_path):
-    part = tmp_path / "k0s" / "k0s-v1.34.1+k0s.0-amd64.part"
+    part = tmp_path / "k0s" / f"k0s-{K0S}-amd64.part"
     part.parent.mkdir(parents=True)
     part.write_bytes(upstream.k0s[:2000])
     # what the first attempt recorded: the validator of the response the part began with
@@ -112,7 +112,7 @@ def test_partial_file_from_an_interrupted_fetch_is_resumed(upstream, tmp_path):
 
 
 def test_a_partial_file_without_a_validator_is_started_over(upstream, tmp_path):
-    part = tmp_path / "k0s" / "k0s-v1.34.1+k0s.0-amd64.part"
+    part = tmp_path / "k0s" / f"k0s-{K0S}-amd64.part"
     part.parent.mkdir(parents=True)
     part.write_bytes(b"x" * 2000)  # whose bytes? nothing says: not resumed
     data = fetch.fetch(upstream.spec(), tmp_path, with_images=False, fetcher=fetcher())
@@ -122,7 +122,7 @@ def test_a_partial_file_without_a_validator_is_started_over(upstream, tmp_path):
 
 def test_a_server_that_would_gzip_still_gives_the_exact_bytes(upstream, tmp_path):
     # raw.githubusercontent.com compresses text for clients that accept gzip
-    unit = "/containerd/containerd/v2.1.4/containerd.service"
+    unit = f"/containerd/containerd/v{CTD}/containerd.service"
     upstream.server.gzip_paths.add(unit)
     fetch.fetch(upstream.spec(), tmp_path, with_images=False, fetcher=fetcher())
     assert (tmp_path / "containerd" / "containerd.service").read_bytes() == upstream.server.files[

@@ -9,6 +9,7 @@ import pytest
 
 from airnode.bundle import fetch
 from airnode.bundle.fetch import Fetcher
+from tests.upstream import K0S, RUNC
 
 
 def cli(*args):
@@ -36,15 +37,15 @@ def test_verify_intact_bundle(bundle):
 
 def test_verify_names_every_missing_extra_and_corrupt_file(bundle):
     (bundle / "containerd" / "runc.amd64").unlink()
-    with open(bundle / "k0s" / "k0s-v1.34.1+k0s.0-amd64", "r+b") as f:
+    with open(bundle / "k0s" / f"k0s-{K0S}-amd64", "r+b") as f:
         f.write(b"X")  # same size, different bytes
     (bundle / "ollama" / "v0.13.5" / "ollama-linux-amd64.tgz").write_bytes(b"short")
     (bundle / "stray.bin").write_bytes(b"?")
     r = cli("verify", str(bundle))
     assert r.returncode == 1
     err = r.stderr
-    assert "missing: containerd/runc.amd64 (runc runc 1.3.0)" in err
-    assert "corrupt: k0s/k0s-v1.34.1+k0s.0-amd64 (k0s k0s v1.34.1+k0s.0): sha256" in err
+    assert f"missing: containerd/runc.amd64 (runc runc {RUNC})" in err
+    assert f"corrupt: k0s/k0s-{K0S}-amd64 (k0s k0s {K0S}): sha256" in err
     assert "corrupt: ollama/v0.13.5/ollama-linux-amd64.tgz (ollama ollama v0.13.5): size 5" in err
     assert "extra:   stray.bin" in err
 
@@ -69,6 +70,6 @@ def test_show_prints_a_table(bundle):
         "FILE",
     ]
     k0s = next(line for line in lines if line.startswith("k0s "))
-    assert "v1.34.1+k0s.0" in k0s and "3.0 MiB" in k0s and "sha256sums.txt" in k0s
+    assert K0S in k0s and "3.0 MiB" in k0s and "sha256sums.txt" in k0s
     assert "7 artifacts" in r.stdout
     assert "  quay.io/prometheus-operator/prometheus-config-reloader:v0.92.0" in lines

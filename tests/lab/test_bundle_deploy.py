@@ -17,7 +17,9 @@ import pytest
 from airnode.bundle import manifest
 from tests.oci import busybox_layout
 from tests.registry import Registry
-from tests.upstream import make_runtime_bundle
+from tests.upstream import K0S, K0S_IMAGES, make_runtime_bundle
+
+K0S_FILE = f"k0s/k0s-{K0S}-amd64"
 
 pytestmark = pytest.mark.lab
 REMOTE = "/var/lib/airnode/bundle"
@@ -105,7 +107,7 @@ def test_containerd_runs_with_cri_and_systemd_cgroups(node):
     assert svc.is_running and svc.is_enabled
     dump = h.check_output("containerd config dump")
     assert "SystemdCgroup = true" in dump
-    assert 'sandbox_image = "registry.k8s.io/pause:3.10"' in dump
+    assert f'sandbox_image = "{K0S_IMAGES[1]}"' in dump  # k0s's own pause image
     plugins = h.check_output("ctr plugins ls")
     assert any(
         line.split()[:2] == ["io.containerd.grpc.v1", "cri"] and line.split()[-1] == "ok"
@@ -141,18 +143,15 @@ def test_config_change_restarts_containerd_once(node, runtime):
 
 
 def test_a_file_damaged_on_the_node_is_shipped_again(node, bundle_dir):
-    node.sh(f"echo x >> {REMOTE}/k0s/k0s-v1.34.1+k0s.0-amd64")
+    node.sh(f"echo x >> {REMOTE}/{K0S_FILE}")
     run = node.deploy("--data", f"bundle_dir={bundle_dir}")
     assert run.rc == 0, run.stderr[-3000:]
     uploads = [n for n in run.changed if "Upload" in n]
     assert len(uploads) == 1
-    assert uploads[0].startswith("Offline bundle | Upload k0s/k0s-v1.34.1+k0s.0-amd64 (")
-    assert remote_sums(node)["k0s/k0s-v1.34.1+k0s.0-amd64"] == next(
+    assert uploads[0].startswith(f"Offline bundle | Upload {K0S_FILE} (")
+    assert remote_sums(node)[K0S_FILE] == next(
         a["sha256"] for a in manifest.load(bundle_dir)["artifacts"] if a["kind"] == "k0s"
     )
-
-
-K0S_FILE = "k0s/k0s-v1.34.1+k0s.0-amd64"
 
 
 def test_a_same_size_change_on_the_node_is_hashed_there_and_shipped_again(node, bundle_dir):

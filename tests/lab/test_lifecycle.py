@@ -79,7 +79,7 @@ def life(node, tmp_path_factory):
             ref,
             reg.host,
             models=models,
-            k0s_version="v1.34.2+k0s.0",
+            k0s_version="v1.36.4+k0s.0",  # the stand-in under a next patch tag
             kp_version="v0.18.1",
             debs=newer,
         )
@@ -179,7 +179,7 @@ def test_an_upgrade_of_k0s_containerd_and_kube_prometheus_changes_just_those(nod
     )
     assert up.rc == 0, up.stderr[-3000:]
     changed = up.changed
-    assert "k0s | Install k0s v1.34.2+k0s.0 to /usr/local/bin/k0s" in changed
+    assert "k0s | Install k0s v1.36.4+k0s.0 to /usr/local/bin/k0s" in changed
     assert "k0s | Restart k0s (binary, flags or config changed)" in changed
     assert any(
         n.startswith("containerd | Install containerd 1.6.20~ds1-1+deb12u3+airnode1")
@@ -198,7 +198,7 @@ def test_an_upgrade_of_k0s_containerd_and_kube_prometheus_changes_just_those(nod
         "k0s",
         "kube-prometheus",
     }, steps
-    assert node.sh("k0s version").strip() == "v1.34.2+k0s.0"
+    assert node.sh("k0s version").strip() == "v1.36.4+k0s.0"
     assert "+airnode1" in node.sh("dpkg-query -W -f='${Version}' containerd")
     assert pid(node, "k0scontroller") != k0s_pid and pid(node, "containerd") != ctd_pid
     assert run(node, life, "upgrade", *SETTLED).changed == []
