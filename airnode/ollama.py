@@ -11,9 +11,11 @@ Layout on the node (install.sh's conventions where they fit an offline, versione
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shlex
+from dataclasses import dataclass
 from typing import Any
 
 from airnode.bundle.unpack import TAR_SAFE
@@ -114,16 +116,33 @@ def blobs_missing(models: list[dict], blobs: dict[str, int]) -> list[dict]:
     return [m for m in models if blobs.get(blob_file(m["sha256"])) != m["size"]]
 
 
+def config_digest(manifest_text: str | None) -> str | None:
+    """The sha256 (hex) of an Ollama manifest's config blob; None if it names none."""
+    try:
+        digest = json.loads(manifest_text or "")["config"]["digest"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return digest.removeprefix("sha256:") if isinstance(digest, str) and digest else None
+
+
 def models_to_seed(
     models: list[dict], manifests: dict[str, str | None], blobs: dict[str, int]
 ) -> list[dict]:
     """Bundle models (artifacts with name, sha256, size) that the store lacks: no manifest, a
-    manifest without that GGUF among its layers, or the blob missing/short."""
+    manifest without that GGUF among its layers or naming a blob the store lacks (Ollama
+    answers "model not found" without its config blob), or the GGUF's blob missing/short."""
     short = blobs_missing(models, blobs)
+
+    def whole(text: str | None) -> bool:  # a manifest without config: GetModel reads none
+        cfg = config_digest(text)
+        return all(blob_file(d) in blobs for d in layer_digests(text) | ({cfg} if cfg else set()))
+
     return [
         m
         for m in models
-        if m in short or m["sha256"] not in layer_digests(manifests.get(m["name"]))
+        if m in short
+        or m["sha256"] not in layer_digests(manifests.get(m["name"]))
+        or not whole(manifests.get(m["name"]))
     ]
 
 
@@ -162,12 +181,111 @@ def parse_store_listing(lines: list[str]) -> tuple[dict[str, str | None], dict[s
     return manifests, blobs
 
 
-def modelfile(gguf_path: str) -> str:
-    return f"# Managed by airnode: `ollama create` reads this offline.\nFROM {gguf_path}\n"
+# -- models registered the way `ollama create` leaves them, without running it ---------------
+# At the pinned Ollama (v0.32.15) `ollama create FROM <gguf>` rewrites the GGUF with
+# `llama-quantize --allow-requantize in out COPY` into a new blob (server/create.go
+# copyLayerWithLlamaQuantize, server/quantization.go): the store would hold every model twice,
+# and its CLI reads the whole file to hash it first. airnode writes what create writes around
+# the GGUF instead, the GGUF blob left as shipped: a config blob and the manifest. v0.32.15 loads
+# such a model as it loads its own: server/images.go GetModel reads the manifest and the config
+# blob and verifies no digest (verifyBlob runs on pull only), and every request re-reads the
+# manifest (server/model_inference_cache.go), so a running server sees it without a restart.
+MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+CONFIG_MEDIA_TYPE = "application/vnd.docker.container.image.v1+json"
+PARAMS_MEDIA_TYPE = "application/vnd.ollama.image.params"
+# ollama/ollama v0.32.15 fs/ggml/type.go FileType.String(), by llama_ftype value; 0 (F32) and
+# any value not listed read as "unknown" (fs/ggml/ggml.go KV.FileType takes values > 0 only)
+FILE_TYPES = {
+    1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
+    11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
+    17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS",
+    23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S",
+    29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0",
+    38: "MXFP4_MOE", 39: "NVFP4", 40: "Q1_0",
+}  # fmt: skip
+# server/create.go (v0.32.15) createModel: the renderer, parser and stop words create sets from
+# the GGUF's architecture (the model is then rendered by Ollama, not by the GGUF's template)
+ARCH_CHAT: dict[str, tuple[str, str, list[str] | None]] = {
+    "gemma4": ("gemma4", "gemma4", ["<turn|>"]),
+    "laguna": ("laguna", "laguna", None),
+    "nemotron_h": ("nemotron-3-nano", "nemotron-3-nano", None),
+    "nemotron_h_moe": ("nemotron-3-nano", "nemotron-3-nano", None),
+    "nemotron_h_omni": ("nemotron-3-nano", "nemotron-3-nano", None),
+}
 
 
-def modelfile_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name) + ".Modelfile"
+def human_number(n: int) -> str:
+    """ollama/ollama format/format.go HumanNumber: the config's model_type ("134.52M")."""
+    for unit, size, whole, frac in (
+        ("B", 10**9, "{:.0f}", "{:.1f}"),
+        ("M", 10**6, "{:.0f}", "{:.2f}"),
+    ):
+        if n >= size:
+            x = n / size
+            return (whole if x == int(x) else frac).format(x) + unit
+    return f"{n / 1000:.0f}K" if n >= 1000 else str(n)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What registering one model writes: blobs (sha256 hex, bytes) first, then the manifest
+    (its path under manifests/, bytes)."""
+
+    blobs: list[tuple[str, bytes]]
+    manifest_path: str
+    manifest: bytes
+
+
+def _layer(media_type: str, digest: str, size: int) -> dict:
+    return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": size}
+
+
+def _blob(data: bytes) -> tuple[str, bytes]:
+    return hashlib.sha256(data).hexdigest(), data
+
+
+def registration(model: dict, arch: str, params: int, file_type: int | None) -> Registration:
+    """The config blob, the params blob (only for architectures create gives stop words) and
+    the manifest `ollama create` (v0.32.15 server/create.go CreateHandler, createModel) writes
+    for a GGUF: the GGUF is the model layer as it is (model: an artifact with name, sha256,
+    size; arch, params, file_type: from its header)."""
+    config: dict[str, Any] = {
+        "model_format": "gguf",
+        "model_family": arch,
+        "model_families": [arch],
+        "model_type": human_number(params),
+        "file_type": FILE_TYPES.get(file_type or 0, "unknown"),
+    }
+    renderer, parser, stop = ARCH_CHAT.get(arch, ("", "", None))
+    if renderer:
+        config.update(renderer=renderer, parser=parser)
+    config.update(architecture="amd64", os="linux")  # CreateHandler's, whatever the node
+    layers = [_layer(MODEL_MEDIA_TYPE, model["sha256"], model["size"])]
+    blobs = []
+    if stop:
+        blobs.append(_blob(json.dumps({"stop": stop}).encode()))
+        layers.append(_layer(PARAMS_MEDIA_TYPE, blobs[-1][0], len(blobs[-1][1])))
+    cfg = _blob(json.dumps(config).encode())
+    blobs.insert(0, cfg)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "config": _layer(CONFIG_MEDIA_TYPE, cfg[0], len(cfg[1])),
+        "layers": layers,
+    }
+    ns, name, tag = split_name(model["name"])
+    return Registration(blobs, f"{REGISTRY}/{ns}/{name}/{tag}", json.dumps(manifest).encode())
+
+
+def register_args(regs: list[Registration]) -> list[str]:
+    """files/ollama-register.sh's arguments: every blob first, then every manifest."""
+    args = []
+    for r in regs:
+        for digest, data in r.blobs:
+            args += ["blob", digest, data.decode()]
+    for r in regs:
+        args += ["manifest", r.manifest_path, r.manifest.decode()]
+    return args
 
 
 def pick_system_id(used_uids: set[int], used_gids: set[int]) -> int:
@@ -209,47 +327,10 @@ def server_env(settings: dict[str, Any]) -> dict[str, str]:
     return env
 
 
+# What airnode left on nodes before it wrote Ollama's manifests itself (teardown removes them):
+# the transient unit of the Ollama server models were seeded through, and its Modelfiles.
 SEED_UNIT = "airnode-ollama-seed.service"
-
-
-def seed_script(
-    binary: str, store: str, port: int, timeout: int, modelfiles: list[tuple[str, str]]
-) -> str:
-    """Start an Ollama server bound to 127.0.0.1:port as the ollama user for the duration (a
-    transient systemd unit, stopped on exit whatever happens), wait for it, `ollama create`
-    each (name, Modelfile path). POSIX sh."""
-    q = shlex.quote
-    unit = SEED_UNIT
-    lines = [
-        "set -e",
-        f"systemctl stop {unit} 2>/dev/null || true",
-        f"systemctl reset-failed {unit} 2>/dev/null || true",
-        f"if ss -ltnH 'sport = :{port}' 2>/dev/null | grep -q .; then echo '127.0.0.1:{port} "
-        "is taken by another program: seeding would talk to it; set ollama_seed_port to a free "
-        "port' >&2; exit 1; fi",
-        f"systemd-run --unit={unit} --collect -q --uid={USER} --gid={USER} "
-        f"-p WorkingDirectory={HOME} --setenv=HOME={HOME} "
-        f"--setenv=OLLAMA_HOST=127.0.0.1:{port} --setenv=OLLAMA_MODELS={q(store)} "
-        f"--setenv=OLLAMA_NOPRUNE=1 {q(binary)} serve",
-        f"trap 'systemctl stop {unit} 2>/dev/null || true' EXIT",
-        f"export OLLAMA_HOST=127.0.0.1:{port}",
-        f"end=$(( $(date +%s) + {timeout} ))",
-        f"until {q(binary)} list >/dev/null 2>&1; do",
-        f"  if [ $(date +%s) -ge $end ] || ! systemctl is-active -q {unit}; then",
-        f"    echo 'the Ollama server started for seeding did not answer on 127.0.0.1:{port} "
-        f"within {timeout}s; its log:' >&2",
-        f"    journalctl -u {unit} -n 20 --no-pager -o cat >&2 || true",
-        "    exit 1",
-        "  fi",
-        "  sleep 1",
-        "done",
-    ]
-    for name, path in modelfiles:
-        lines.append(
-            f"{q(binary)} create {q(name)} -f {q(path)} || "
-            f"{{ echo {q(f'ollama create {name} -f {path} failed')} >&2; exit 1; }}"
-        )
-    return "\n".join(lines)
+MODELFILES = "/var/lib/airnode/modelfiles"
 
 
 def versions_command(base: str) -> str:

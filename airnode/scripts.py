@@ -16,3 +16,9 @@ def place_files(directory: str, owner: str, mode: str, files: list[tuple[str, st
     """files/place-files.sh: each (sha256, name) uploaded as DIR/name.partial checked, then given
     owner and mode and renamed; nothing renamed unless all passed, and bad partials removed."""
     return command("place-files.sh", directory, owner, mode, *(f"{s}={n}" for s, n in files))
+
+
+def ollama_register(store: str, owner: str, args: list[str]) -> str:
+    """files/ollama-register.sh: blobs then manifests written into an Ollama store as `ollama
+    create` leaves them (args from airnode.ollama.register_args)."""
+    return command("ollama-register.sh", store, owner, *args)

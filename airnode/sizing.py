@@ -48,6 +48,7 @@ class ModelInfo:
     head_dim: int
     context_train: int
     weights_bytes: int
+    file_type: int | None = None  # general.file_type (llama_ftype), None if the header has none
 
 
 def read_gguf(path, name: str | None = None) -> ModelInfo:
@@ -91,6 +92,7 @@ def read_gguf(path, name: str | None = None) -> ModelInfo:
         head_dim=head_dim,
         context_train=int(field(f"{arch}.context_length", 0)),
         weights_bytes=int(sum(int(t.n_bytes) for t in r.tensors)),
+        file_type=None if ftype is None else int(ftype),
     )
 
 

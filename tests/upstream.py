@@ -19,7 +19,7 @@ if not KP_FIXTURE.exists():  # CI lays shared/ beside the clone
     KP_FIXTURE = (
         Path(os.environ.get("AIRNODE_SHARED", "/work/shared")) / "fixtures/kube-prometheus-v0.18.0"
     )
-K0S, OLLAMA, KP, CTD, RUNC = "v1.36.3+k0s.2", "v0.13.5", "v0.18.0", "2.3.4", "1.4.3"
+K0S, OLLAMA, KP, CTD, RUNC = "v1.36.3+k0s.2", "v0.32.15", "v0.18.0", "2.3.4", "1.4.3"
 # two of the images k0s v1.36.3+k0s.2's airgap bundle holds (pkg/constant/constant.go: the
 # kube-proxy of its Kubernetes, KubePauseContainerImage quay.io/k0sproject/pause:3.10.2-0)
 K0S_IMAGES = ["quay.io/k0sproject/kube-proxy:v1.36.3", "quay.io/k0sproject/pause:3.10.2-0"]

@@ -1,29 +1,30 @@
 """Models seeded offline, each stored once: a GGUF of the bundle goes from the control machine
 straight into the model store under its final name, `blobs/sha256-<hex>` (uploaded to a
 `.partial` name, its sha256 checked on the node, then renamed), the one file both backends
-read. For Ollama it then becomes a model (`ollama create` from a Modelfile whose FROM is that
-blob, against a server bound to 127.0.0.1 for the duration): Ollama finds the blob in its store
-and makes it the model's layer without copying it. A model already in the store with the same
-GGUF digest is left alone; models are never deleted by a deploy."""
+read. For Ollama it then becomes a model: airnode writes the config blob and the manifest that
+`ollama create` would write around that blob (airnode/ollama.py `registration`, read from the
+pinned Ollama), blobs first, each renamed into place. No Ollama runs for it, no byte of the
+GGUF is read again, and the GGUF is not copied (create itself rewrites it into a second blob
+from Ollama v0.30). A model already in the store with the same GGUF digest and all its blobs is
+left alone; models are never deleted by a deploy."""
 
 from __future__ import annotations
 
 import shlex
-from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files
 from pyinfra.operations import server as shell
 
 from airnode import llama_server as llamalogic
 from airnode import ollama as logic
+from airnode import sizing
 from airnode.bundle import digests
 from airnode.bundle.manifest import human
 from airnode.bundle.ship import PARTIAL
 from airnode.bundle.spec import parse_checksums
 from airnode.record import CREATED, made_by_airnode
-from airnode.scripts import place_files
+from airnode.scripts import ollama_register, place_files
 from airnode.sizing import Need
 from airnode.steps import bundle
 from airnode.steps._common import (
@@ -34,14 +35,11 @@ from airnode.steps._common import (
     owned_directory,
     remote,
     setting,
-    settings,
     stream_upload,
 )
-from airnode.steps.ollama import DEFAULTS as OLLAMA_DEFAULTS
 from airnode.transfer import start_offset
 
 DEFAULTS = declare("models", {})  # the store is the model server's (model_server_store_dir)
-MODELFILES = "/var/lib/airnode/modelfiles"
 CREATED_READ = f"cat {CREATED} 2>/dev/null || true"
 
 
@@ -125,27 +123,21 @@ def models():
     if server["model_server"] == "llama-server":
         return  # it reads the blob itself
     todo = logic.models_to_seed(served, manifests, blobs)
-    modelfiles = []
-    for m in todo:
-        path = f"{MODELFILES}/{logic.modelfile_name(m['name'])}"
-        files.put(
-            name=f"Modelfile for {m['name']}",
-            dest=path,
-            mode="644",
-            src=StringIO(logic.modelfile(f"{store}/blobs/{logic.blob_file(m['sha256'])}")),
-        )
-        modelfiles.append((m["name"], path))
     if todo:
-        s = settings(OLLAMA_DEFAULTS)
-        binary = f"{s['ollama_install_dir']}/current/bin/ollama"
+        regs = [registration(b, m) for m in todo]
         shell.shell(
-            name="Seed models offline: " + ", ".join(n for n, _ in modelfiles),
+            name="Register models with Ollama (config and manifest as `ollama create` writes "
+            "them; the GGUF stays the one blob): " + ", ".join(m["name"] for m in todo),
             commands=[
-                logic.seed_script(
-                    binary, store, s["ollama_seed_port"], s["ollama_seed_timeout"], modelfiles
-                )
+                ollama_register(store, f"{logic.USER}:{logic.USER}", logic.register_args(regs))
             ],
         )
+
+
+def registration(b: bundle.Bundle, m: dict) -> logic.Registration:
+    """What registering a model writes, from its GGUF's header read in the bundle here."""
+    info = sizing.read_gguf(b.root / m["file"], m["name"])
+    return logic.registration(m, info.arch, info.params, info.file_type)
 
 
 def deep_read(store: str, models: list[dict]) -> str:

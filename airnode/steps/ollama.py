@@ -34,16 +34,6 @@ DEFAULTS = declare(
                 "the version directories it unpacked"
             ),
         ),
-        "ollama_seed_port": Setting(
-            11435,
-            integer(ge=1024, le=65535),
-            ("port of the temporary Ollama server (127.0.0.1 only) that models are seeded through"),
-        ),
-        "ollama_seed_timeout": Setting(
-            120,
-            integer(ge=10, le=3600),
-            "seconds to wait for it",
-        ),
         "ollama_context_length": Setting(
             4096,
             integer(ge=256, le=1048576),

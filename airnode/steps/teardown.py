@@ -25,7 +25,6 @@ from airnode.steps.bundle import DEFAULTS as BUNDLE_DEFAULTS
 from airnode.steps.containerd import STATIC_MARK
 from airnode.steps.kernel import MODULES
 from airnode.steps.model_server import DEFAULTS as SERVER_DEFAULTS
-from airnode.steps.models import MODELFILES
 from airnode.steps.monitoring import KUBECTL, MANIFESTS
 from airnode.steps.ollama import DEFAULTS as OLLAMA_DEFAULTS
 from airnode.steps.record import HOSTS_LINE, ZRAM_SYSCTL_FILES
@@ -170,7 +169,8 @@ def remove_ollama():
     versions = (host.get_fact(Command, ollamalogic.versions_command(base)) or "").split()
     link = host.get_fact(Command, "readlink /usr/local/bin/ollama 2>/dev/null || true") or ""
     ours = link.startswith(f"{base}/")  # an ollama airnode did not install stays
-    if versions or ours or host.get_fact(Command, f"ls -d {MODELFILES} 2>/dev/null || true"):
+    older = f"ls -d {ollamalogic.MODELFILES} 2>/dev/null || true"  # seeding's, before v0.32
+    if versions or ours or host.get_fact(Command, older):
         q = shlex.quote
         server.shell(
             name=f"Remove Ollama {', '.join(versions) or ''} from {base}, its link and "
@@ -178,7 +178,7 @@ def remove_ollama():
             commands=[
                 f"systemctl stop {ollamalogic.SEED_UNIT} 2>/dev/null || true",
                 *(["rm -f /usr/local/bin/ollama"] if ours else []),
-                f"rm -rf {MODELFILES} " + " ".join(q(f"{base}/{v}") for v in versions),
+                f"rm -rf {ollamalogic.MODELFILES} " + " ".join(q(f"{base}/{v}") for v in versions),
                 f"rm -f {q(base + '/current')}",
                 f"rmdir {q(base)} {q(base.rsplit('/', 1)[0])} 2>/dev/null || true",
             ],

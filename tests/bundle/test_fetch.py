@@ -6,7 +6,7 @@ import pytest
 
 from airnode.bundle import fetch, manifest
 from airnode.bundle.fetch import Fetcher, FetchError
-from tests.upstream import CTD, K0S, K0S_IMAGES, sha
+from tests.upstream import CTD, K0S, K0S_IMAGES, OLLAMA, sha
 
 
 def fetcher():
@@ -49,10 +49,10 @@ def test_wrong_checksum_is_refused_and_named(upstream, tmp_path):
     with pytest.raises(FetchError) as e:
         fetch.fetch(upstream.spec(), tmp_path, with_images=False, fetcher=fetcher())
     msg = str(e.value)
-    assert "ollama/v0.13.5/ollama-linux-amd64.tgz" in msg and "does not match" in msg
+    assert f"ollama/{OLLAMA}/ollama-linux-amd64.tar.zst" in msg and "does not match" in msg
     assert "sha256sum.txt" in msg
-    assert not (tmp_path / "ollama/v0.13.5/ollama-linux-amd64.tgz").exists()
-    assert (tmp_path / "ollama/v0.13.5/ollama-linux-amd64.tgz.corrupt").exists()
+    assert not (tmp_path / f"ollama/{OLLAMA}/ollama-linux-amd64.tar.zst").exists()
+    assert (tmp_path / f"ollama/{OLLAMA}/ollama-linux-amd64.tar.zst.corrupt").exists()
     assert not (tmp_path / "bundle.json").exists()
 
 
@@ -78,7 +78,7 @@ def test_transient_errors_are_retried(upstream, tmp_path):
 
 def test_persistent_failure_gives_up_with_the_artifact_named(upstream, tmp_path):
     upstream.server.fail_first[upstream.ollama_path] = 99
-    with pytest.raises(FetchError, match=r"ollama-linux-amd64.tgz: .*gave up after 3 retries"):
+    with pytest.raises(FetchError, match=r"ollama-linux-amd64.tar.zst: .*gave up after 3 retries"):
         fetch.fetch(upstream.spec(), tmp_path, with_images=False, fetcher=fetcher())
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from airnode.bundle import fetch
 from airnode.bundle.fetch import Fetcher
-from tests.upstream import K0S, RUNC
+from tests.upstream import K0S, OLLAMA, RUNC
 
 
 def cli(*args):
@@ -39,14 +39,15 @@ def test_verify_names_every_missing_extra_and_corrupt_file(bundle):
     (bundle / "containerd" / "runc.amd64").unlink()
     with open(bundle / "k0s" / f"k0s-{K0S}-amd64", "r+b") as f:
         f.write(b"X")  # same size, different bytes
-    (bundle / "ollama" / "v0.13.5" / "ollama-linux-amd64.tgz").write_bytes(b"short")
+    (bundle / "ollama" / OLLAMA / "ollama-linux-amd64.tar.zst").write_bytes(b"short")
     (bundle / "stray.bin").write_bytes(b"?")
     r = cli("verify", str(bundle))
     assert r.returncode == 1
     err = r.stderr
     assert f"missing: containerd/runc.amd64 (runc runc {RUNC})" in err
     assert f"corrupt: k0s/k0s-{K0S}-amd64 (k0s k0s {K0S}): sha256" in err
-    assert "corrupt: ollama/v0.13.5/ollama-linux-amd64.tgz (ollama ollama v0.13.5): size 5" in err
+    tarball = f"ollama/{OLLAMA}/ollama-linux-amd64.tar.zst"
+    assert f"corrupt: {tarball} (ollama ollama {OLLAMA}): size 5" in err
     assert "extra:   stray.bin" in err
 
 

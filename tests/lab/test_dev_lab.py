@@ -14,6 +14,7 @@ import pytest
 from airnode import lab
 from airnode.paths import ROOT
 from tests.conftest import TIMINGS
+from tests.upstream import OLLAMA
 
 pytestmark = pytest.mark.lab
 
@@ -41,7 +42,7 @@ def test_dev_lab_deploys_the_whole_node_and_ends_with_a_real_answer(dev_lab):
     p, _ = dev_lab
     assert p.returncode == 0, (p.stdout + p.stderr)[-4000:]
     # the deploy's own health check, through its SSH tunnel
-    assert "(ollama, 0.13.5): healthy, 1 model(s) listed" in p.stderr
+    assert f"(ollama, {OLLAMA[1:]}): healthy, 1 model(s) listed" in p.stderr
     out = p.stdout
     assert "smollm2:135m was asked: The capital of France is\n" in out
     answer = out.split("The capital of France is\n", 1)[1].split("\n\n", 1)[0]

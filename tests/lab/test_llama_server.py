@@ -23,7 +23,7 @@ from tests.ggufs import smollm2, tiny_llama
 from tests.node.conftest import http
 from tests.oci import busybox_layout
 from tests.registry import Registry
-from tests.upstream import make_runtime_bundle, xllamacpp_paths
+from tests.upstream import OLLAMA, make_runtime_bundle, xllamacpp_paths
 
 pytestmark = pytest.mark.lab
 SMOLLM2 = smollm2()
@@ -181,7 +181,7 @@ def test_switching_to_ollama_keeps_the_store(llama_node, bundle):
     sha = bundle["sha"]["smollm2:135m"]
     run = deploy(llama_node, bundle, label="deploy #3, switch to Ollama")
     assert run.rc == 0, run.stderr[-4000:]
-    assert "(ollama, 0.13.5): healthy, 2 model(s) listed" in run.stderr
+    assert f"(ollama, {OLLAMA[1:]}): healthy, 2 model(s) listed" in run.stderr
     assert llama_node.sh(f"sha256sum {STORE}/blobs/sha256-{sha}").split()[0] == sha
     c = cluster(llama_node)
     assert "Probe/airnode/model-server" in c["objects"]

@@ -1,6 +1,6 @@
 """A whole node on a real, air-gapped guest: deploys/node.py from a fresh VM to a model server
 that passes its health and smoke check, then re-runs, lost and added models, an Ollama upgrade
-to a .tar.zst release, and a rollout that never gets ready.
+to a .tar.zst release (airnode's former pin to today's), and a rollout that never gets ready.
 
 Real here: the guest (kernel, systemd, users, files), containerd and the image it must hold,
 the real kube-prometheus v0.18.0 manifests, the GGUF files and their digests, the SSH tunnel the
@@ -25,13 +25,14 @@ from tests.conftest import TIMINGS
 from tests.ggufs import tiny_llama
 from tests.oci import busybox_layout
 from tests.registry import Registry
-from tests.upstream import make_runtime_bundle
+from tests.upstream import OLLAMA, make_runtime_bundle
 
 pytestmark = pytest.mark.lab
 SETTINGS = ("--data", "preflight_reserved_mb=256")  # the doubles' models need little
 STORE = "/var/lib/airnode/models/manifests/registry.ollama.ai"
 POD_UNIT = "k0s-double-pod-airnode-model-server-0.service"
-SEED_UNIT = "airnode-ollama-seed.service"
+SEED_UNIT = "airnode-ollama-seed.service"  # how airnode seeded models before
+FORMER = "v0.13.5"  # airnode's Ollama pin before v0.32.15
 CALLS = "/run/k0s-double/calls.log"
 
 
@@ -46,11 +47,12 @@ def bundles(tmp_path_factory):
     out = {"ggufs": ggufs}
     with Registry(work / "registry") as reg:
         ref = reg.push_layout(busybox_layout(work / "layout", tag="1"), "1", "airnode/busybox:1")
-        out["first"] = make_runtime_bundle(work / "first", ref, reg.host, models=two)
-        out["more"] = make_runtime_bundle(work / "more", ref, reg.host, models=ggufs)
-        out["zst"] = make_runtime_bundle(
-            work / "zst", ref, reg.host, ollama="v0.14.1", models=ggufs
-        )
+        # the first two at airnode's former pin (a .tgz), the third at today's (.tar.zst)
+        for which, models, version in (("first", two, FORMER), ("more", ggufs, FORMER)):
+            out[which] = make_runtime_bundle(
+                work / which, ref, reg.host, ollama=version, models=models
+            )
+        out["zst"] = make_runtime_bundle(work / "zst", ref, reg.host, models=ggufs)
     out["dirs"] = {k: work / k for k in ("first", "more", "zst")}
     return out
 
@@ -195,13 +197,16 @@ def test_each_model_is_stored_once_on_the_node(node, bundles):
         json.loads(node.sh(f"cat /var/lib/airnode/models/blobs/{b}"))
 
 
-def test_models_were_seeded_by_a_server_on_127_0_0_1_that_is_gone(node):
-    env = node.sh(f"journalctl -u {SEED_UNIT} -o cat --no-pager | grep '^env '")
-    assert "env OLLAMA_HOST=127.0.0.1:11435" in env
-    assert "env OLLAMA_MODELS=/var/lib/airnode/models" in env
-    assert f"env uid={node.host.user('ollama').uid}" in env
-    assert node.sh(f"systemctl is-active {SEED_UNIT} || true").strip() != "active"
-    assert "127.0.0.1:11435" not in node.sh("ss -ltn")
+def test_models_were_registered_without_running_an_ollama(node):
+    # airnode writes the config blob and manifest itself: no seeding server, no Modelfiles
+    assert node.sh(f"journalctl -u {SEED_UNIT} -q -o cat --no-pager | wc -l").strip() == "0"
+    assert not node.host.file("/var/lib/airnode/modelfiles").exists
+    store = "/var/lib/airnode/models"
+    assert node.sh(f"stat -c %U {store}/manifests/registry.ollama.ai/airnode/tiny").strip() == (
+        "ollama"
+    )
+    assert node.sh(f"stat -c '%U %a' {STORE}/library/tiny/1").strip() == "ollama 644"
+    assert node.sh(f"ls -A {store} | grep -c airnode-register || true").strip() == "0"
 
 
 def test_the_statefulset_pod_runs_the_tarballs_ollama_as_the_manifest_says(node):
@@ -403,26 +408,28 @@ def test_an_ollama_upgrade_to_a_tar_zst_release_rolls_the_server_and_keeps_the_m
 ):
     starts = node.sh("grep -c 'start airnode/model-server-0' /run/k0s-double/pods.log").strip()
     manifests = node.sh(f"find {STORE} -type f | sort | xargs sha256sum")
-    run = deploy(node, bundles, "zst", label="deploy: Ollama v0.13.5 -> v0.14.1 (.tar.zst)")
+    run = deploy(node, bundles, "zst", label=f"deploy: Ollama {FORMER} -> {OLLAMA} (.tar.zst)")
     assert run.rc == 0, run.stderr[-3000:]
     assert (
-        "Ollama (offline, from the release tarball) | Unpack Ollama v0.14.1 (.tar.zst) into "
-        "/opt/airnode/ollama/v0.14.1" in run.changed
+        f"Ollama (offline, from the release tarball) | Unpack Ollama {OLLAMA} (.tar.zst) into "
+        f"/opt/airnode/ollama/{OLLAMA}" in run.changed
     )
     assert (
         "Model server (StatefulSet) | Wait for the rollout of statefulset/model-server (at most "
         "600s)" in run.changed
     )
-    assert "(ollama, 0.14.1): healthy, 3 model(s) listed" in run.stderr
+    assert f"(ollama, {OLLAMA[1:]}): healthy, 3 model(s) listed" in run.stderr
     assert (
-        "Model server (StatefulSet) | Remove Ollama versions no longer in use: v0.13.5"
+        f"Model server (StatefulSet) | Remove Ollama versions no longer in use: {FORMER}"
         in run.changed
     )
     assert not [
         n for n in run.changed if n.startswith(("k0s", "containerd", "kube-prometheus", "Models"))
     ]
-    assert node.host.file("/opt/airnode/ollama/current").linked_to == "/opt/airnode/ollama/v0.14.1"
-    assert not node.host.file("/opt/airnode/ollama/v0.13.5").exists
+    assert (
+        node.host.file("/opt/airnode/ollama/current").linked_to == f"/opt/airnode/ollama/{OLLAMA}"
+    )
+    assert not node.host.file(f"/opt/airnode/ollama/{FORMER}").exists
     assert (
         int(node.sh("grep -c 'start airnode/model-server-0' /run/k0s-double/pods.log"))
         == int(starts) + 1
@@ -455,7 +462,7 @@ def test_a_server_that_never_gets_ready_fails_the_run_bounded_and_says_why(node,
     # back to good settings: the next run applies again (the failed one was not recorded)
     run = deploy(node, bundles, "zst")
     assert run.rc == 0, run.stderr[-3000:]
-    assert "(ollama, 0.14.1): healthy, 3 model(s) listed" in run.stderr
+    assert f"(ollama, {OLLAMA[1:]}): healthy, 3 model(s) listed" in run.stderr
     assert deploy(node, bundles, "zst").changed == []
 
 
@@ -474,7 +481,7 @@ def test_after_k0s_reset_the_next_run_rebuilds_the_cluster_and_keeps_the_models(
     ):
         assert op in run.changed
     assert any(n.startswith("k0s | k0s install controller") for n in run.changed)
-    assert "(ollama, 0.14.1): healthy, 3 model(s) listed" in run.stderr
+    assert f"(ollama, {OLLAMA[1:]}): healthy, 3 model(s) listed" in run.stderr
     assert not [n for n in run.changed if n.startswith("Models")]  # the store survived
     assert node.sh("find /var/lib/airnode/models -type f | sort | xargs sha256sum") == store
     assert deploy(node, bundles, "zst").changed == []

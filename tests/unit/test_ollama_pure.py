@@ -5,11 +5,12 @@ server's environment."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
 
-from airnode import ollama
+from airnode import ollama, scripts
 from airnode.steps import node_defaults
 from tests.upstream import ollama_tarball, tar_bytes
 
@@ -82,11 +83,11 @@ def test_bad_model_names_are_refused_with_the_rule(bad):
         ollama.split_name(bad)
 
 
-def manifest(gguf_sha: str) -> str:
+def manifest(gguf_sha: str, config: str = "c" * 64) -> str:
     return json.dumps(
         {
             "schemaVersion": 2,
-            "config": {"digest": "sha256:" + "c" * 64, "size": 1},
+            "config": {"digest": "sha256:" + config, "size": 1},
             "layers": [
                 {
                     "mediaType": "application/vnd.ollama.image.template",
@@ -111,14 +112,24 @@ def test_models_to_seed_are_those_missing_changed_or_with_a_damaged_blob():
         "one:1": manifest(a),  # present, same digest: left alone
         "two:1": manifest(a),  # points at another GGUF: re-create
         "three:1": manifest(c),  # blob is short: re-create
-        "four:1": None,
-    }  # no manifest
-    blobs = {f"sha256-{a}": 100, f"sha256-{c}": 50}
+        "four:1": None,  # no manifest
+        "five:1": manifest(a, config="9" * 64),  # its config blob is gone: Ollama says 404
+    }
+    models.append({"name": "five:1", "sha256": a, "size": 100})
+    blobs = {
+        f"sha256-{a}": 100,
+        f"sha256-{c}": 50,
+        f"sha256-{'c' * 64}": 1,
+        f"sha256-{'d' * 64}": 9,
+    }
     assert [m["name"] for m in ollama.models_to_seed(models, manifests, blobs)] == [
         "two:1",
         "three:1",
         "four:1",
+        "five:1",
     ]
+    del blobs[f"sha256-{'d' * 64}"]  # a layer's blob gone (its template): registered again
+    assert "one:1" in [m["name"] for m in ollama.models_to_seed(models, manifests, blobs)]
     assert ollama.model_digest("not json") is None
     assert ollama.model_digest(manifest(a)) == a
 
@@ -183,25 +194,107 @@ def test_server_environment_comes_from_the_settings():
     }
 
 
-def test_seed_script_binds_127_0_0_1_and_always_stops_its_server():
-    script = ollama.seed_script(
-        "/opt/o/current/bin/ollama",
-        "/var/lib/airnode/models",
-        11435,
-        60,
-        [("tiny:1", "/m/tiny_1.Modelfile")],
+@pytest.mark.parametrize(
+    "n, shown",
+    # ollama/ollama format/format.go HumanNumber, and SmolLM2-135M's parameter count
+    [(0, "0"), (999, "999"), (1000, "1K"), (1_000_000, "1M"), (125_700_000, "125.70M"),
+     (134_515_008, "134.52M"), (1_000_000_000, "1B"), (2_500_000_000, "2.5B"),
+     (7_000_000_000, "7B")],
+)  # fmt: skip
+def test_parameter_counts_read_as_ollama_shows_them(n, shown):
+    assert ollama.human_number(n) == shown
+
+
+def test_a_registration_is_what_create_writes_around_the_gguf():
+    m = {"name": "tiny:1", "sha256": "a" * 64, "size": 1234}
+    r = ollama.registration(m, "llama", 134_515_008, 7)
+    cfg_digest, cfg = r.blobs[0]
+    config = json.loads(cfg)
+    assert config == {
+        "model_format": "gguf",
+        "model_family": "llama",
+        "model_families": ["llama"],
+        "model_type": "134.52M",
+        "file_type": "Q8_0",
+        "architecture": "amd64",
+        "os": "linux",
+    }
+    assert len(r.blobs) == 1 and r.manifest_path == "registry.ollama.ai/library/tiny/1"
+    man = json.loads(r.manifest)
+    assert man["config"] == {
+        "mediaType": "application/vnd.docker.container.image.v1+json",
+        "digest": f"sha256:{cfg_digest}",
+        "size": len(cfg),
+    }
+    assert man["layers"] == [
+        {"mediaType": ollama.MODEL_MEDIA_TYPE, "digest": f"sha256:{'a' * 64}", "size": 1234}
+    ]
+    assert ollama.model_digest(r.manifest.decode()) == "a" * 64
+    # F32 (0) and a value Ollama does not name read as it shows them
+    assert json.loads(ollama.registration(m, "llama", 5, 0).blobs[0][1])["file_type"] == "unknown"
+    assert json.loads(ollama.registration(m, "x", 5, 99).blobs[0][1])["file_type"] == "unknown"
+
+
+def test_architectures_create_renders_itself_get_its_renderer_parser_and_stop_words():
+    m = {"name": "me/g4", "sha256": "b" * 64, "size": 9}
+    r = ollama.registration(m, "gemma4", 10, 15)
+    config = json.loads(r.blobs[0][1])
+    assert (config["renderer"], config["parser"]) == ("gemma4", "gemma4")
+    params_digest, params = r.blobs[1]
+    assert json.loads(params) == {"stop": ["<turn|>"]}
+    layers = json.loads(r.manifest)["layers"]
+    assert layers[1] == {
+        "mediaType": "application/vnd.ollama.image.params",
+        "digest": f"sha256:{params_digest}",
+        "size": len(params),
+    }
+    assert r.manifest_path == "registry.ollama.ai/me/g4/latest"
+    nemo = json.loads(ollama.registration(m, "nemotron_h_moe", 10, 15).blobs[0][1])
+    assert nemo["renderer"] == nemo["parser"] == "nemotron-3-nano"
+
+
+def register(store, args):
+    owner = f"{os.getuid()}:{os.getgid()}"
+    return subprocess.run(
+        ["sh", "-c", scripts.ollama_register(str(store), owner, args)],
+        capture_output=True,
+        text=True,
     )
-    assert "--setenv=OLLAMA_HOST=127.0.0.1:11435" in script
-    assert "--uid=ollama" in script and "--setenv=OLLAMA_NOPRUNE=1" in script
-    assert "trap 'systemctl stop airnode-ollama-seed.service" in script
-    assert "/opt/o/current/bin/ollama create tiny:1 -f /m/tiny_1.Modelfile" in script
-    r = subprocess.run(["sh", "-n", "-c", script])  # POSIX sh syntax (dash on Debian)
-    assert r.returncode == 0
 
 
-def test_modelfile_names_the_bundles_gguf():
-    assert ollama.modelfile("/b/models/x.gguf").endswith("FROM /b/models/x.gguf\n")
-    assert ollama.modelfile_name("me/x:1") == "me_x_1.Modelfile"
+def test_the_register_script_puts_blobs_then_manifests_in_place(tmp_path):
+    regs = [
+        ollama.registration({"name": n, "sha256": "a" * 64, "size": 3}, "llama", 10, 2)
+        for n in ("tiny:1", "me/other")
+    ]
+    r = register(tmp_path, ollama.register_args(regs))
+    assert r.returncode == 0, r.stderr
+    for reg in regs:
+        path = tmp_path / "manifests" / reg.manifest_path
+        assert path.read_bytes() == reg.manifest
+        assert oct(path.stat().st_mode)[-3:] == "644"
+        digest, data = reg.blobs[0]
+        assert (tmp_path / "blobs" / f"sha256-{digest}").read_bytes() == data
+    assert not list(tmp_path.glob(".airnode-register*"))  # the temporary file is gone
+    assert oct((tmp_path / "manifests" / "registry.ollama.ai" / "me").stat().st_mode)[-3:] == "755"
+
+
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        (["blob", "0" * 64, "not that"], "its content has another sha256"),
+        (["manifest", "../../etc/x", "{}"], "bad name ../../etc/x"),
+        (["manifest", "/etc/x", "{}"], "bad name /etc/x"),
+        (["layer", "x/y", "{}"], "unknown kind layer"),
+        (["blob", "0" * 64], "arguments come in threes"),
+    ],
+)
+def test_the_register_script_refuses_what_is_not_a_blob_or_manifest(tmp_path, args, error):
+    (tmp_path / "store").mkdir()
+    r = register(tmp_path / "store", args)
+    assert r.returncode != 0 and error in r.stderr
+    assert not list((tmp_path / "store" / "blobs").iterdir())
+    assert not (tmp_path / "etc").exists() and not (tmp_path / "store" / "manifests").exists()
 
 
 def test_only_directories_airnode_unpacked_are_listed_for_removal(tmp_path):
