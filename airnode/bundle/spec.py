@@ -136,7 +136,7 @@ def parse(data: dict[str, Any]) -> Spec:
                 raise SpecError(
                     f"{section}.image = {image!r}: pin a tag (e.g. "
                     + (
-                        "ghcr.io/ggml-org/llama.cpp:server-b7400)"
+                        "ghcr.io/ggml-org/llama.cpp:server-b10488)"
                         if section == "llama_server"
                         else "ghcr.io/open-webui/open-webui:v0.7.0)"
                     )

@@ -125,9 +125,13 @@ class Client:
         ]
 
     def ollama_generate(self, model: str, prompt: str, max_tokens: int = 16) -> str:
+        """A completion of the prompt as given (`raw`: from Ollama v0.30 a prompt without it is
+        made a chat message and rendered with the GGUF's chat template, which a chat model may
+        answer with blank lines first)."""
         body = {
             "model": model,
             "prompt": prompt,
+            "raw": True,
             "stream": False,
             "options": {"num_predict": max_tokens, "temperature": 0},
         }

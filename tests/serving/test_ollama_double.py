@@ -392,6 +392,8 @@ def test_airnodes_health_check_passes_on_real_answers(server, registered):
     report = check(server.url, ["smollm2:135m", "tiny:1"], "ollama", ready_timeout=10)
     assert report.version == OLLAMA.lstrip("v")
     assert report.samples["smollm2:135m"].strip() and report.samples["tiny:1"].strip()
+    # a completion of the prompt as given (raw): not a chat reply through the GGUF's template
+    assert "Paris" in report.samples["smollm2:135m"]
 
 
 def test_a_file_that_is_not_gguf_fails_after_parsing_gguf(server, ggufs):

@@ -40,7 +40,7 @@ DEFAULTS = node_defaults()  # the model server's settings with Ollama's
 NAMESPACE = DEFAULTS["model_server_namespace"]
 NODE = "airnode-lab"
 IMAGES = {
-    "llama-server": "ghcr.io/ggml-org/llama.cpp:server-b7400",
+    "llama-server": "ghcr.io/ggml-org/llama.cpp:server-b10488",
     "ollama": "docker.io/library/debian:bookworm-slim",
 }
 BOARDS = {"llama-server": "airnode-llama-server", "ollama": "airnode-ollama"}

@@ -19,7 +19,7 @@ from tests.upstream import KP_FIXTURE
 
 DEFAULTS = node_defaults()  # the model server's settings with Ollama's
 
-IMAGE = "ghcr.io/ggml-org/llama.cpp:server-b7400"
+IMAGE = "ghcr.io/ggml-org/llama.cpp:server-b10488"
 WEBUI = {
     "image": "ghcr.io/open-webui/open-webui:v0.7.0",
     "node_port": 31080,
@@ -43,7 +43,7 @@ def llama_docs(open_webui=None, **over):
         node="airnode-lab",
         image=IMAGE,
         backend="llama-server",
-        server_version="server-b7400",
+        server_version="server-b10488",
         uid=999,
         gid=999,
         args=llama_server.server_args(
@@ -279,7 +279,7 @@ def test_open_webui_is_valid_bound_to_its_own_volume_and_points_at_the_server(cr
 @pytest.mark.parametrize(
     "ref,version",
     [
-        ("ghcr.io/ggml-org/llama.cpp:server-b7400", "server-b7400"),
+        ("ghcr.io/ggml-org/llama.cpp:server-b10488", "server-b10488"),
         ("ghcr.io/ggml-org/llama.cpp@sha256:" + "ab" * 32, "sha256-" + "ab" * 6),
         ("127.0.0.1:5000/ggml-org/llama.cpp:server-b0", "server-b0"),
     ],
