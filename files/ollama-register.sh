@@ -11,7 +11,7 @@ store=$1 owner=$2
 shift 2
 tmp=$store/.airnode-register.tmp
 trap 'rm -f -- "$tmp"' EXIT
-mkdir -p -- "$store/blobs"
+[ -d "$store/blobs" ] || { mkdir -m 755 -- "$store/blobs"; chown -- "$owner" "$store/blobs"; }
 while [ $# -ge 3 ]; do
   kind=$1 name=$2 content=$3
   shift 3
