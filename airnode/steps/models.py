@@ -126,8 +126,7 @@ def models():
     if todo:
         regs = [registration(b, m) for m in todo]
         shell.shell(
-            name="Register models with Ollama (config and manifest as `ollama create` writes "
-            "them; the GGUF stays the one blob): " + ", ".join(m["name"] for m in todo),
+            name="Seed models offline: " + ", ".join(m["name"] for m in todo),
             commands=[
                 ollama_register(store, f"{logic.USER}:{logic.USER}", logic.register_args(regs))
             ],

@@ -100,16 +100,17 @@ def pid(node, unit):
     return node.sh(f"systemctl show -p MainPID --value {unit}").strip()
 
 
-def test_a_first_deploy_killed_at_four_points_still_completes(node, life):
-    # each run is cut where the previous one would have gone on; the next one picks up
+def test_a_first_deploy_killed_at_three_points_still_completes(node, life):
+    # each run is cut where the previous one would have gone on; the next one picks up (the
+    # models' seeding is no longer one: its files are each written whole and renamed, and a
+    # cut upload's resume has its own test)
     killed(node, life, "Offline bundle | Upload kube-prometheus", delay=0.3)
     killed(node, life, "containerd | Restart containerd")
-    killed(node, life, "Models (seeded offline) | Seed models offline", delay=2)
     killed(node, life, "Model server (StatefulSet) | Wait for the rollout")
-    done = run(node, life, label="deploy after four cut runs")
+    done = run(node, life, label="deploy after three cut runs")
     assert done.rc == 0, done.stderr[-3000:]
     assert "healthy, 1 model(s) listed" in done.stderr
-    assert run(node, life, label="deploy after four cut runs: second pass").changed == []
+    assert run(node, life, label="deploy after three cut runs: second pass").changed == []
     assert (
         node.sh("systemctl is-active containerd k0scontroller airnode-zram").split()
         == ["active"] * 3
