@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from airnode import lab
+from airnode import lab, ollama
 from airnode.bundle.manifest import human
 from airnode.paths import ROOT
 from tests.conftest import TIMINGS
@@ -170,8 +170,15 @@ def test_models_are_in_the_store_in_ollamas_layout_with_the_bundles_digests(node
         blob = h.file(f"/var/lib/airnode/models/blobs/sha256-{digest}")
         assert blob.size == len(bundles["ggufs"][name]) and blob.user == "ollama"
         assert node.sh(f"sha256sum {blob.path}").split()[0] == digest
-        # Ollama made the blob airnode placed the model's layer, as it was (NewLayerFromLayer)
-        assert layer["from"] == blob.path
+        # airnode registered the blob it placed as the model's layer, as it is (no "from":
+        # that is create's record of a source path), and the config blob is there
+        assert layer == {"mediaType": ollama.MODEL_MEDIA_TYPE, "digest": f"sha256:{digest}",
+                         "size": blob.size}  # fmt: skip
+        config = m["config"]["digest"].replace(":", "-")
+        assert (
+            json.loads(node.sh(f"cat /var/lib/airnode/models/blobs/{config}"))["model_format"]
+            == "gguf"
+        )
 
 
 def test_each_model_is_stored_once_on_the_node(node, bundles):
