@@ -6,13 +6,13 @@ import shlex
 
 from pyinfra.api import FactBase
 
-from airnode import preflight, swap
+from airnode import gpu, preflight, swap
 from airnode.preflight import REQUIRED_MODULES
 
 
 class HostProfile(FactBase):
     """Everything preflight needs, in one remote command: arch, kernel, init, memory,
-    module availability and /etc/os-release."""
+    module availability, /etc/os-release and NVIDIA GPUs (airnode/gpu.py)."""
 
     def command(self, modules=REQUIRED_MODULES):
         mods = " ".join(shlex.quote(m) for m in modules)
@@ -27,7 +27,8 @@ class HostProfile(FactBase):
             "elif [ -d /sys/module/$m ]; then s=builtin; "
             "elif modinfo $m >/dev/null 2>&1; then s=available; else s=missing; fi; "
             "echo module:$m $s; done; "
-            "sed 's/^/os-release:/' /etc/os-release 2>/dev/null || true"
+            "sed 's/^/os-release:/' /etc/os-release 2>/dev/null; "
+            f"{gpu.READ}; true"
         )
 
     def process(self, output):

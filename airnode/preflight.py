@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from airnode import gpu
+
 SUPPORTED_ARCHES = ("x86_64", "aarch64")
 SUPPORTED_FAMILIES = ("debian", "ubuntu")
 REQUIRED_MODULES = ("zram", "br_netfilter", "overlay")
@@ -26,6 +28,7 @@ class HostFacts:
         default_factory=dict
     )  # name -> loaded|builtin|available|missing
     tools: dict[str, str] = field(default_factory=dict)  # command -> path, for those present
+    gpus: gpu.GpuFacts = field(default_factory=gpu.GpuFacts)  # NVIDIA GPUs, airnode/gpu.py
 
 
 def parse_os_release(lines: list[str]) -> dict[str, str]:
@@ -102,8 +105,11 @@ def parse_profile(lines: list[str]) -> HostFacts:
     modules: dict[str, str] = {}
     tools: dict[str, str] = {}
     os_lines: list[str] = []
+    gpu_lines: list[str] = []
     for line in lines:
-        if line.startswith("os-release:"):
+        if line.startswith("gpu-"):
+            gpu_lines.append(line)
+        elif line.startswith("os-release:"):
             os_lines.append(line[len("os-release:") :])
         elif line.startswith("module:"):
             modules.update(parse_module_states([line[len("module:") :]]))
@@ -126,4 +132,5 @@ def parse_profile(lines: list[str]) -> HostFacts:
         memory_kb=mem_kb,
         modules=modules,
         tools=tools,
+        gpus=gpu.parse(gpu_lines),
     )

@@ -109,6 +109,15 @@ DEFAULTS = declare(
             pattern(r"[0-9]+(\.[0-9]+)?|[0-9]+m", "a CPU quantity like 1, 0.5 or 500m"),
             "the pod's CPU request",
         ),
+        "model_server_gpus": Setting(
+            0,
+            integer(ge=0, le=16),
+            (
+                "NVIDIA GPUs for the model server; 0 = CPU only. Preflight checks the host's "
+                "GPUs and driver (docs/gpu.md); serving on them is not built yet, so a value "
+                "above 0 stops the run after those checks"
+            ),
+        ),
         "model_server_memory_request": Setting(
             "auto",
             Rule(

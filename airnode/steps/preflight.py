@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyinfra import host, logger
 from pyinfra.api import deploy
 
-from airnode import config, sizing, swap
+from airnode import config, gpu, sizing, swap
 from airnode import ollama as ollamalogic
 from airnode.config import Setting, integer
 from airnode.paths import ROOT
@@ -113,6 +113,7 @@ def preflight():
     _prefetch(values)
     facts = profile()
     problems += check_host(facts, values["preflight_min_memory_mb"], values["zram_swappiness"])
+    problems += gpu_problems(values["model_server_gpus"], facts.gpus)
     problems += cross_checks(values)
     zram_swaps = [
         sw.name for sw in swap.parse_proc_swaps(remote(PROC_SWAPS).splitlines()) if sw.is_zram
@@ -132,10 +133,25 @@ def preflight():
             f"{host.name} cannot become an airnode node; nothing was changed:\n  - "
             + "\n  - ".join(problems)
         )
+    gpus = gpu.describe(facts.gpus)
     host.noop(
         f"{facts.arch}, {facts.os_release.get('PRETTY_NAME', '?')}, "
-        f"kernel {facts.kernel}, {facts.memory_mb} MiB: supported"
+        f"kernel {facts.kernel}, {facts.memory_mb} MiB{', ' + gpus if gpus else ''}: supported"
     )
+
+
+def gpu_problems(requested: int, facts: gpu.GpuFacts) -> list[str]:
+    """The host's GPUs against model_server_gpus (airnode/gpu.py); then, until serving on GPUs
+    is built (issue 18: the NVIDIA Container Toolkit, the device plugin), a request that passes
+    is refused rather than quietly served on the CPU."""
+    problems = gpu.problems(requested, facts)
+    if requested and not problems:
+        problems.append(
+            f"model_server_gpus = {requested}: this host's GPUs pass the checks "
+            f"({gpu.describe(facts)}), but airnode does not serve on GPUs yet (the NVIDIA "
+            "Container Toolkit and device plugin are to come): set model_server_gpus = 0"
+        )
+    return problems
 
 
 def open_webui_admin_problems(values: dict) -> list[str]:
