@@ -132,18 +132,19 @@ def models_to_seed(
     manifest without that GGUF among its layers or naming a blob the store lacks (Ollama
     answers "model not found" without its config blob), or the GGUF's blob missing/short."""
     short = blobs_missing(models, blobs)
-
-    def whole(text: str | None) -> bool:  # a manifest without config: GetModel reads none
-        cfg = config_digest(text)
-        return all(blob_file(d) in blobs for d in layer_digests(text) | ({cfg} if cfg else set()))
-
-    return [
-        m
-        for m in models
-        if m in short
-        or m["sha256"] not in layer_digests(manifests.get(m["name"]))
-        or not whole(manifests.get(m["name"]))
-    ]
+    out = []
+    for m in models:
+        text = manifests.get(m["name"])
+        layers = layer_digests(text)
+        cfg = config_digest(text)  # a manifest without one: GetModel reads none
+        needed = (layers | {cfg}) if cfg else layers
+        if (
+            m in short
+            or m["sha256"] not in layers
+            or any(blob_file(d) not in blobs for d in needed)
+        ):
+            out.append(m)
+    return out
 
 
 def store_listing_command(store: str, names: list[str]) -> str:

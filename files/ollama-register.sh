@@ -11,7 +11,10 @@ store=$1 owner=$2
 shift 2
 tmp=$store/.airnode-register.tmp
 trap 'rm -f -- "$tmp"' EXIT
-[ -d "$store/blobs" ] || { mkdir -m 755 -- "$store/blobs"; chown -- "$owner" "$store/blobs"; }
+owned_dir() {  # a directory this script makes is OWNER's, mode 755; one already there is kept
+  [ -d "$1" ] || { mkdir -m 755 -- "$1"; chown -- "$owner" "$1"; }
+}
+owned_dir "$store/blobs"
 while [ $# -ge 3 ]; do
   kind=$1 name=$2 content=$3
   shift 3
@@ -26,7 +29,7 @@ while [ $# -ge 3 ]; do
       dest=$store/blobs/sha256-$name ;;
     manifest)
       dir=$store/manifests
-      [ -d "$dir" ] || { mkdir -m 755 -- "$dir"; chown -- "$owner" "$dir"; }
+      owned_dir "$dir"
       old_ifs=$IFS
       IFS=/
       # the path's parts, split on / (names were checked: no spaces, no globs)
@@ -34,7 +37,7 @@ while [ $# -ge 3 ]; do
       set -f
       for part in ${name%/*}; do
         dir=$dir/$part
-        [ -d "$dir" ] || { mkdir -m 755 -- "$dir"; chown -- "$owner" "$dir"; }
+        owned_dir "$dir"
       done
       set +f
       IFS=$old_ifs
