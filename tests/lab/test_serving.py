@@ -48,9 +48,9 @@ def bundles(tmp_path_factory):
     with Registry(work / "registry") as reg:
         ref = reg.push_layout(busybox_layout(work / "layout", tag="1"), "1", "airnode/busybox:1")
         # the first two at airnode's former pin (a .tgz), the third at today's (.tar.zst)
-        for which, models, version in (("first", two, FORMER), ("more", ggufs, FORMER)):
+        for which, models in (("first", two), ("more", ggufs)):
             out[which] = make_runtime_bundle(
-                work / which, ref, reg.host, ollama=version, models=models
+                work / which, ref, reg.host, ollama=FORMER, models=models
             )
         out["zst"] = make_runtime_bundle(work / "zst", ref, reg.host, models=ggufs)
     out["dirs"] = {k: work / k for k in ("first", "more", "zst")}
