@@ -20,7 +20,7 @@ from airnode import record as logic
 from airnode import swap
 from airnode.config import Setting, integer, one_of
 from airnode.facts import NumberedLines
-from airnode.steps._common import declare, settings
+from airnode.steps._common import declare, script, settings
 from airnode.steps.bundle import DEFAULTS as BUNDLE_DEFAULTS
 from airnode.steps.containerd import STATIC_MARK
 from airnode.steps.kernel import MODULES
@@ -143,13 +143,7 @@ def remove_k0s():
         name=f"k0s stop and k0s reset (up to {n} attempts while mounts are busy)",
         commands=[
             f"{k0slogic.BINARY} stop 2>/dev/null || true",
-            # the CRI socket: without it k0s reset cleans up its own bundled
-            # containerd, not the system one the pods ran on
-            f"for i in $(seq {n}); do {k0slogic.BINARY} reset "
-            f"--cri-socket={k0slogic.CRI_SOCKET} --config={k0slogic.CONFIG} && exit 0; "
-            'echo "k0s reset failed (attempt $i): retrying" >&2; sleep 5; done; '
-            f"echo 'k0s reset failed {n} times: see the mounts under /var/lib/k0s' >&2; "
-            "exit 1",
+            script("k0s-reset.sh", k0slogic.BINARY, k0slogic.CRI_SOCKET, k0slogic.CONFIG, str(n)),
         ],
     )
     server.shell(

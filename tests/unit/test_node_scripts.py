@@ -157,3 +157,37 @@ def test_place_files_renames_nothing_when_one_is_bad_and_removes_the_partials(tm
 def test_place_files_refuses_a_name_outside_its_directory(tmp_path, name):
     r = run("place-files.sh", str(tmp_path), "0:0", "644", f"{'0' * 64}={name}")
     assert r.returncode == 2 and "bad name" in r.stderr
+
+
+def test_k0s_reset_is_retried_while_it_fails_then_fails_naming_the_mounts(tmp_path):
+    # a fake k0s failing its first $FAILS resets (mounts busy), logging each call's arguments
+    k0s = tmp_path / "k0s"
+    k0s.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {tmp_path}/calls\n'
+        f'n=$(wc -l < {tmp_path}/calls); [ "$n" -gt "$FAILS" ]\n'
+    )
+    k0s.chmod(0o755)
+    args = ("k0s-reset.sh", str(k0s), "unix:///run/containerd/containerd.sock", "/etc/k0s/k0s.yaml")
+
+    def reset(attempts: str, fails: int) -> subprocess.CompletedProcess:
+        (tmp_path / "calls").unlink(missing_ok=True)
+        return subprocess.run(
+            ["sh", "-c", (FILES / "k0s-reset.sh").read_text(), *args, attempts, "0"],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", "FAILS": str(fails)},
+            check=False,
+        )
+
+    r = reset("3", 2)
+    assert r.returncode == 0, r.stderr
+    assert (
+        calls(k0s)
+        == ["reset --cri-socket=unix:///run/containerd/containerd.sock --config=/etc/k0s/k0s.yaml"]
+        * 3
+    )
+    assert "k0s reset failed (attempt 2 of 3): retrying" in r.stderr
+    r = reset("3", 3)
+    assert r.returncode == 1 and len(calls(k0s)) == 3
+    assert "k0s reset failed 3 times: see the mounts under /var/lib/k0s" in r.stderr
