@@ -82,6 +82,15 @@ def deb_version(file: str) -> tuple[str, str]:
     return parts[0], parts[1]
 
 
+def dpkg_status_command(names: list[str]) -> str:
+    """What dpkg knows of these packages (parse_dpkg_status reads it); nothing for unknown ones."""
+    return (
+        "dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\\n' "
+        + " ".join(shlex.quote(n) for n in names)
+        + " 2>/dev/null || true"
+    )
+
+
 def parse_dpkg_status(lines: list[str]) -> dict[str, str]:
     """`dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\\n'` -> installed versions."""
     out = {}

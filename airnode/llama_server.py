@@ -86,6 +86,7 @@ def server_args(
     context_length: int,
     parallel: int,
     threads: int = 0,
+    gpus: int = 0,
     extra: list[str] | tuple[str, ...] = (),
 ) -> list[str]:
     """llama-server's arguments. context_length is per slot, as for Ollama: llama-server's
@@ -108,6 +109,10 @@ def server_args(
     ]
     if threads:
         args += ["--threads", str(threads)]
+    if gpus:
+        # every layer in VRAM (b10488's default is `auto`: as many as fit, the rest on the CPU,
+        # which would serve slowly without saying so), split by layer across the GPUs
+        args += ["--n-gpu-layers", "all"]
     return args + [str(a) for a in extra]
 
 

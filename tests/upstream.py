@@ -206,6 +206,76 @@ def make_bundle(dest: Path) -> dict:
 
 
 K0S_DOUBLE = Path(__file__).resolve().parent / "doubles" / "k0s"
+TOOLKIT_DOUBLE = Path(__file__).resolve().parent / "doubles" / "nvidia-container-toolkit"
+TOOLKIT = "1.20.0"  # the NVIDIA Container Toolkit version the tests' repository publishes
+
+
+def toolkit_debs(dest: Path, version: str = TOOLKIT) -> dict[str, Path]:
+    """Stand-ins for the NVIDIA Container Toolkit's four .debs (nothing of NVIDIA's can be had
+    here), built with dpkg-deb: the real package names, Debian versions and Depends
+    (NVIDIA/nvidia-container-toolkit v1.20.0 packaging/debian/control; libnvidia-container's
+    own for the two libnvidia-container packages), and in nvidia-container-toolkit-base (whose
+    .install puts nvidia-container-runtime in /usr/bin) the stand-in runtime."""
+    import subprocess
+    import tempfile
+
+    v = f"{version}-1"
+    depends = {
+        "libnvidia-container1": "libc6, libcap2, libseccomp2",
+        "libnvidia-container-tools": f"libnvidia-container1 (>= {v}), libc6",
+        "nvidia-container-toolkit-base": "",
+        "nvidia-container-toolkit": (
+            f"nvidia-container-toolkit-base (= {v}), libnvidia-container-tools (= {v}), "
+            "libnvidia-container-tools (<< 2.0.0)"
+        ),
+    }
+    out = {}
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, deps in depends.items():
+        with tempfile.TemporaryDirectory() as d:
+            root = Path(d)
+            root.chmod(0o755)  # the package's "./": what dpkg would give "/"
+            (root / "DEBIAN").mkdir()
+            control = f"Package: {name}\nVersion: {v}\nArchitecture: amd64\n"
+            control += f"Depends: {deps}\n" if deps else ""
+            control += "Maintainer: airnode tests\nDescription: stand-in (tests/doubles)\n"
+            (root / "DEBIAN" / "control").write_text(control)
+            doc = root / "usr/share/doc" / name
+            doc.mkdir(parents=True)
+            (doc / "README.airnode").write_text("a stand-in built by tests/upstream.py\n")
+            if name == "nvidia-container-toolkit-base":
+                (root / "usr/bin").mkdir(parents=True)
+                runtime = root / "usr/bin/nvidia-container-runtime"
+                runtime.write_bytes((TOOLKIT_DOUBLE / "nvidia-container-runtime").read_bytes())
+                runtime.chmod(0o755)
+            deb = dest / f"{name}_{v}_amd64.deb"
+            subprocess.run(
+                ["dpkg-deb", "--root-owner-group", "-b", "-Zxz", d, str(deb)],
+                check=True,
+                capture_output=True,
+            )
+            out[name] = deb
+    return out
+
+
+def nvidia_repo(server: FixtureServer, debs: dict[str, Path], arch: str = "amd64") -> str:
+    """NVIDIA's flat apt repository layout on the fixture server (stable/deb/<arch>/Packages,
+    each stanza's Filename ./<file>, with Size and SHA256): returns the source URL."""
+    stanzas = []
+    for name, deb in debs.items():
+        data = deb.read_bytes()
+        version = deb.name.split("_")[1]
+        server.files[f"/nvidia/stable/deb/{arch}/{deb.name}"] = data
+        stanzas.append(
+            f"Package: {name}\nArchitecture: {arch}\nVersion: {version}\n"
+            f"Filename: ./{deb.name}\nSize: {len(data)}\n"
+            f"MD5sum: {hashlib.md5(data).hexdigest()}\nSHA256: {sha(data)}\n"
+            "Description: stand-in\n continued description line\n"
+        )
+    server.files[f"/nvidia/stable/deb/{arch}/Packages"] = "\n".join(stanzas).encode()
+    return server.url + "/nvidia"
+
+
 DEBS_CACHE = Path(os.environ.get("AIRNODE_CACHE", Path.home() / ".cache" / "airnode")) / "debs"
 
 

@@ -19,6 +19,7 @@ from urllib.parse import urljoin
 import requests
 from tqdm import tqdm
 
+from airnode import nvidia
 from airnode.bundle import images as imagelib
 from airnode.bundle import manifest
 from airnode.bundle.spec import Artifact, Spec, parse_checksums
@@ -210,7 +211,7 @@ class Fetcher:
                 raise FetchError(f"{a.file}: {a.checksum_name} is not listed in {a.checksum_url}")
             return sums[a.checksum_name], a.checksum_url.rsplit("/", 1)[1]
         if a.sha256:
-            return a.sha256, "sha256 pinned in spec"
+            return a.sha256, a.verified_by
         return None, "none: pin its sha256 in the spec"
 
     def fetch_artifact(self, a: Artifact, root: Path, previous: dict[str, dict]) -> dict:
@@ -297,6 +298,36 @@ class Fetcher:
         )
 
 
+def toolkit_artifacts(spec: Spec, fetcher: Fetcher) -> list[Artifact]:
+    """[nvidia]: the NVIDIA Container Toolkit's .debs at the spec's version, as NVIDIA's apt
+    repository lists them (its Packages index for the spec's arch: Filename, SHA256)."""
+    if not spec.nvidia:
+        return []
+    url = nvidia.index_url(spec.sources["nvidia_apt"], spec.arch)
+    try:
+        found = nvidia.pick(
+            nvidia.parse_packages(fetcher.text(url)),
+            spec.nvidia["toolkit_version"],
+            spec.arch,
+            url,
+        )
+    except nvidia.RepoError as e:
+        raise FetchError(f"nvidia.toolkit_version: {e}") from None
+    base = url.rsplit("/", 1)[0]
+    return [
+        Artifact(
+            "nvidia-deb",
+            p["package"],
+            p["version"],
+            f"nvidia/debs/{p['filename'].rsplit('/', 1)[-1]}",
+            f"{base}/{p['filename']}",
+            sha256=p["sha256"],
+            verified_by="SHA256 in NVIDIA's apt Packages index",
+        )
+        for p in found
+    ]
+
+
 def derive_images(spec: Spec, root: Path, entries: list[dict]) -> dict[str, list[str]]:
     by_kind = {e["kind"]: e for e in entries}
     out = {
@@ -305,6 +336,8 @@ def derive_images(spec: Spec, root: Path, entries: list[dict]) -> dict[str, list
             | {imagelib.normalize(i) for i in spec.extra_images}
         )
     }
+    if spec.nvidia:
+        out["nvidia"] = [imagelib.normalize(spec.nvidia["device_plugin_image"])]
     if "kube-prometheus" in by_kind:
         out["kube-prometheus"] = imagelib.images_in_kube_prometheus_tarball(
             root / by_kind["kube-prometheus"]["file"]
@@ -328,7 +361,7 @@ def fetch(spec: Spec, root: Path, with_images: bool = True, fetcher: Fetcher | N
     except manifest.ManifestError:
         previous = {}
     entries = []
-    for a in artifacts(spec):
+    for a in artifacts(spec) + toolkit_artifacts(spec, fetcher):
         entries.append(fetcher.fetch_artifact(a, root, previous))
     derived = derive_images(spec, root, entries)
     if with_images:

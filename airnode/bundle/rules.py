@@ -23,6 +23,7 @@ KINDS = (
     "containerd-unit",
     "runc",
     "deb",
+    "nvidia-deb",
     "model",
     "image",
 )
@@ -39,6 +40,7 @@ VERSIONS = {
     "runc": (rf"v?{SEMVER}", "a runc version like 1.3.0"),
     # Debian policy 5.6.12: [epoch:]upstream[-revision]; ':' only after the epoch
     "deb": (r"([0-9]{1,4}:)?[0-9][A-Za-z0-9.+~-]{0,63}", "a Debian version like 1.6.20~ds1-1"),
+    "nvidia-deb": (r"([0-9]{1,4}:)?[0-9][A-Za-z0-9.+~-]{0,63}", "a Debian version like 1.20.1-1"),
     "model": (r"|[A-Za-z0-9_][A-Za-z0-9._-]{0,127}", "empty or a tag (letters, digits, . _ -)"),
     "image": (r"|[A-Za-z0-9_][A-Za-z0-9._-]{0,127}", "empty or an image tag"),
 }
@@ -51,6 +53,7 @@ NAMES = {
         "an Ollama model name like smollm2:135m or team/model:tag",
     ),
     "deb": (r"[a-z0-9][a-z0-9.+-]{1,63}", "a Debian package name"),
+    "nvidia-deb": (r"[a-z0-9][a-z0-9.+-]{1,63}", "a Debian package name"),
 }
 OTHER_NAME = (r"[A-Za-z0-9][A-Za-z0-9 ._+-]{0,63}", "letters, digits, spaces, '.', '_', '+', '-'")
 # the OCI distribution reference grammar (distribution/reference regexp.go), lowercase

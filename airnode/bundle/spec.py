@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from airnode import nvidia
 from airnode.bundle import rules
 from airnode.serving import webui
 
@@ -18,6 +19,7 @@ UNAME_TO_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 DEFAULT_SOURCES = {
     "github": "https://github.com",
     "github_raw": "https://raw.githubusercontent.com",
+    "nvidia_apt": nvidia.APT_SOURCE,
 }
 
 
@@ -28,14 +30,15 @@ class SpecError(ValueError):
 @dataclass(frozen=True)
 class Artifact:
     kind: str  # k0s, k0s-airgap, ollama, kube-prometheus, containerd, runc,
-    # containerd-unit, deb, model, image
+    # containerd-unit, deb, nvidia-deb, model, image
     name: str
     version: str
     file: str  # path inside the bundle directory
     url: str | None = None  # None for images (fetched with skopeo)
     checksum_url: str | None = None  # upstream checksum file (sha256sum format)
     checksum_name: str | None = None  # the name to look up in it
-    sha256: str | None = None  # pinned in the spec
+    sha256: str | None = None  # pinned in the spec (or read from an apt index)
+    verified_by: str = "sha256 pinned in spec"  # what vouches for sha256
 
 
 @dataclass
@@ -51,6 +54,8 @@ class Spec:
     models: list[dict[str, str]] = field(default_factory=list)
     extra_images: list[str] = field(default_factory=list)
     insecure_registries: tuple[str, ...] = ()
+    # [nvidia]: {"toolkit_version", "device_plugin_image"} for GPU nodes, empty otherwise
+    nvidia: dict[str, str] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -93,7 +98,9 @@ SECTIONS = (
     "insecure_registries",
     "llama_server",
     "open_webui",
+    "nvidia",
 )
+NVIDIA_KEYS = ("toolkit_version", "device_plugin_image")
 
 
 def _strict(where: str, check, *args) -> None:
@@ -120,7 +127,7 @@ def parse(data: dict[str, Any]) -> Spec:
     for section in ("k0s", "containerd", "kube_prometheus", "model_server"):
         if not isinstance(data.get(section), dict):
             raise SpecError(f"[{section}] table is missing")
-    for section in ("ollama", "llama_server", "open_webui"):
+    for section in ("ollama", "llama_server", "open_webui", "nvidia"):
         if section in data and not isinstance(data[section], dict):
             raise SpecError(f"[{section}] must be a table")
     if "ollama" not in data and "llama_server" not in data:
@@ -145,6 +152,19 @@ def parse(data: dict[str, Any]) -> Spec:
             if section == "open_webui" and (problem := webui.image_problem(image)):
                 raise SpecError(problem)
             optional_images[section] = image
+    gpu = {}
+    if "nvidia" in data:
+        for key in data["nvidia"]:
+            if key not in NVIDIA_KEYS:
+                raise SpecError(f"nvidia.{key}: no such key (one of {', '.join(NVIDIA_KEYS)})")
+        toolkit = _need(data["nvidia"], "toolkit_version", "nvidia")
+        if not nvidia.valid_version(toolkit):
+            raise SpecError(
+                f"nvidia.toolkit_version = {toolkit!r} is not allowed: {nvidia.VERSION_ALLOWED}"
+            )
+        plugin = data["nvidia"].get("device_plugin_image", nvidia.DEVICE_PLUGIN_IMAGE)
+        _strict("nvidia.device_plugin_image", rules.image_ref, plugin)
+        gpu = {"toolkit_version": toolkit, "device_plugin_image": plugin}
     containerd = dict(data["containerd"])
     source = containerd.get("source", "static")
     if source not in ("static", "debian"):
@@ -203,6 +223,7 @@ def parse(data: dict[str, Any]) -> Spec:
         extra_images=list(data.get("images", []))
         + [optional_images[k] for k in sorted(optional_images)],
         insecure_registries=tuple(data.get("insecure_registries", [])),
+        nvidia=gpu,
         raw=data,
     )
     _strict("k0s.version", rules.version, "k0s", spec.k0s)

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from airnode import nvidia
 from airnode.render import render
 from airnode.serving import webui
 
@@ -36,13 +37,17 @@ def model_server_text(
     cpu_request: str = "1",
     memory_request: str = "2Gi",
     open_webui: dict[str, Any] | None = None,
+    gpus: int = 0,
+    device_plugin_image: str = "",
 ) -> str:
     """The model server's manifests as one multi-document YAML text (what is applied).
     backend "ollama": ``env`` is the OLLAMA_* environment (airnode.ollama.server_env),
     ``ollama_dir`` the version's own directory, so that a new version rolls the pod.
     backend "llama-server": ``args`` are llama-server's (airnode.llama_server.server_args),
     ``image`` llama.cpp's server image. ``open_webui``: None, or {image, node_port, data_dir,
-    store_size, admin_email} to add Open WebUI in front of the server."""
+    store_size, admin_email} to add Open WebUI in front of the server. ``gpus``: NVIDIA GPUs the
+    server asks for (with containerd's nvidia runtime class); then the RuntimeClass and the
+    device plugin (``device_plugin_image``) come first."""
     if backend not in PORTS:
         raise ValueError(f"model_server = {backend!r}: one of {', '.join(PORTS)}")
     from airnode import llama_server
@@ -68,7 +73,25 @@ def model_server_text(
         cpu_request=cpu_request,
         memory_request=memory_request,
         k8s_version=K8S_VERSION,
+        gpus=gpus,
+        runtime_class=nvidia.RUNTIME,
+        driver_capabilities=nvidia.DRIVER_CAPABILITIES,
+        gpu_resource=nvidia.RESOURCE,
     )
+    if gpus:
+        if not device_plugin_image:
+            raise ValueError("gpus > 0 needs the device plugin's image")
+        text = (
+            render(
+                "nvidia-device-plugin.yaml.j2",
+                image=device_plugin_image,
+                runtime_class=nvidia.RUNTIME,
+                host_dir=nvidia.DEVICE_PLUGINS_DIR,
+                resource=nvidia.RESOURCE,
+            )
+            + "---\n"
+            + text
+        )
     if open_webui:
         text += "---\n" + render(
             "open-webui.yaml.j2",

@@ -11,7 +11,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import server, systemd
 
 from airnode import containerd as logic
-from airnode import restart
+from airnode import nvidia, restart
 from airnode.bundle import unpack
 from airnode.config import Rule, Setting, one_of
 from airnode.render import render
@@ -30,6 +30,7 @@ from airnode.steps._common import (
     running_and_enabled,
     service_read,
     service_state,
+    setting,
     settings,
 )
 
@@ -69,12 +70,9 @@ UNIT = "containerd.service"
 STATIC_MARK_READ = f"cat {STATIC_MARK} 2>/dev/null || true"
 
 
-def dpkg_command(b: bundle.Bundle) -> str:
-    names = sorted({logic.deb_version(d["file"])[0] for d in b.artifacts("deb")})
-    return (
-        "dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\\n' "
-        + " ".join(shlex.quote(n) for n in names)
-        + " 2>/dev/null || true"
+def dpkg_command(b: bundle.Bundle, kind: str = "deb") -> str:
+    return logic.dpkg_status_command(
+        sorted({logic.deb_version(d["file"])[0] for d in b.artifacts(kind)})
     )
 
 
@@ -83,12 +81,42 @@ def reads(b: bundle.Bundle | None) -> list[str]:
         return []
     return [
         dpkg_command(b) if b.artifacts("deb") else "",
+        dpkg_command(b, "nvidia-deb") if toolkit(b) else "",
         STATIC_MARK_READ,
         applied_command("containerd"),
         file_state_read(CONFIG),
         service_read(UNIT),
         *[service_read(u) for u in logic.CONFLICTING_UNITS],
     ]
+
+
+def toolkit(b: bundle.Bundle) -> list[dict]:
+    """The NVIDIA Container Toolkit's .debs, when the model server asks for GPUs (preflight has
+    checked the bundle holds them)."""
+    return b.artifacts("nvidia-deb") if setting("model_server_gpus") else []
+
+
+def install_toolkit(b: bundle.Bundle):
+    """The toolkit's .debs not installed at their version, with dpkg (offline); the packages
+    absent before are recorded first (nvidia.INSTALLED: teardown purges those only)."""
+    debs = toolkit(b)
+    if not debs:
+        return None
+    installed = logic.parse_dpkg_status(remote(dpkg_command(b, "nvidia-deb")).splitlines())
+    todo = logic.debs_to_install([d["file"] for d in debs], installed)
+    if not todo:
+        return None
+    absent = sorted({logic.deb_version(d["file"])[0] for d in debs} - set(installed))
+    return server.shell(
+        name="Install the NVIDIA Container Toolkit: "
+        + ", ".join(" ".join(logic.deb_version(f)) for f in todo),
+        commands=[
+            *([nvidia.record_installed_command(absent)] if absent else []),
+            "DEBIAN_FRONTEND=noninteractive dpkg --configure -a",
+            "DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold "
+            + " ".join(shlex.quote(f"{b.remote}/{f}") for f in todo),
+        ],
+    )
 
 
 def disk_needs(b: bundle.Bundle) -> list[Need]:
@@ -168,23 +196,33 @@ def containerd():
                 ),
             )
 
+    gpu_install = install_toolkit(b)
+    gpu_debs = toolkit(b)
+    if gpu_debs:
+        installed_identity += " nvidia " + " ".join(sorted(d["sha256"] for d in gpu_debs))
     try:
         sandbox = logic.sandbox_image(
             s["containerd_sandbox_image"], b.data.get("images", {}).get("k0s", [])
         )
     except ValueError as e:
         raise AirnodeError(f"{host.name}: {e}") from None
-    values = dict(version=version, sandbox_image=sandbox, cni_bin_dir="/opt/cni/bin")
+    values = dict(
+        version=version,
+        sandbox_image=sandbox,
+        cni_bin_dir="/opt/cni/bin",
+        nvidia_runtime=nvidia.RUNTIME_BINARY if gpu_debs else "",
+    )
     put_rendered(
         logic.config_template(version),
         CONFIG,
-        name="containerd config (CRI, SystemdCgroup)",
+        name="containerd config (CRI, SystemdCgroup" + (", nvidia runtime)" if gpu_debs else ")"),
         **values,
     )
     # Restart when what containerd runs with (its install and config) is not what it last
     # started with, whether this run changed it or a cut run left the restart undone.
     want = digest(render(logic.config_template(version), **values), installed_identity)
-    if restart.decide(want, applied_on_node("containerd"), changed=install is not None).restart:
+    changed = install is not None or gpu_install is not None
+    if restart.decide(want, applied_on_node("containerd"), changed=changed).restart:
         server.shell(
             name="Restart containerd (installed or config changed)",
             commands=[

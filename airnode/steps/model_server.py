@@ -285,6 +285,14 @@ def spec_image(b: bundle.Bundle, section: str, what: str) -> str:
     return imagelib.normalize(image)
 
 
+def device_plugin_image(s: dict, b: bundle.Bundle) -> str:
+    """NVIDIA's device plugin image from the bundle ("" without GPUs; preflight has checked
+    that a bundle for GPUs holds one)."""
+    if not s["model_server_gpus"]:
+        return ""
+    return (b.data.get("images", {}).get("nvidia") or [""])[0]
+
+
 def server_image(b: bundle.Bundle) -> str:
     return spec_image(b, "model_server", "model server")
 
@@ -369,6 +377,8 @@ def _render_text(s: dict, b: bundle.Bundle, node: str, store: str) -> str:
         node_port=s["model_server_node_port"],
         cpu_request=s["model_server_cpu_request"],
         memory_request=memory_request(s, b),
+        gpus=s["model_server_gpus"],
+        device_plugin_image=device_plugin_image(s, b),
     )
     if s["open_webui"]:
         common["open_webui"] = {
@@ -387,6 +397,7 @@ def _render_text(s: dict, b: bundle.Bundle, node: str, store: str) -> str:
             context_length=s["llama_server_context_length"],
             parallel=s["llama_server_parallel"],
             threads=s["llama_server_threads"],
+            gpus=s["model_server_gpus"],
             extra=s["llama_server_extra_args"],
         )
         text = manifests.model_server_text(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyinfra import host, logger
 from pyinfra.api import deploy
 
-from airnode import config, gpu, sizing, swap
+from airnode import config, gpu, nvidia, sizing, swap
 from airnode import ollama as ollamalogic
 from airnode.config import Setting, integer
 from airnode.paths import ROOT
@@ -113,7 +113,7 @@ def preflight():
     _prefetch(values)
     facts = profile()
     problems += check_host(facts, values["preflight_min_memory_mb"], values["zram_swappiness"])
-    problems += gpu_problems(values["model_server_gpus"], facts.gpus)
+    problems += gpu_problems(values, facts.gpus)
     problems += cross_checks(values)
     zram_swaps = [
         sw.name for sw in swap.parse_proc_swaps(remote(PROC_SWAPS).splitlines()) if sw.is_zram
@@ -140,17 +140,21 @@ def preflight():
     )
 
 
-def gpu_problems(requested: int, facts: gpu.GpuFacts) -> list[str]:
-    """The host's GPUs against model_server_gpus (airnode/gpu.py); then, until serving on GPUs
-    is built (issue 18: the NVIDIA Container Toolkit, the device plugin), a request that passes
-    is refused rather than quietly served on the CPU."""
+def gpu_problems(values: dict, facts: gpu.GpuFacts) -> list[str]:
+    """The host's GPUs against model_server_gpus (airnode/gpu.py), then what the bundle must
+    hold to serve on them (airnode/nvidia.py)."""
+    requested = values["model_server_gpus"]
     problems = gpu.problems(requested, facts)
-    if requested and not problems:
-        problems.append(
-            f"model_server_gpus = {requested}: this host's GPUs pass the checks "
-            f"({gpu.describe(facts)}), but airnode does not serve on GPUs yet (the NVIDIA "
-            "Container Toolkit and device plugin are to come): set model_server_gpus = 0"
-        )
+    if requested and not problems and values["bundle_dir"]:
+        b = bundle.current("")
+        if b is not None:
+            problems += nvidia.bundle_problems(
+                requested,
+                [a["name"] for a in b.artifacts("nvidia-deb")],
+                b.data.get("images", {}),
+                values["model_server"],
+                (b.data.get("spec", {}).get("llama_server") or {}).get("image", ""),
+            )
     return problems
 
 

@@ -15,9 +15,9 @@ from pyinfra.operations import server
 
 from airnode import containerd as containerd_logic
 from airnode import k0s as k0slogic
+from airnode import nvidia, swap
 from airnode import ollama as ollamalogic
 from airnode import record as logic
-from airnode import swap
 from airnode.config import Setting, integer, one_of
 from airnode.facts import NumberedLines
 from airnode.steps._common import declare, script, settings
@@ -212,6 +212,19 @@ def remove_ollama():
 @deploy("Remove containerd (when airnode installed it)", data_defaults=DEFAULTS)
 def remove_containerd():
     b = before()
+    # the NVIDIA Container Toolkit packages airnode installed (recorded before dpkg ran)
+    recorded = host.get_fact(Command, f"cat {nvidia.INSTALLED} 2>/dev/null || true") or ""
+    if recorded.strip():
+        status = (
+            host.get_fact(Command, containerd_logic.dpkg_status_command(list(nvidia.PACKAGES)))
+            or ""
+        )
+        gone = nvidia.to_purge(recorded, containerd_logic.parse_dpkg_status(status.splitlines()))
+        if gone:
+            server.shell(
+                name="Purge the NVIDIA Container Toolkit airnode installed: " + " ".join(gone),
+                commands=["DEBIAN_FRONTEND=noninteractive dpkg --purge " + " ".join(gone)],
+            )
     static = host.get_fact(Command, f"[ -e {STATIC_MARK} ] && echo yes || true")
     purge_pkgs = [
         p

@@ -97,11 +97,19 @@ def test_a_gpu_request_is_checked_against_the_hosts_gpus_before_any_change(node,
             f"printf '%s' '{GPU_CSV}' > /run/airnode-test/nvidia-smi.csv && "
             f"cat > /usr/bin/nvidia-smi <<'SMI'\n{smi}SMI\nchmod 755 /usr/bin/nvidia-smi"
         )
-        err = refused_gpus(node, "deploy: model_server_gpus=1 on a (stand-in) GPU (refused)")
-        assert (
-            "model_server_gpus = 1: this host's GPUs pass the checks (1 NVIDIA GPU(s) (NVIDIA "
-            "H200 143771 MiB), driver 550.54.14), but airnode does not serve on GPUs yet" in err
+        # the host now meets the request: preflight passes and names the GPU (a dry run:
+        # nothing changes, and the next test's first run stays the first)
+        node.mark()
+        before = node.fingerprint()
+        run = node.deploy(
+            "--dry", "--data", "model_server_gpus=1", label="deploy --dry: a (stand-in) GPU"
         )
+        assert run.rc == 0, run.stderr[-2000:]
+        assert (
+            "1 NVIDIA GPU(s) (NVIDIA H200 143771 MiB), driver 550.54.14: supported"
+            in run.stdout + run.stderr
+        )
+        assert node.fingerprint() == before
     finally:
         node.sh(
             "umount /proc/driver; umount /sys/bus/pci/devices; "

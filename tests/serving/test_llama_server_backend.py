@@ -52,6 +52,12 @@ def flags_of(arg_cpp: str) -> set[str]:
     return flags
 
 
+def arg_cpp_option(arg_cpp: str, flag: str) -> str:
+    """The text of one option's add_opt(common_arg({... flag ...}, ...)) in arg.cpp."""
+    start = arg_cpp.index(f'"{flag}"')
+    return arg_cpp[start : arg_cpp.index("add_opt(", start)]
+
+
 def test_every_flag_airnode_passes_is_one_llama_server_knows():
     known = flags_of(llama_cpp_source("common/arg.cpp"))
     assert {"--ctx-size", "--parallel", "--metrics", "--alias"} <= known, len(known)
@@ -61,8 +67,13 @@ def test_every_flag_airnode_passes_is_one_llama_server_knows():
         context_length=DEFAULTS["llama_server_context_length"],
         parallel=2,
         threads=4,
+        gpus=1,
     )
     used = {a for a in args if a.startswith("-")}
+    assert "--n-gpu-layers" in used
     assert used - known == set()
+    # `all` is one of the values -ngl takes at this build (its handler's "all" branch)
+    ngl = arg_cpp_option(llama_cpp_source("common/arg.cpp"), "--n-gpu-layers")
+    assert args[args.index("--n-gpu-layers") + 1] == "all" and 'value == "all"' in ngl
     assert set(llama_server.OWN_FLAGS) - known == set()
     assert "--not-a-flag" not in known  # the check can fail

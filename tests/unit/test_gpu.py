@@ -164,12 +164,11 @@ def test_the_nvidia_smi_double_answers_only_airnodes_query(tmp_path):
     assert r.returncode == 9 and r.stdout.startswith("NVIDIA-SMI has failed")
 
 
-def test_a_request_that_passes_is_refused_until_airnode_serves_on_gpus():
+def test_a_request_the_host_meets_passes_without_a_bundle_to_check():
     from airnode.steps.preflight import gpu_problems
 
     f = gpu.parse(TWO)
-    assert gpu_problems(0, f) == []
-    [problem] = gpu_problems(1, f)
-    assert problem.startswith("model_server_gpus = 1: this host's GPUs pass the checks (2 NVIDIA")
-    assert problem.endswith("set model_server_gpus = 0")
-    assert gpu_problems(1, gpu.GpuFacts()) == gpu.problems(1, gpu.GpuFacts())  # not both
+    values = {"model_server_gpus": 1, "bundle_dir": "", "model_server": "ollama"}
+    assert gpu_problems({**values, "model_server_gpus": 0}, f) == []
+    assert gpu_problems(values, f) == []  # nothing is installed without a bundle
+    assert gpu_problems(values, gpu.GpuFacts()) == gpu.problems(1, gpu.GpuFacts())

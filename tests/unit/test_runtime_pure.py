@@ -27,6 +27,7 @@ def test_config_schema_follows_the_version(version, template, schema):
             version=version,
             sandbox_image="registry.k8s.io/pause:3.10",
             cni_bin_dir="/opt/cni/bin",
+            nvidia_runtime="",
         )
     )
     assert cfg["version"] == schema
