@@ -113,9 +113,10 @@ DEFAULTS = declare(
             0,
             integer(ge=0, le=16),
             (
-                "NVIDIA GPUs for the model server; 0 = CPU only. Preflight checks the host's "
-                "GPUs and driver (docs/gpu.md); serving on them is not built yet, so a value "
-                "above 0 stops the run after those checks"
+                "NVIDIA GPUs for the model server; 0 = CPU only. Above 0: preflight checks the "
+                "host's GPUs and driver and the bundle's `[nvidia]` part; containerd gets the "
+                "NVIDIA Container Toolkit and its `nvidia` runtime, the pod asks for "
+                "`nvidia.com/gpu` through NVIDIA's device plugin (docs/gpu.md)"
             ),
         ),
         "model_server_memory_request": Setting(
