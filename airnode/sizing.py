@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 MIB = 1024 * 1024
@@ -153,6 +154,14 @@ def plan(
     return fits
 
 
+def columns(rows: Sequence[tuple[str, ...]]) -> str:
+    """Rows as left-aligned columns two spaces apart (the first row: the headings)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows
+    )
+
+
 def table(fits: list[Fit]) -> str:
     rows = [("MODEL", "QUANT", "NEEDED", "AVAILABLE", "WHAT TO CHANGE")]
     for f in fits:
@@ -165,10 +174,7 @@ def table(fits: list[Fit]) -> str:
                 f.advice or "fits",
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows
-    )
+    return columns(rows)
 
 
 def disk_command(paths: list[str]) -> str:
@@ -219,3 +225,66 @@ def disk_problems(df_lines: list[str], paths: list[str], needs: list[Need]) -> l
                 + f" = {human(total)}, {human(free)} free"
             )
     return out
+
+
+# --- Will a model fit in VRAM? ------------------------------------------------------------
+# The same need without the host's overhead: weights + KV cache, against the memory of the
+# GPUs the model server gets less GPU_RESERVE_MIB each (the CUDA context and compute buffers).
+# The device plugin may give any N of the host's GPUs: the N smallest are counted. Both
+# backends split a model's layers across several GPUs (llama.cpp's --split-mode layer, its
+# default; Ollama places layers GPU by GPU) and run the layers that do not fit on the CPU.
+GPU_RESERVE_MIB = 512
+
+
+@dataclass(frozen=True)
+class GpuFit:
+    model: ModelInfo
+    need: int  # bytes: weights + KV cache
+    vram: int  # bytes usable on the GPUs counted
+    gpus: int
+
+    @property
+    def ok(self) -> bool:
+        return self.need <= self.vram
+
+    @property
+    def layers_on_gpu(self) -> int:
+        """All layers when it fits; else as many as the VRAM holds at the average layer's
+        share of the need (the rest run on the CPU)."""
+        layers = max(self.model.layers, 1)
+        if self.ok:
+            return layers
+        return min(layers, int(self.vram // (self.need / layers)))
+
+
+def gpu_plan(
+    models: list[ModelInfo],
+    gpu_mib: list[int],
+    gpus: int,
+    context: int,
+    parallel: int,
+    kv_type: str = "f16",
+) -> list[GpuFit]:
+    counted = sorted(gpu_mib)[:gpus]
+    vram = sum(max(m - GPU_RESERVE_MIB, 0) for m in counted) * MIB
+    return [
+        GpuFit(m, m.weights_bytes + kv_cache_bytes(m, context, parallel, kv_type), vram, gpus)
+        for m in models
+    ]
+
+
+def gpu_table(fits: list[GpuFit]) -> str:
+    rows = [("MODEL", "QUANT", "NEEDED", "VRAM", "LAYERS ON GPU")]
+    for f in fits:
+        layers = max(f.model.layers, 1)
+        on = f.layers_on_gpu
+        rows.append(
+            (
+                f.model.name,
+                f.model.quant,
+                f"{f.need // MIB} MiB",
+                f"{f.vram // MIB} MiB on {f.gpus} GPU(s)",
+                f"{on}/{layers}" + ("" if on == layers else f" ({layers - on} on the CPU)"),
+            )
+        )
+    return columns(rows)

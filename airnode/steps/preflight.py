@@ -125,7 +125,7 @@ def preflight():
             "sets up its own"
         )
     if not problems:
-        problems += _sizing(values, facts.memory_mb, facts.tools)
+        problems += _sizing(values, facts.memory_mb, facts.tools, facts.gpus)
     if not problems:
         problems += _scheduling(values, facts.cpus, facts.memory_kb * 1024)
     if problems:
@@ -234,8 +234,12 @@ def _disk(values: dict, b: bundle.Bundle) -> list[str]:
     return problems + sizing.disk_problems(df.splitlines(), paths, needs)
 
 
-def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
-    """Every model of the bundle must fit in memory, and the bundle on the node's disk."""
+def _sizing(
+    values: dict, memory_mb: int, tools: dict[str, str], gpus: gpu.GpuFacts | None = None
+) -> list[str]:
+    """Every model of the bundle must fit in memory, and the bundle on the node's disk; with
+    GPUs, in their memory too (or llama-server, which is told to put every layer there, is
+    refused; Ollama runs what does not fit on the CPU: a warning with the table)."""
     b = bundle.current("no models to size") if values["bundle_dir"] else None
     if b is None:
         return []
@@ -260,6 +264,10 @@ def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
             f"{values['preflight_reserved_mb']} MiB; zram swap is not counted; {keys}):\n"
             + sizing.table(fits)
         )
+    vram_problems, warning = vram_check(values, models, gpus)
+    problems += vram_problems
+    if warning:
+        logger.warning(f"{host.name}: {warning}")
     bad_names = []
     for m in b.artifacts("model"):
         try:
@@ -278,6 +286,36 @@ def _sizing(values: dict, memory_mb: int, tools: dict[str, str]) -> list[str]:
             "(needed to unpack it): install Debian's zstd package first"
         )
     return problems
+
+
+def vram_check(
+    values: dict, models: list[sizing.ModelInfo], gpus: gpu.GpuFacts | None
+) -> tuple[list[str], str]:
+    """The models against the VRAM of the GPUs asked for: (problems, a warning or "")."""
+    requested = values["model_server_gpus"]
+    if not requested or gpus is None or not gpus.smi:
+        return [], ""  # no request, or no memory to compare with (nvidia-smi absent)
+    context, parallel, kv_type = model_server.sizing_settings(values)
+    fits = sizing.gpu_plan(
+        models, [g.memory_mib for g in gpus.smi], requested, context, parallel, kv_type
+    )
+    if all(f.ok for f in fits):
+        return [], ""
+    table = sizing.gpu_table(fits)
+    own_layers = {"-ngl", "--gpu-layers", "--n-gpu-layers"} & {
+        a.split("=", 1)[0] for a in values["llama_server_extra_args"]
+    }
+    if values["model_server"] == "llama-server" and not own_layers:
+        return [
+            f"model(s) do not fit in the VRAM of model_server_gpus = {requested} GPU(s), and "
+            "llama-server is told to load every layer there (--n-gpu-layers all): ask for more "
+            "GPUs, a smaller llama_server_context_length or quantization, or put some layers "
+            "on the CPU yourself (llama_server_extra_args = ['--n-gpu-layers', 'N']):\n" + table
+        ], ""
+    return [], (
+        f"model(s) do not fit in the VRAM of model_server_gpus = {requested} GPU(s): the "
+        "layers that do not run on the CPU, slowly:\n" + table
+    )
 
 
 def _scheduling(values: dict, cpus: int, memory: int) -> list[str]:

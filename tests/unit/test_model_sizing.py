@@ -113,3 +113,62 @@ def test_needs_on_other_filesystems_are_counted_apart():
         "not enough disk on /srv (/dev/vdb1): models 5.0 MiB = 5.0 MiB, 4.0 MiB free"
     ]
     assert disk_problems(["garbage"], PATHS, needs) == []  # unreadable df: no refusal
+
+
+# --- VRAM (model_server_gpus > 0) ---------------------------------------------------------
+def test_vram_need_by_hand_counts_the_smallest_gpus_less_their_reserve(smol):
+    from airnode.sizing import GPU_RESERVE_MIB, gpu_plan
+
+    # weights 96,576,768 + KV 94,371,840 = 190,948,608 bytes (182.1 MiB): no host overhead
+    [f] = gpu_plan([smol], [81_559, 1_024, 143_771], 2, 4096, 1)
+    assert f.need == 96_576_768 + 94_371_840
+    # any 2 of the 3 GPUs may be allotted: the two smallest count, each less its reserve
+    assert f.vram == (1_024 - GPU_RESERVE_MIB + 81_559 - GPU_RESERVE_MIB) * MIB
+    assert f.ok and f.layers_on_gpu == 30
+
+
+def test_a_model_too_big_for_the_vram_has_its_layers_split_with_the_cpu(smol):
+    from airnode.sizing import GPU_RESERVE_MIB, gpu_plan, gpu_table
+
+    # 100 MiB of usable VRAM for 182.1 MiB: 30 layers x 100/182.1 = 16.47 -> 16 on the GPU
+    [f] = gpu_plan([smol], [GPU_RESERVE_MIB + 100], 1, 4096, 1)
+    assert not f.ok and f.layers_on_gpu == 16
+    text = gpu_table([f])
+    assert text.splitlines()[0].split() == [
+        "MODEL",
+        "QUANT",
+        "NEEDED",
+        "VRAM",
+        "LAYERS",
+        "ON",
+        "GPU",
+    ]
+    assert "smollm2:135m  Q4_1   182 MiB  100 MiB on 1 GPU(s)  16/30 (14 on the CPU)" in text
+    # a GPU smaller than its reserve holds nothing
+    [g] = gpu_plan([smol], [256], 1, 4096, 1)
+    assert g.vram == 0 and g.layers_on_gpu == 0
+
+
+def test_preflight_refuses_llama_server_all_layers_but_warns_for_ollama(smol):
+    from airnode import gpu
+    from airnode.steps import declared
+    from airnode.steps.preflight import vram_check
+
+    values = {k: s.default for k, s in declared().items()}
+    small = gpu.parse(["gpu-smi:0, GPU-1, NVIDIA T400, 600, 550.54.14"])  # 88 MiB usable
+    big = gpu.parse(["gpu-smi:0, GPU-1, NVIDIA H200, 143771, 550.54.14"])
+    ollama = {**values, "model_server_gpus": 1}
+    llama = {**ollama, "model_server": "llama-server"}
+    assert vram_check(values, [smol], small) == ([], "")  # no GPU asked for
+    assert vram_check(llama, [smol], big) == ([], "")
+    [problem], warning = vram_check(llama, [smol], small)
+    assert "do not fit in the VRAM of model_server_gpus = 1" in problem and not warning
+    # the table, with the layers that would have to go to the CPU (30 x 88 / 182.1 = 14.5)
+    assert "--n-gpu-layers all" in problem and "14/30 (16 on the CPU)" in problem
+    # the operator's own layer count, or Ollama: the rest runs on the CPU; a warning
+    own = {**llama, "llama_server_extra_args": ["--n-gpu-layers", "10"]}
+    for v in (own, ollama):
+        problems, warning = vram_check(v, [smol], small)
+        assert problems == [] and "the layers that do not run on the CPU, slowly" in warning
+        assert "14/30 (16 on the CPU)" in warning
+    assert vram_check(ollama, [smol], gpu.GpuFacts()) == ([], "")  # no nvidia-smi
