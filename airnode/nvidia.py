@@ -32,10 +32,22 @@ PACKAGES = (
 RUNTIME = "nvidia"  # containerd's runtime handler and the RuntimeClass naming it
 RUNTIME_BINARY = "/usr/bin/nvidia-container-runtime"  # nvidia-container-toolkit-base's
 DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.20.0"
+DCGM_EXPORTER_IMAGE = "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless"
+# The counters airnode's GPU panels read, each in NVIDIA/dcgm-exporter 4.5.3-4.8.2's
+# etc/default-counters.csv (what the exporter exports unless told otherwise): name -> unit.
+DCGM_COUNTERS = {
+    "DCGM_FI_DEV_GPU_UTIL": "GPU utilization (in %)",
+    "DCGM_FI_DEV_FB_USED": "Framebuffer memory used (in MiB)",
+    "DCGM_FI_DEV_FB_FREE": "Framebuffer memory free (in MiB)",
+    "DCGM_FI_DEV_POWER_USAGE": "Power draw (in W)",
+    "DCGM_FI_DEV_GPU_TEMP": "GPU temperature (in C)",
+}
+DCGM_JOB = "dcgm-exporter"  # the Service's name: the ServiceMonitor's job label
 RESOURCE = "nvidia.com/gpu"  # what the device plugin advertises and the model server asks for
 # k0s's kubelet root is /var/lib/k0s/kubelet (k0s pkg/constant KubeletRootDir), not
-# /var/lib/kubelet as the device plugin's own manifests assume
+# /var/lib/kubelet as the device plugin's and dcgm-exporter's own manifests assume
 DEVICE_PLUGINS_DIR = "/var/lib/k0s/kubelet/device-plugins"
+POD_RESOURCES_DIR = "/var/lib/k0s/kubelet/pod-resources"
 # What the CUDA libraries need from the driver (the official Ollama image's
 # NVIDIA_DRIVER_CAPABILITIES); the device plugin sets NVIDIA_VISIBLE_DEVICES per container.
 DRIVER_CAPABILITIES = "compute,utility"
@@ -175,10 +187,10 @@ def bundle_problems(
             f"{key}, but the bundle lacks the NVIDIA Container Toolkit ({', '.join(missing)}): "
             'add [nvidia] toolkit_version = "1.20.0" to the bundle spec and fetch it again'
         )
-    if not images.get("nvidia"):
+    if len(images.get("nvidia", [])) < 2:
         out.append(
-            f"{key}, but the bundle holds no NVIDIA device plugin image: add the [nvidia] "
-            "section to the bundle spec and fetch it again"
+            f"{key}, but the bundle lacks NVIDIA's device plugin and dcgm-exporter images: "
+            "add the [nvidia] section to the bundle spec and fetch it again"
         )
     tag = llama_server_image.rsplit("/", 1)[-1].partition(":")[2]
     if backend == "llama-server" and "cuda" not in tag:

@@ -337,7 +337,11 @@ def derive_images(spec: Spec, root: Path, entries: list[dict]) -> dict[str, list
         )
     }
     if spec.nvidia:
-        out["nvidia"] = [imagelib.normalize(spec.nvidia["device_plugin_image"])]
+        # the device plugin first, dcgm-exporter second (steps read them in that order)
+        out["nvidia"] = [
+            imagelib.normalize(spec.nvidia[k])
+            for k in ("device_plugin_image", "dcgm_exporter_image")
+        ]
     if "kube-prometheus" in by_kind:
         out["kube-prometheus"] = imagelib.images_in_kube_prometheus_tarball(
             root / by_kind["kube-prometheus"]["file"]

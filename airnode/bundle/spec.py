@@ -54,7 +54,7 @@ class Spec:
     models: list[dict[str, str]] = field(default_factory=list)
     extra_images: list[str] = field(default_factory=list)
     insecure_registries: tuple[str, ...] = ()
-    # [nvidia]: {"toolkit_version", "device_plugin_image"} for GPU nodes, empty otherwise
+    # [nvidia]: {toolkit_version, device_plugin_image, dcgm_exporter_image} for GPU nodes
     nvidia: dict[str, str] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -100,7 +100,7 @@ SECTIONS = (
     "open_webui",
     "nvidia",
 )
-NVIDIA_KEYS = ("toolkit_version", "device_plugin_image")
+NVIDIA_KEYS = ("toolkit_version", "device_plugin_image", "dcgm_exporter_image")
 
 
 def _strict(where: str, check, *args) -> None:
@@ -162,9 +162,17 @@ def parse(data: dict[str, Any]) -> Spec:
             raise SpecError(
                 f"nvidia.toolkit_version = {toolkit!r} is not allowed: {nvidia.VERSION_ALLOWED}"
             )
-        plugin = data["nvidia"].get("device_plugin_image", nvidia.DEVICE_PLUGIN_IMAGE)
-        _strict("nvidia.device_plugin_image", rules.image_ref, plugin)
-        gpu = {"toolkit_version": toolkit, "device_plugin_image": plugin}
+        gpu = {
+            "toolkit_version": toolkit,
+            "device_plugin_image": data["nvidia"].get(
+                "device_plugin_image", nvidia.DEVICE_PLUGIN_IMAGE
+            ),
+            "dcgm_exporter_image": data["nvidia"].get(
+                "dcgm_exporter_image", nvidia.DCGM_EXPORTER_IMAGE
+            ),
+        }
+        for key in ("device_plugin_image", "dcgm_exporter_image"):
+            _strict(f"nvidia.{key}", rules.image_ref, gpu[key])
     containerd = dict(data["containerd"])
     source = containerd.get("source", "static")
     if source not in ("static", "debian"):

@@ -39,6 +39,7 @@ def model_server_text(
     open_webui: dict[str, Any] | None = None,
     gpus: int = 0,
     device_plugin_image: str = "",
+    dcgm_exporter_image: str = "",
 ) -> str:
     """The model server's manifests as one multi-document YAML text (what is applied).
     backend "ollama": ``env`` is the OLLAMA_* environment (airnode.ollama.server_env),
@@ -46,8 +47,8 @@ def model_server_text(
     backend "llama-server": ``args`` are llama-server's (airnode.llama_server.server_args),
     ``image`` llama.cpp's server image. ``open_webui``: None, or {image, node_port, data_dir,
     store_size, admin_email} to add Open WebUI in front of the server. ``gpus``: NVIDIA GPUs the
-    server asks for (with containerd's nvidia runtime class); then the RuntimeClass and the
-    device plugin (``device_plugin_image``) come first."""
+    server asks for (with containerd's nvidia runtime class); then the RuntimeClass, the device
+    plugin and dcgm-exporter (``device_plugin_image``, ``dcgm_exporter_image``) come first."""
     if backend not in PORTS:
         raise ValueError(f"model_server = {backend!r}: one of {', '.join(PORTS)}")
     from airnode import llama_server
@@ -79,15 +80,20 @@ def model_server_text(
         gpu_resource=nvidia.RESOURCE,
     )
     if gpus:
-        if not device_plugin_image:
-            raise ValueError("gpus > 0 needs the device plugin's image")
+        if not (device_plugin_image and dcgm_exporter_image):
+            raise ValueError("gpus > 0 needs the device plugin's and dcgm-exporter's images")
         text = (
             render(
-                "nvidia-device-plugin.yaml.j2",
+                "nvidia.yaml.j2",
                 image=device_plugin_image,
                 runtime_class=nvidia.RUNTIME,
                 host_dir=nvidia.DEVICE_PLUGINS_DIR,
                 resource=nvidia.RESOURCE,
+                dcgm_image=dcgm_exporter_image,
+                dcgm_version=nvidia.DCGM_EXPORTER_IMAGE.rsplit(":", 1)[1].removesuffix(
+                    "-distroless"
+                ),
+                pod_resources_dir=nvidia.POD_RESOURCES_DIR,
             )
             + "---\n"
             + text

@@ -286,12 +286,14 @@ def spec_image(b: bundle.Bundle, section: str, what: str) -> str:
     return imagelib.normalize(image)
 
 
-def device_plugin_image(s: dict, b: bundle.Bundle) -> str:
-    """NVIDIA's device plugin image from the bundle ("" without GPUs; preflight has checked
-    that a bundle for GPUs holds one)."""
-    if not s["model_server_gpus"]:
-        return ""
-    return (b.data.get("images", {}).get("nvidia") or [""])[0]
+def nvidia_images(s: dict, b: bundle.Bundle) -> dict[str, str]:
+    """NVIDIA's device plugin and dcgm-exporter images, as the bundle's image list names them
+    (the group `nvidia`: in that order); {} without GPUs (preflight has checked that a bundle
+    for GPUs holds both)."""
+    refs = b.data.get("images", {}).get("nvidia") or []
+    if not s["model_server_gpus"] or len(refs) < 2:
+        return {}
+    return {"device_plugin_image": refs[0], "dcgm_exporter_image": refs[1]}
 
 
 def server_image(b: bundle.Bundle) -> str:
@@ -379,7 +381,7 @@ def _render_text(s: dict, b: bundle.Bundle, node: str, store: str) -> str:
         cpu_request=s["model_server_cpu_request"],
         memory_request=memory_request(s, b),
         gpus=s["model_server_gpus"],
-        device_plugin_image=device_plugin_image(s, b),
+        **nvidia_images(s, b),
     )
     if s["open_webui"]:
         common["open_webui"] = {

@@ -15,6 +15,7 @@ from pyinfra.operations import server
 
 from airnode import k0s as k0slogic
 from airnode import monitoring as logic
+from airnode import nvidia
 from airnode.config import Setting, boolean, integer
 from airnode.render import render
 from airnode.steps import bundle
@@ -124,18 +125,25 @@ def forget_applied_command(name: str) -> str:
 BACKEND_DASHBOARDS = {"ollama": "airnode-ollama", "llama-server": "airnode-llama-server"}
 
 
-def dashboards(namespace: str, backend: str = "ollama") -> dict[str, str]:
-    """airnode's Grafana dashboards for the model server's backend, {name: JSON}."""
+def dashboards(namespace: str, backend: str = "ollama", gpus: int = 0) -> dict[str, str]:
+    """airnode's Grafana dashboards for the model server's backend, {name: JSON}; with GPUs, a
+    row of GPU panels (dcgm-exporter's counters)."""
+    gpu = dict(gpus=gpus, dcgm_job=nvidia.DCGM_JOB)
     if backend == "llama-server":
         board = render(
             "dashboard-llama-server.json.j2",
             namespace=namespace,
             container="llama-server",
             job="llama-server",
+            **gpu,
         )
     else:
         board = render(
-            "dashboard-ollama.json.j2", namespace=namespace, container="ollama", probe_job="ollama"
+            "dashboard-ollama.json.j2",
+            namespace=namespace,
+            container="ollama",
+            probe_job="ollama",
+            **gpu,
         )
     return {BACKEND_DASHBOARDS[backend]: board}
 
@@ -177,7 +185,9 @@ def rendered(b: bundle.Bundle) -> logic.Rendered:
             "the spec and re-fetch"
         )
     # the model server's settings (a later step): its namespace and backend
-    boards = dashboards(setting("model_server_namespace"), setting("model_server"))
+    boards = dashboards(
+        setting("model_server_namespace"), setting("model_server"), setting("model_server_gpus")
+    )
     return _render(
         b.root / found[0]["file"],
         found[0]["sha256"],

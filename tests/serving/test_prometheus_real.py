@@ -272,6 +272,60 @@ def test_kubernetes_and_probe_queries_return_series_in_promtool(backend, tmp_pat
     assert not failed, f"promtool test rules failed for {backend}'s dashboard:\n{failed}"
 
 
+# dcgm-exporter 4.5.3-4.8.2, one H200 in use by the model server: its own labels (gpu, UUID,
+# pci_bus_id, device, modelName, Hostname, DCGM_FI_DRIVER_VERSION; the using pod's namespace,
+# pod and container, which the scrape renames exported_* as honorLabels is off) and the
+# ServiceMonitor's target labels (job = the Service's name).
+DCGM_TARGET = {
+    "job": "dcgm-exporter",
+    "instance": "10.244.0.9:9400",
+    "namespace": "kube-system",
+    "pod": "dcgm-exporter-x7k2p",
+    "container": "dcgm-exporter",
+    "service": "dcgm-exporter",
+    "endpoint": "metrics",
+}
+DCGM_GPU = {
+    "gpu": "0",
+    "UUID": "GPU-5a8e6b3c-1f2d-4e5a-9b7c-0d1e2f3a4b5c",
+    "pci_bus_id": "00000000:01:00.0",
+    "device": "nvidia0",
+    "modelName": "NVIDIA H200",
+    "Hostname": "airnode-lab",
+    "DCGM_FI_DRIVER_VERSION": "550.54.14",
+    "exported_namespace": "airnode",
+    "exported_pod": "model-server-0",
+    "exported_container": "ollama",
+}
+
+
+@pytest.mark.parametrize("backend", sorted(BOARDS))
+def test_gpu_panel_queries_return_series_in_promtool(backend, tmp_path):
+    from airnode import nvidia
+
+    board = dashboards(NAMESPACE, backend, 1)[BOARDS[backend]]
+    queries = [t for t in prom.targets(board) if "DCGM_" in t.expr]
+    assert len(queries) == 5
+    values = {
+        "DCGM_FI_DEV_GPU_UTIL": "87x20",
+        "DCGM_FI_DEV_FB_USED": "2048+0x20",
+        "DCGM_FI_DEV_FB_FREE": "141723+0x20",
+        "DCGM_FI_DEV_POWER_USAGE": "412.5x20",
+        "DCGM_FI_DEV_GPU_TEMP": "61x20",
+    }
+    assert set(values) == set(nvidia.DCGM_COUNTERS)
+    series = [
+        {"series": labels(m, **DCGM_TARGET, **DCGM_GPU), "values": v} for m, v in values.items()
+    ]
+    done, names = prom.expressions_test(tmp_path, queries, series, "10m")
+    assert done.returncode == 0, done.stdout + done.stderr
+    # the check can fail: a panel reading another job finds nothing
+    other = [prom.Target("x", "other job", "A", queries[0].expr.replace("dcgm-exporter", "dcgm"))]
+    (tmp_path / "b").mkdir()
+    done, _ = prom.expressions_test(tmp_path / "b", other, series, "10m")
+    assert done.returncode != 0 and "got:" in done.stdout + done.stderr
+
+
 def test_promtool_path_catches_a_malformed_or_empty_query(tmp_path):
     """The check can fail: a query that does not parse, or one whose container matcher names
     no container of the model server, fails promtool."""

@@ -11,7 +11,6 @@ import re
 import pytest
 
 from airnode import monitoring
-from airnode.render import render
 from airnode.serving import manifests
 from airnode.steps.monitoring import dashboards
 from tests.upstream import KP_FIXTURE, kube_prometheus_tarball, tar_bytes
@@ -151,11 +150,7 @@ def test_a_dashboard_clashing_with_upstreams_is_refused(tarball):
 def test_the_dashboards_queries_name_real_metrics():
     """Pod metrics must be ones kube-prometheus itself queries (cAdvisor, kube-state-metrics);
     probe metrics are the blackbox exporter's http prober's."""
-    board = json.loads(
-        render(
-            "dashboard-ollama.json.j2", namespace="airnode", container="ollama", probe_job="ollama"
-        )
-    )
+    board = json.loads(dashboards("airnode")["airnode-ollama"])
     used = {
         m
         for p in board["panels"]

@@ -13,9 +13,22 @@ from airnode.bundle import fetch, manifest, spec
 from airnode.render import render
 from airnode.serving import manifests
 from tests.httpserver import FixtureServer
-from tests.upstream import TOOLKIT, Upstream, debian_debs, nvidia_repo, sha, toolkit_debs
+from tests.upstream import (
+    KP_FIXTURE,
+    TOOLKIT,
+    Upstream,
+    debian_debs,
+    nvidia_repo,
+    sha,
+    toolkit_debs,
+)
 
 V = f"{TOOLKIT}-1"
+
+
+@pytest.fixture(scope="module")
+def crds():
+    return manifests.crd_schemas(KP_FIXTURE / "manifests" / "setup")
 
 
 def stanza(name: str, version: str = V, arch: str = "amd64", **over) -> dict[str, str]:
@@ -103,6 +116,7 @@ def test_the_spec_takes_an_nvidia_section_with_the_device_plugin_pinned_by_defau
     assert s.nvidia == {
         "toolkit_version": TOOLKIT,
         "device_plugin_image": nvidia.DEVICE_PLUGIN_IMAGE,
+        "dcgm_exporter_image": nvidia.DCGM_EXPORTER_IMAGE,
     }
     assert s.sources["nvidia_apt"] == "https://nvidia.github.io/libnvidia-container"
     assert base_spec().nvidia == {}
@@ -116,6 +130,7 @@ def test_the_spec_takes_an_nvidia_section_with_the_device_plugin_pinned_by_defau
         ({"toolkit_version": "1.20.0; rm -rf /"}, "is not allowed"),
         ({"toolkit_version": TOOLKIT, "driver": "550"}, "nvidia.driver: no such key"),
         ({"toolkit_version": TOOLKIT, "device_plugin_image": "a b"}, "device_plugin_image"),
+        ({"toolkit_version": TOOLKIT, "dcgm_exporter_image": "$(x)"}, "dcgm_exporter_image"),
     ],
 )
 def test_a_bad_nvidia_section_is_refused_by_key(section, error):
@@ -143,7 +158,7 @@ def test_fetch_takes_the_toolkit_from_the_apt_index_and_verifies_it(debs, tmp_pa
             assert got[name]["file"] == f"nvidia/debs/{deb.name}"
             assert got[name]["sha256"] == sha(deb.read_bytes()) and got[name]["version"] == V
             assert got[name]["verified_by"] == "SHA256 in NVIDIA's apt Packages index"
-        assert data["images"]["nvidia"] == [nvidia.DEVICE_PLUGIN_IMAGE]
+        assert data["images"]["nvidia"] == [nvidia.DEVICE_PLUGIN_IMAGE, nvidia.DCGM_EXPORTER_IMAGE]
         assert manifest.verify(tmp_path).ok
         # a .deb that is not what the index says is refused, named
         path = f"/nvidia/stable/deb/amd64/{debs['nvidia-container-toolkit'].name}"
@@ -231,20 +246,19 @@ def server_docs(gpus: int, backend: str = "ollama", **over):
         backend=backend,
         gpus=gpus,
         device_plugin_image=nvidia.DEVICE_PLUGIN_IMAGE if gpus else "",
+        dcgm_exporter_image=nvidia.DCGM_EXPORTER_IMAGE if gpus else "",
         **extra,
         **over,
     )
 
 
 @pytest.mark.parametrize("backend", ["ollama", "llama-server"])
-def test_the_model_server_asks_for_its_gpus_with_the_runtime_class(backend):
+def test_the_model_server_asks_for_its_gpus_with_the_runtime_class(backend, crds):
     docs = server_docs(2, backend)
-    assert (
-        manifests.validate([d for d in docs if d["kind"] not in ("Probe", "ServiceMonitor")], {})
-        == []
-    )
+    assert manifests.validate(docs, crds) == []  # Kubernetes 1.36 and kube-prometheus's CRDs
     kinds = [d["kind"] for d in docs]
-    assert kinds[:2] == ["RuntimeClass", "DaemonSet"]  # before the pod that needs them
+    # before the pod that needs them
+    assert kinds[:5] == ["RuntimeClass", "DaemonSet", "DaemonSet", "Service", "ServiceMonitor"]
     rc = docs[0]
     assert rc["metadata"]["name"] == "nvidia" and rc["handler"] == "nvidia"
     pod = next(d for d in docs if d["kind"] == "StatefulSet")["spec"]["template"]["spec"]
@@ -256,8 +270,63 @@ def test_the_model_server_asks_for_its_gpus_with_the_runtime_class(backend):
         assert c["args"][c["args"].index("--n-gpu-layers") + 1] == "all"
 
 
+def test_dcgm_exporter_is_scraped_and_maps_gpus_to_pods_through_k0s_kubelet():
+    docs = server_docs(1)
+    ds = next(
+        d for d in docs if d["kind"] == "DaemonSet" and d["metadata"]["name"] == "dcgm-exporter"
+    )
+    pod = ds["spec"]["template"]["spec"]
+    assert pod["runtimeClassName"] == "nvidia"
+    [c] = pod["containers"]
+    assert c["image"] == nvidia.DCGM_EXPORTER_IMAGE and c["ports"] == [
+        {"name": "metrics", "containerPort": 9400}
+    ]
+    assert {"name": "DCGM_EXPORTER_KUBERNETES", "value": "true"} in c["env"]
+    assert c["volumeMounts"][0]["mountPath"] == "/var/lib/kubelet/pod-resources"
+    assert pod["volumes"][0]["hostPath"] == {"path": "/var/lib/k0s/kubelet/pod-resources"}
+    svc = next(
+        d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "dcgm-exporter"
+    )
+    sm = next(d for d in docs if d["kind"] == "ServiceMonitor")
+    # the ServiceMonitor finds the Service, whose name is the job the panels read
+    assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    assert svc["spec"]["selector"].items() <= ds["spec"]["template"]["metadata"]["labels"].items()
+    assert svc["metadata"]["name"] == nvidia.DCGM_JOB
+    assert sm["spec"]["endpoints"][0]["port"] == svc["spec"]["ports"][0]["name"] == "metrics"
+    assert {d["metadata"]["namespace"] for d in (ds, svc, sm)} == {"kube-system"}
+
+
+@pytest.mark.parametrize("backend", ["ollama", "llama-server"])
+def test_gpu_panels_read_dcgm_exporters_default_counters_only_with_gpus(backend):
+    import json
+    import re
+
+    from airnode.steps.monitoring import dashboards
+
+    [plain] = dashboards("airnode", backend).values()
+    [board] = dashboards("airnode", backend, 1).values()
+    assert "DCGM" not in plain
+    panels = json.loads(board)["panels"]
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids))
+    gpu = [p for p in panels if "DCGM" in json.dumps(p)]
+    assert [p["title"] for p in gpu] == [
+        "GPU utilisation (%)",
+        "GPU memory used (bytes)",
+        "GPU power (W)",
+        "GPU temperature (°C)",
+    ]
+    exprs = [t["expr"] for p in gpu for t in p["targets"]]
+    names = {n for e in exprs for n in re.findall(r"\b(DCGM_[A-Z_]+)\b", e)}
+    assert names == set(nvidia.DCGM_COUNTERS)  # each in 4.5.3-4.8.2's default-counters.csv
+    assert all(f'job="{nvidia.DCGM_JOB}"' in e for e in exprs)
+    # below every other panel
+    top = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in panels if p not in gpu)
+    assert min(p["gridPos"]["y"] for p in panels if p in gpu) >= top - 1
+
+
 def test_the_device_plugin_registers_with_k0s_kubelet():
-    plugin = server_docs(1)[1]
+    plugin = next(d for d in server_docs(1) if d["metadata"]["name"].startswith("nvidia-device"))
     pod = plugin["spec"]["template"]["spec"]
     assert plugin["metadata"]["namespace"] == "kube-system"
     assert pod["runtimeClassName"] == "nvidia"
@@ -282,7 +351,7 @@ def test_without_gpus_nothing_of_nvidia_is_rendered():
 
 def test_what_the_bundle_lacks_for_gpus_is_named():
     full = list(nvidia.PACKAGES)
-    images = {"nvidia": [nvidia.DEVICE_PLUGIN_IMAGE]}
+    images = {"nvidia": [nvidia.DEVICE_PLUGIN_IMAGE, nvidia.DCGM_EXPORTER_IMAGE]}
     cuda = "ghcr.io/ggml-org/llama.cpp:server-cuda-b10488"
     assert nvidia.bundle_problems(0, [], {}, "ollama", "") == []
     assert nvidia.bundle_problems(1, full, images, "ollama", "") == []
@@ -291,7 +360,7 @@ def test_what_the_bundle_lacks_for_gpus_is_named():
     assert "lacks the NVIDIA Container Toolkit (nvidia-container-toolkit)" in p
     assert "[nvidia] toolkit_version" in p
     [p] = nvidia.bundle_problems(2, full, {}, "ollama", "")
-    assert p.startswith("model_server_gpus = 2, but the bundle holds no NVIDIA device plugin")
+    assert p.startswith("model_server_gpus = 2, but the bundle lacks NVIDIA's device plugin and")
     [p] = nvidia.bundle_problems(1, full, images, "llama-server", cuda.replace("cuda-", ""))
     assert "is not a CUDA build" in p and "server-cuda-b<build>" in p
 
