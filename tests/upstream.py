@@ -393,12 +393,15 @@ def make_runtime_bundle(
     debs: list[Path] | None = None,
     llama_server_ref: str | None = None,
     open_webui_ref: str | None = None,
+    nvidia_refs: tuple[str, str] | None = None,
 ) -> dict:
     """A bundle with Debian's real containerd and runc .debs, one real image (skopeo), the real
     kube-prometheus manifests, and the test doubles in place of the k0s binary and of Ollama's
     (neither can be had on this machine). ``models``: {name: GGUF bytes}.
     ``llama_server_ref``, ``open_webui_ref``: images to stand for llama.cpp's server image
-    ([llama_server]) and Open WebUI's ([open_webui])."""
+    ([llama_server]) and Open WebUI's ([open_webui]). ``nvidia_refs``: images to stand for
+    NVIDIA's device plugin and dcgm-exporter; with them [nvidia] takes the toolkit's stand-in
+    .debs from a local copy of NVIDIA's apt repository."""
     from airnode.bundle import images as imagelib
     from airnode.bundle import manifest
 
@@ -431,6 +434,17 @@ def make_runtime_bundle(
             for k, v in (("llama_server", llama_server_ref), ("open_webui", open_webui_ref))
             if v
         }
+        if nvidia_refs:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as d:
+                repo = nvidia_repo(server, toolkit_debs(Path(d)))
+            extra["sources"] = {"github": server.url, "github_raw": server.url, "nvidia_apt": repo}
+            extra["nvidia"] = {
+                "toolkit_version": TOOLKIT,
+                "device_plugin_image": nvidia_refs[0],
+                "dcgm_exporter_image": nvidia_refs[1],
+            }
         spec = up.spec(
             containerd=ctd,
             ollama={"version": ollama},
@@ -444,7 +458,7 @@ def make_runtime_bundle(
         )
         data = fetchlib.fetch(spec, dest, with_images=False, fetcher=f)
         refs = [image_ref] + [r for r in (llama_server_ref, open_webui_ref) if r]
-        entries = [f.fetch_image(ref, "amd64", dest, {}) for ref in refs]
+        entries = [f.fetch_image(ref, "amd64", dest, {}) for ref in [*refs, *(nvidia_refs or ())]]
         images = {**data["images"], "model-server": sorted(imagelib.normalize(r) for r in refs)}
         return manifest.write(dest, "amd64", data["artifacts"] + entries, images, data["spec"])
 

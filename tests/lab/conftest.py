@@ -148,3 +148,47 @@ def node(tmp_path_factory):
         yield Node(inst)
     finally:
         inst.stop()
+
+
+# -- a stand-in NVIDIA GPU on the lab VM ------------------------------------------------------
+# No GPU can be had here. Its traces, for the length of a test: an NVIDIA display function on
+# PCI (a tmpfs over /sys/bus/pci/devices), the driver's version file (a tmpfs over
+# /proc/driver), /dev/nvidia0 and /dev/nvidiactl (mknod), and the nvidia-smi stand-in of
+# tests/doubles/ answering for one H200.
+GPU_CSV = "0, GPU-1b7e0d2c-8f6a-4a7e-9d4c-3f1f0e2a9b11, NVIDIA H200, 143771, 550.54.14\n"
+DRIVER_LINE = (
+    "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14  Thu Feb 22 01:44:30 UTC 2024"
+)
+
+
+def gpu_on_pci(node) -> None:
+    """A GPU function (3D controller) and its HD-audio function (not a GPU) on PCI."""
+    node.sh(
+        "mkdir -p /run/airnode-test && mount -t tmpfs fake-pci "
+        "/sys/bus/pci/devices && mkdir /sys/bus/pci/devices/0000:01:00.0 "
+        "/sys/bus/pci/devices/0000:01:00.1 && cd /sys/bus/pci/devices && "
+        "echo 0x10de > 0000:01:00.0/vendor && echo 0x030200 > 0000:01:00.0/class && "
+        "echo 0x10de > 0000:01:00.1/vendor && echo 0x040300 > 0000:01:00.1/class"
+    )
+
+
+def gpu_driver(node) -> None:
+    """The driver's traces and the nvidia-smi stand-in (after gpu_on_pci)."""
+    smi = (ROOT / "tests/doubles/nvidia-smi/nvidia-smi").read_text()
+    node.sh(
+        "mount -t tmpfs fake-driver /proc/driver && mkdir /proc/driver/nvidia && "
+        f"echo '{DRIVER_LINE}' > /proc/driver/nvidia/version && "
+        "mknod -m 666 /dev/nvidia0 c 195 0 && mknod -m 666 /dev/nvidiactl c 195 255 && "
+        f"printf '%s' '{GPU_CSV}' > /run/airnode-test/nvidia-smi.csv && "
+        f"cat > /usr/bin/nvidia-smi <<'SMI'\n{smi}SMI\nchmod 755 /usr/bin/nvidia-smi"
+    )
+
+
+def no_gpu(node) -> None:
+    """Every trace of the stand-in GPU gone."""
+    node.sh(
+        "umount /proc/driver; umount /sys/bus/pci/devices; "
+        "rm -f /dev/nvidia0 /dev/nvidiactl /usr/bin/nvidia-smi /run/airnode-test/nvidia-smi.csv"
+        "; true"
+    )
+    assert "0x10de" not in node.sh("cat /sys/bus/pci/devices/*/vendor")

@@ -10,10 +10,10 @@ import json
 
 import pytest
 
-from airnode.paths import ROOT
 from airnode.sizing import zram_size_bytes
 from airnode.swap import FSTAB_MARKER
 from tests.conftest import TIMINGS
+from tests.lab.conftest import gpu_driver, gpu_on_pci, no_gpu
 
 pytestmark = pytest.mark.lab
 
@@ -57,12 +57,6 @@ def test_bad_setting_stops_before_any_change(node, prepared):
     assert node.fingerprint() == before
 
 
-GPU_CSV = "0, GPU-1b7e0d2c-8f6a-4a7e-9d4c-3f1f0e2a9b11, NVIDIA H200, 143771, 550.54.14\n"
-DRIVER_LINE = (
-    "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14  Thu Feb 22 01:44:30 UTC 2024"
-)
-
-
 def refused_gpus(node, label):
     node.mark()
     before = node.fingerprint()
@@ -78,27 +72,14 @@ def test_a_gpu_request_is_checked_against_the_hosts_gpus_before_any_change(node,
     /proc/driver, /dev/nvidia0, the nvidia-smi stand-in of tests/doubles/)."""
     err = refused_gpus(node, "deploy: model_server_gpus=1 on a host without a GPU (refused)")
     assert "model_server_gpus = 1, but this host has no NVIDIA GPU" in err
-    smi = (ROOT / "tests/doubles/nvidia-smi/nvidia-smi").read_text()
     try:
-        node.sh(
-            "mkdir -p /run/fake-pci /run/airnode-test && mount -t tmpfs fake-pci "
-            "/sys/bus/pci/devices && mkdir /sys/bus/pci/devices/0000:01:00.0 "
-            "/sys/bus/pci/devices/0000:01:00.1 && cd /sys/bus/pci/devices && "
-            "echo 0x10de > 0000:01:00.0/vendor && echo 0x030200 > 0000:01:00.0/class && "
-            "echo 0x10de > 0000:01:00.1/vendor && echo 0x040300 > 0000:01:00.1/class"
-        )
+        gpu_on_pci(node)
         err = refused_gpus(node, "deploy: model_server_gpus=1, a GPU without its driver (refused)")
         assert (
             "model_server_gpus = 1: 1 NVIDIA GPU(s) on PCI (0000:01:00.0), but no NVIDIA driver "
             "is loaded" in err
         )
-        node.sh(
-            "mount -t tmpfs fake-driver /proc/driver && mkdir /proc/driver/nvidia && "
-            f"echo '{DRIVER_LINE}' > /proc/driver/nvidia/version && "
-            "mknod -m 666 /dev/nvidia0 c 195 0 && mknod -m 666 /dev/nvidiactl c 195 255 && "
-            f"printf '%s' '{GPU_CSV}' > /run/airnode-test/nvidia-smi.csv && "
-            f"cat > /usr/bin/nvidia-smi <<'SMI'\n{smi}SMI\nchmod 755 /usr/bin/nvidia-smi"
-        )
+        gpu_driver(node)
         # the host now meets the request: preflight passes and names the GPU (a dry run:
         # nothing changes, and the next test's first run stays the first)
         node.mark()
@@ -111,12 +92,7 @@ def test_a_gpu_request_is_checked_against_the_hosts_gpus_before_any_change(node,
         assert planned[0].startswith("Remember the host as it was"), planned[:3]
         assert node.fingerprint() == before
     finally:
-        node.sh(
-            "umount /proc/driver; umount /sys/bus/pci/devices; "
-            "rm -f /dev/nvidia0 /dev/nvidiactl /usr/bin/nvidia-smi /run/airnode-test/nvidia-smi.csv"
-            "; true"
-        )
-    assert "0x10de" not in node.sh("cat /sys/bus/pci/devices/*/vendor")
+        no_gpu(node)
 
 
 def test_first_run_converges(node, prepared):

@@ -15,14 +15,16 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 
 import pytest
 
-from airnode import lab, ollama
+from airnode import lab, nvidia, ollama
 from airnode.bundle.manifest import human
 from airnode.paths import ROOT
 from tests.conftest import TIMINGS
 from tests.ggufs import tiny_llama
+from tests.lab.conftest import gpu_driver, gpu_on_pci, no_gpu
 from tests.oci import busybox_layout
 from tests.registry import Registry
 from tests.upstream import OLLAMA, make_runtime_bundle
@@ -53,7 +55,16 @@ def bundles(tmp_path_factory):
                 work / which, ref, reg.host, ollama=FORMER, models=models
             )
         out["zst"] = make_runtime_bundle(work / "zst", ref, reg.host, models=ggufs)
-    out["dirs"] = {k: work / k for k in ("first", "more", "zst")}
+        # for a GPU node: [nvidia], busybox standing for NVIDIA's two images
+        layout = work / "layout"
+        nvidia_refs = (
+            reg.push_layout(layout, "1", "nvidia/k8s-device-plugin:v0.20.0"),
+            reg.push_layout(layout, "1", "nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless"),
+        )
+        out["gpu"] = make_runtime_bundle(
+            work / "gpu", ref, reg.host, models=ggufs, nvidia_refs=nvidia_refs
+        )
+    out["dirs"] = {k: work / k for k in ("first", "more", "zst", "gpu")}
     return out
 
 
@@ -500,3 +511,57 @@ def test_the_acceptance_suite_fails_naming_what_is_wrong(node):
     assert r.returncode != 0
     assert "test_the_api_answers" in r.stdout and "FAILED" in r.stdout
     assert re.search(r"\d+ failed", r.stdout)
+
+
+def test_a_gpu_node_gets_the_toolkit_the_nvidia_runtime_and_its_model_server_on_the_gpu(
+    node, bundles
+):
+    """A stand-in GPU (its PCI function, driver files, nvidia-smi: tests/lab/conftest.py) and a
+    bundle with [nvidia]: the toolkit's stand-in .debs installed by the real dpkg, the nvidia
+    runtime read by the real containerd, and the k0s stand-in's rules for a GPU pod (the
+    RuntimeClass, containerd's handler, nvidia.com/gpu from a device plugin that registers
+    with k0s's kubelet) met. Last in the module: the node stays a GPU node."""
+    try:
+        gpu_on_pci(node)
+        gpu_driver(node)
+        gpu = ("--data", "model_server_gpus=1")
+        run = deploy(node, bundles, "gpu", *gpu, label="deploy: a GPU node (stand-in GPU)")
+        assert run.rc == 0, run.stderr[-4000:]
+        [install] = [
+            n for n in run.changed if n.startswith("containerd | Install the NVIDIA Container")
+        ]
+        assert all(f"{p} 1.20.0-1" in install for p in nvidia.PACKAGES), install
+        assert "containerd | containerd config (CRI, SystemdCgroup, nvidia runtime)" in run.changed
+        assert "containerd | Restart containerd (installed or config changed)" in run.changed
+        status = node.sh(
+            "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' " + " ".join(nvidia.PACKAGES)
+        )
+        assert sorted(line.split()[0] for line in status.splitlines() if " ii" in line) == sorted(
+            nvidia.PACKAGES
+        )
+        assert sorted(node.sh(f"cat {nvidia.INSTALLED}").split()) == sorted(nvidia.PACKAGES)
+        cri = tomllib.loads(node.sh("containerd config dump"))["plugins"][
+            "io.containerd.grpc.v1.cri"
+        ]["containerd"]
+        assert cri["runtimes"]["nvidia"]["options"]["BinaryName"] == nvidia.RUNTIME_BINARY
+        assert cri["default_runtime_name"] == "runc"
+        c = cluster(node)
+        assert c["objects"]["RuntimeClass//nvidia"]["handler"] == "nvidia"
+        assert {
+            "DaemonSet/kube-system/nvidia-device-plugin-daemonset",
+            "DaemonSet/kube-system/dcgm-exporter",
+            "ServiceMonitor/kube-system/dcgm-exporter",
+        } <= set(c["objects"])
+        assert c["scheduled"]["airnode/model-server-0"]["gpu"] == 1
+        assert c["pods"]["airnode/model-server-0"]["status"] == "Running"
+        spec = c["objects"]["StatefulSet/airnode/model-server"]["spec"]["template"]["spec"]
+        assert spec["runtimeClassName"] == "nvidia"
+        assert spec["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": 1}
+        env = node.sh(f"systemctl show -p Environment --value {POD_UNIT}")
+        assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in env
+        assert f"(ollama, {OLLAMA[1:]}): healthy, 3 model(s) listed" in run.stderr
+        again = deploy(node, bundles, "gpu", *gpu, label="deploy: a GPU node (no-op)")
+        assert again.rc == 0, again.stderr[-3000:]
+        assert again.changed == []
+    finally:
+        no_gpu(node)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import yaml
 
 from tests.unit.test_scheduling import load_double
@@ -140,3 +141,113 @@ def test_node_ports_answer_where_kube_proxys_node_port_addresses_say():
     assert k0s.node_port_bind(["127.0.0.0/8"]) == "127.0.0.1"
     assert k0s.node_port_bind(["127.0.0.1/32"]) == "127.0.0.1"
     assert k0s.node_port_bind(["127.0.0.0/8", "10.0.0.0/8"]) == "0.0.0.0"
+
+
+# -- GPUs: what the stand-in holds a GPU node to -----------------------------------------------
+PLUGIN = "nvcr.io/nvidia/k8s-device-plugin:v0.20.0"
+DCGM = "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless"
+H200 = "0, GPU-1, NVIDIA H200, 143771, 550.54.14"
+
+
+def gpu_cluster(docs) -> dict:
+    c = {"objects": {}, "order": [], "network_provider": "kuberouter"}
+    for d in docs:
+        c["objects"][k0s.key(d)] = d
+        c["order"].append(k0s.key(d))
+    return c
+
+
+def fake_node(monkeypatch, handlers=("runc", "nvidia"), images=(PLUGIN, DCGM), gpus=(H200,)):
+    """containerd's config dump, its images and nvidia-smi, as the stand-in reads them."""
+    import subprocess
+
+    runtimes = "".join(
+        f"[plugins.'io.containerd.grpc.v1.cri'.containerd.runtimes.{h}]\n"
+        'runtime_type = "io.containerd.runc.v2"\n'
+        for h in handlers
+    )
+
+    def sh(*argv, **kw):
+        out = ""
+        if argv[:3] == ("containerd", "config", "dump"):
+            out = runtimes
+        elif argv[:1] == ("ctr",):
+            out = "\n".join(k0s.normalize_image(i) for i in images)
+        elif argv[:2] == ("sh", "-c") and "nvidia-smi" in argv[2]:
+            out = "\n".join(gpus)
+            return subprocess.CompletedProcess(argv, 0 if gpus else 1, out, "")
+        return subprocess.CompletedProcess(argv, 0, out, "")
+
+    monkeypatch.setattr(k0s, "sh", sh)
+    monkeypatch.setattr(k0s, "allocatable", lambda: (16000, 64 << 30))
+
+
+def gpu_docs(**over) -> list[dict]:
+    from airnode.serving import manifests
+
+    values = dict(
+        node="airnode-lab",
+        image="docker.io/library/debian:bookworm-slim",
+        uid=999,
+        gid=999,
+        gpus=1,
+        device_plugin_image=PLUGIN,
+        dcgm_exporter_image=DCGM,
+    )
+    return manifests.render_model_server(**{**values, **over})
+
+
+def test_a_gpu_pod_is_bound_once_airnodes_device_plugin_registers_the_gpus(monkeypatch):
+    fake_node(monkeypatch)
+    c = gpu_cluster(gpu_docs())
+    assert k0s.gpu_allocatable(c) == 1
+    k0s.schedule(c)
+    assert c["pending"] == {} and c["scheduled"]["airnode/model-server-0"]["gpu"] == 1
+    # two GPUs asked for, one on the node: Pending with the scheduler's message
+    c = gpu_cluster(gpu_docs(gpus=2))
+    k0s.schedule(c)
+    assert "1 Insufficient nvidia.com/gpu" in c["pending"]["airnode/model-server-0"]
+
+
+@pytest.mark.parametrize(
+    "change, why",
+    [
+        # upstream's own hostPath: the plugin dials a kubelet.sock k0s's kubelet does not serve
+        ("hostpath", "/var/lib/kubelet/device-plugins"),
+        ("image", "the plugin's image not in containerd"),
+        ("handler", "containerd without the nvidia runtime"),
+        ("nvml", "no GPU NVML can see"),
+    ],
+)
+def test_no_gpu_is_allocatable_when_the_device_plugin_cannot_register(monkeypatch, change, why):
+    docs = gpu_docs()
+    if change == "hostpath":
+        plugin = next(d for d in docs if d["metadata"]["name"].startswith("nvidia-device"))
+        plugin["spec"]["template"]["spec"]["volumes"][0]["hostPath"]["path"] = why
+    fake_node(
+        monkeypatch,
+        handlers=("runc",) if change == "handler" else ("runc", "nvidia"),
+        images=(DCGM,) if change == "image" else (PLUGIN, DCGM),
+        gpus=() if change == "nvml" else (H200,),
+    )
+    c = gpu_cluster(docs)
+    assert k0s.gpu_allocatable(c) == 0, why
+    k0s.schedule(c)
+    assert "1 Insufficient nvidia.com/gpu" in c["pending"]["airnode/model-server-0"]
+
+
+def test_a_pod_naming_a_runtime_class_needs_the_class_and_containerds_handler(monkeypatch):
+    docs = gpu_docs()
+    spec = next(d for d in docs if d["kind"] == "StatefulSet")["spec"]["template"]["spec"]
+    fake_node(monkeypatch)
+    assert k0s.runtime_class_problem(gpu_cluster(docs), spec) is None
+    without_class = [d for d in docs if d["kind"] != "RuntimeClass"]
+    assert k0s.runtime_class_problem(gpu_cluster(without_class), spec) == (
+        'FailedCreate: pods is forbidden: pod rejected: RuntimeClass "nvidia" not found'
+    )
+    fake_node(monkeypatch, handlers=("runc",))
+    assert k0s.runtime_class_problem(gpu_cluster(docs), spec) == (
+        'CreatePodSandboxError: failed to get sandbox runtime: no runtime for "nvidia" is '
+        "configured"
+    )
+    assert k0s.runtime_class_problem(gpu_cluster(docs), {}) is None  # no class named
