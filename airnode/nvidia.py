@@ -102,7 +102,9 @@ def pick(stanzas: list[dict[str, str]], version: str, arch: str, where: str) -> 
         if not found:
             have = sorted(
                 {s.get("Version", "?") for s in stanzas if s.get("Package") == name},
-                key=lambda v: [int(x) if x.isdigit() else x for x in re.split(r"[.~-]", v)],
+                key=lambda v: [
+                    (0, int(x), "") if x.isdigit() else (1, 0, x) for x in re.split(r"[.~-]", v)
+                ],
             )
             raise RepoError(
                 f"{where}: no {name} {version} for {arch} (the index has "

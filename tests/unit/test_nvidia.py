@@ -74,6 +74,13 @@ def test_the_four_packages_are_picked_at_the_version_asked(version):
     "index, version, error",
     [
         (INDEX, "1.21.0", "idx: no libnvidia-container1 1.21.0 for amd64 (the index has"),
+        # the versions the index has, listed whatever their form (an rc beside releases)
+        (
+            [s for s in INDEX if s["Package"] != "libnvidia-container1"]
+            + [stanza("libnvidia-container1", v) for v in ("1.20.0~rc.1-1", "1.9.0-1", V)],
+            "1.21.0",
+            f"(the index has 1.9.0-1, {V}, 1.20.0~rc.1-1)",
+        ),
         (
             [s for s in INDEX if s["Package"] != "nvidia-container-toolkit-base"],
             TOOLKIT,
