@@ -525,6 +525,11 @@ def test_a_gpu_node_gets_the_toolkit_the_nvidia_runtime_and_its_model_server_on_
         gpu_on_pci(node)
         gpu_driver(node)
         gpu = ("--data", "model_server_gpus=1")
+        # a bundle without [nvidia]: refused before any change, saying what to add
+        refused = deploy(node, bundles, "zst", *gpu, label="deploy: GPUs, no [nvidia] (refused)")
+        assert refused.rc != 0 and "nothing was changed" in refused.stderr
+        assert "the bundle lacks the NVIDIA Container Toolkit" in refused.stderr
+        assert "lacks NVIDIA's device plugin and dcgm-exporter images" in refused.stderr
         run = deploy(node, bundles, "gpu", *gpu, label="deploy: a GPU node (stand-in GPU)")
         assert run.rc == 0, run.stderr[-4000:]
         [install] = [
