@@ -520,7 +520,9 @@ def test_a_gpu_node_gets_the_toolkit_the_nvidia_runtime_and_its_model_server_on_
     bundle with [nvidia]: the toolkit's stand-in .debs installed by the real dpkg, the nvidia
     runtime read by the real containerd, and the k0s stand-in's rules for a GPU pod (the
     RuntimeClass, containerd's handler, nvidia.com/gpu from a device plugin that registers
-    with k0s's kubelet) met; then teardown. Last in the module: it leaves no node behind."""
+    with k0s's kubelet) met. Last in the module: the node stays a GPU node. (Teardown's purge of
+    the toolkit packages ran here once, 67 s; in the suite it is left to the unit tests of what
+    is recorded and purged, to keep the suite's time.)"""
     try:
         gpu_on_pci(node)
         gpu_driver(node)
@@ -568,18 +570,5 @@ def test_a_gpu_node_gets_the_toolkit_the_nvidia_runtime_and_its_model_server_on_
         again = deploy(node, bundles, "gpu", *gpu, label="deploy: a GPU node (no-op)")
         assert again.rc == 0, again.stderr[-3000:]
         assert again.changed == []
-        # teardown purges the toolkit packages airnode installed, with the real dpkg
-        down = node.deploy(*SETTINGS, deploy="deploys/teardown.py", label="teardown of a GPU node")
-        assert down.rc == 0, down.stderr[-3000:]
-        assert (
-            "Remove containerd (when airnode installed it) | Purge the NVIDIA Container Toolkit "
-            "airnode installed: " + " ".join(reversed(nvidia.PACKAGES))
-        ) in down.changed
-        assert " ii" not in node.sh(
-            "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' "
-            + " ".join(nvidia.PACKAGES)
-            + " 2>/dev/null; true"
-        )
-        assert not node.sh("ls /usr/bin/nvidia-container-runtime 2>/dev/null; true").strip()
     finally:
         no_gpu(node)
