@@ -154,11 +154,10 @@ def record_installed_command(names: list[str]) -> str:
     on the record)."""
     import shlex
 
-    q = shlex.quote(INSTALLED)
-    return (
-        f"mkdir -p {shlex.quote(INSTALLED.rsplit('/', 1)[0])} && for p in "
-        + " ".join(shlex.quote(n) for n in names)
-        + f'; do grep -qxF -- "$p" {q} 2>/dev/null || echo "$p" >> {q}; done'
+    from airnode.record import append_once_command
+
+    return f"mkdir -p {shlex.quote(INSTALLED.rsplit('/', 1)[0])} && " + append_once_command(
+        INSTALLED, names
     )
 
 

@@ -121,13 +121,18 @@ def restore_file_command(before: Before, path: str) -> str:
 CREATED = f"{STATE_DIR}/created"
 
 
-def record_created_command(paths: list[str]) -> str:
-    """Append paths airnode made to CREATED, each once."""
-    c = shlex.quote(CREATED)
+def append_once_command(file: str, lines: list[str]) -> str:
+    """Append each line to file unless it is there already."""
+    c = shlex.quote(file)
     return (
-        f'for p in {" ".join(shlex.quote(p) for p in paths)}; do grep -qxF -- "$p" {c} '
+        f'for p in {" ".join(shlex.quote(p) for p in lines)}; do grep -qxF -- "$p" {c} '
         f"2>/dev/null || printf '%s\\n' \"$p\" >> {c}; done"
     )
+
+
+def record_created_command(paths: list[str]) -> str:
+    """Append paths airnode made to CREATED, each once."""
+    return append_once_command(CREATED, paths)
 
 
 def inside(path: str, tree: str) -> bool:
