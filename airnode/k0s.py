@@ -12,6 +12,7 @@ from dataclasses import dataclass
 CONFIG = "/etc/k0s/k0s.yaml"
 CRI_SOCKET = "remote:unix:///run/containerd/containerd.sock"
 UNIT = "k0scontroller.service"
+WORKER_UNIT = "k0sworker.service"
 BINARY = "/usr/local/bin/k0s"
 ADMIN_KUBECONFIG = "/var/lib/k0s/pki/admin.conf"
 # Flags that take no value (as `--flag`, or `--flag=true` in the Args k0s reports).
@@ -19,12 +20,34 @@ BOOLEAN_FLAGS = {"--single", "--enable-worker", "--no-taints", "--debug", "--for
 ALIASES = {"-c": "--config"}
 
 
-def install_flags(disable_components: list[str], extra: list[str]) -> list[str]:
-    """`k0s install controller` flags for a single node on the system containerd."""
-    flags = ["--single", f"--config={CONFIG}", f"--cri-socket={CRI_SOCKET}"]
-    if disable_components:
-        flags.append("--disable-components=" + ",".join(sorted(disable_components)))
+def install_flags(
+    disable_components: list[str], extra: list[str], role: str = "single", node_address: str = ""
+) -> list[str]:
+    """`k0s install controller|worker` flags on the system containerd. ``role`` (airnode.
+    cluster): single -> `--single` (kine, one node for good); controller -> `--enable-worker
+    --no-taints` (etcd; runs workloads and takes workers); worker -> `--token-file` (joins).
+    Flags read at k0sproject/k0s v1.36.3+k0s.2 pkg/config/cli.go (GetControllerFlags,
+    GetWorkerFlags). ``node_address``: the kubelet's --node-ip (the address the other nodes
+    reach this one on), when set."""
+    from airnode import cluster
+
+    if role == cluster.WORKER:
+        flags = [f"--token-file={cluster.TOKEN_FILE}", f"--cri-socket={CRI_SOCKET}"]
+    else:
+        flags = ["--single"] if role == cluster.SINGLE else ["--enable-worker", "--no-taints"]
+        flags += [f"--config={CONFIG}", f"--cri-socket={CRI_SOCKET}"]
+        if disable_components:
+            flags.append("--disable-components=" + ",".join(sorted(disable_components)))
+    if node_address:
+        flags.append(f"--kubelet-extra-args=--node-ip={node_address}")
     return flags + list(extra)
+
+
+def unit(role: str) -> str:
+    """The systemd unit `k0s install` writes for a role."""
+    from airnode import cluster
+
+    return WORKER_UNIT if role == cluster.WORKER else UNIT
 
 
 def normalize(args: list[str]) -> set[tuple[str, str]]:
@@ -96,6 +119,7 @@ class Plan:
     start: bool  # installed but not running: start it
     wait: bool  # wait until the node is Ready, then record ``want``
     why: str
+    join: bool = False  # a worker that has not joined yet: a token, (re)install, start, wait
 
 
 def plan(
@@ -107,6 +131,7 @@ def plan(
     config_changes: bool,
     want: str,
     applied: str,
+    joined: bool = True,
 ) -> Plan:
     """``have_sha``: the installed binary's sha256 ("" when none); ``status``: `k0s status -o
     json` parsed (None: not running); ``unit_text``: the installed unit ("" when none);
@@ -125,6 +150,8 @@ def plan(
     changed = install_binary or bool(install) or config_changes
     d = restart.decide(want, applied, changed=changed)
     start = installed and status is None
+    if not joined:
+        return Plan(install_binary, False, install, True, False, True, "joins its cluster", True)
     return Plan(
         install_binary=install_binary,
         validate=config_changes or applied != want,

@@ -127,6 +127,31 @@ def _run(transport, command: str) -> tuple[int, str]:
         chan.close()
 
 
+def run(transport, command: str, sudo: bool = False, stdin: bytes = b"") -> tuple[int, str]:
+    """``command`` on the node over its own channel (``sudo -n`` when asked), ``stdin`` fed to
+    it: a secret travels this way, never on a command line, a temporary file or in a log.
+    Returns (exit status, stdout + stderr)."""
+    if not stdin:
+        return _run(transport, _sudo(command, sudo))
+    chan = transport.open_session()
+    try:
+        chan.exec_command(_sudo(command, sudo))
+        chan.sendall(stdin)
+        chan.shutdown_write()
+        out = b""
+        while True:
+            data = chan.recv(65536)
+            if not data:
+                break
+            out += data
+        err = b""
+        while chan.recv_stderr_ready():
+            err += chan.recv_stderr(65536)
+        return chan.recv_exit_status(), (out + err).decode(errors="replace")
+    finally:
+        chan.close()
+
+
 def remote_size(transport, path: str, sudo: bool = False) -> int | None:
     status, out = _run(
         transport, _sudo(f"stat -c %s {shlex.quote(path)} 2>/dev/null || echo none", sudo)

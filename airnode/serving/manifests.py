@@ -40,6 +40,8 @@ def model_server_text(
     gpus: int = 0,
     device_plugin_image: str = "",
     dcgm_exporter_image: str = "",
+    nodes: list[str] | None = None,
+    replicas: int = 1,
 ) -> str:
     """The model server's manifests as one multi-document YAML text (what is applied).
     backend "ollama": ``env`` is the OLLAMA_* environment (airnode.ollama.server_env),
@@ -48,15 +50,22 @@ def model_server_text(
     ``image`` llama.cpp's server image. ``open_webui``: None, or {image, node_port, data_dir,
     store_size, admin_email} to add Open WebUI in front of the server. ``gpus``: NVIDIA GPUs the
     server asks for (with containerd's nvidia runtime class); then the RuntimeClass, the device
-    plugin and dcgm-exporter (``device_plugin_image``, ``dcgm_exporter_image``) come first."""
+    plugin and dcgm-exporter (``device_plugin_image``, ``dcgm_exporter_image``) come first.
+    ``nodes``: every node of the cluster, each with its model store as a local volume (default:
+    this ``node`` alone); ``replicas``: pods of the StatefulSet, at most one per node."""
     if backend not in PORTS:
         raise ValueError(f"model_server = {backend!r}: one of {', '.join(PORTS)}")
     from airnode import llama_server
 
     port = PORTS[backend]
+    nodes = nodes or [node]
+    if replicas > len(nodes):
+        raise ValueError(f"{replicas} replicas on {len(nodes)} node(s): at most one per node")
     text = render(
         "model-server.yaml.j2",
         node=node,
+        nodes=nodes,
+        replicas=replicas,
         image=image,
         backend=backend,
         server_version=server_version,

@@ -313,6 +313,17 @@ def remote(command: str) -> str:
     return host.get_fact(Command, command) or ""
 
 
+def remote_on(other, command: str) -> str:
+    """remote() on another host of the inventory (the controller reading a worker): from that
+    host's batch when it has been read, else read on its own."""
+    if other is None or other is host:
+        return remote(command)
+    cached = _PREFETCHED.get(other.name, {})
+    if command in cached:
+        return cached[command]
+    return other.get_fact(Command, command) or ""
+
+
 def _missed(command: str) -> None:
     """A read after the batch that the batch did not hold: the prefetch contract (a step's
     reads() lists byte for byte what it passes to remote()) missed, or the read depends on

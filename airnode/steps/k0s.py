@@ -1,6 +1,8 @@
-"""k0s from the bundle: single-node controller+worker on the system containerd, metrics-server
-disabled; re-installed with --force only when its flags change, restarted only when its config
-changes; the deploy waits (bounded) until the node is Ready."""
+"""k0s from the bundle on the system containerd, as the inventory's groups say (airnode.cluster):
+a single node (`--single`), the controller (+ worker, etcd) or a worker joining it with a token
+the controller makes; metrics-server disabled; re-installed with --force only when its flags
+change, restarted only when its config changes; the deploy waits (bounded) until the node is
+Ready."""
 
 from __future__ import annotations
 
@@ -8,15 +10,18 @@ import hashlib
 import re
 import shlex
 
+from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import server
+from pyinfra.operations import python, server
 
+from airnode import cluster, transfer
 from airnode import k0s as logic
 from airnode.config import Rule, Setting, boolean, integer, one_of
 from airnode.render import render
 from airnode.sizing import Need
 from airnode.steps import bundle
 from airnode.steps._common import (
+    UNAME_N,
     AirnodeError,
     applied_command,
     applied_on_node,
@@ -27,6 +32,7 @@ from airnode.steps._common import (
     put_text,
     record_applied_command,
     remote,
+    remote_on,
     script,
     settings,
 )
@@ -60,7 +66,20 @@ DEFAULTS = declare(
                     )
                 ),
             ),
-            "more `k0s install controller` flags",
+            "more `k0s install controller` (or `worker`) flags",
+        ),
+        "k0s_node_address": Setting(
+            "",
+            Rule(
+                "empty, or an IP address of this node (not a loopback or any-address)",
+                lambda v: isinstance(v, str) and (not v or not cluster.address_problem("", v)),
+            ),
+            (
+                "the IP the other nodes of a cluster reach this node on: the kubelet's "
+                "`--node-ip`, and on the controller k0s.yaml `spec.api.address` (the server of "
+                "every join token); empty: the controller's inventory address when that is an "
+                "IP, k0s's own pick otherwise"
+            ),
         ),
         "k0s_network_provider": Setting(
             "kuberouter",
@@ -89,15 +108,65 @@ DEFAULTS = declare(
 SHA = f"sha256sum {logic.BINARY} 2>/dev/null || true"
 STATUS = f"{logic.BINARY} status -o json 2>/dev/null || true"
 UNIT_TEXT = f"cat /etc/systemd/system/{logic.UNIT} 2>/dev/null || true"
+WORKER_UNIT_TEXT = f"cat /etc/systemd/system/{logic.WORKER_UNIT} 2>/dev/null || true"
+JOINED = f"[ -e {cluster.KUBELET_CONF} ] && echo yes || true"
 ADMIN_MODE = f"stat -c %a {logic.ADMIN_KUBECONFIG} 2>/dev/null || true"
 
 
 def reads(b=None) -> list[str]:
-    return (
-        [SHA, STATUS, UNIT_TEXT, ADMIN_MODE, applied_command("k0s"), file_state_read(logic.CONFIG)]
+    # a worker's way to its controller is read whatever the bundle (preflight checks it)
+    reach = [reach_read(a)] if role() == cluster.WORKER and (a := controller_address()) else []
+    return reach + (
+        [
+            SHA,
+            STATUS,
+            UNIT_TEXT,
+            WORKER_UNIT_TEXT,
+            JOINED,
+            ADMIN_MODE,
+            applied_command("k0s"),
+            file_state_read(logic.CONFIG),
+        ]
         if b
         else []
     )
+
+
+def reach_read(address: str) -> str:
+    return script("reach.sh", address, "3", *map(str, cluster.CONTROLLER_PORTS))
+
+
+def controller_address() -> str | None:
+    """The address workers reach the controller on (None: no single controller, or it has no
+    address other nodes can reach: preflight says which)."""
+    ctrls = host.inventory.get_group(cluster.CONTROLLERS, [])
+    if len(ctrls) != 1:
+        return None
+    given = str(ctrls[0].data.get("k0s_node_address") or "")
+    return cluster.controller_address(given, inventory_address(ctrls[0]))
+
+
+def role() -> str:
+    """This host's role, from the inventory groups it is in (airnode.cluster.role)."""
+    return cluster.role(host.groups)
+
+
+def controller_host():
+    """The inventory's controller (preflight made sure there is exactly one)."""
+    return host.inventory.get_group(cluster.CONTROLLERS)[0]
+
+
+def inventory_address(h) -> str:
+    return str(h.data.get("ssh_hostname") or h.name)
+
+
+def node_address(r: str | None = None) -> str:
+    """The address this node's kubelet and (on a controller) the API advertise ("": k0s picks)."""
+    r = r or role()
+    given = settings(DEFAULTS)["k0s_node_address"]
+    if r == cluster.CONTROLLER:
+        return cluster.controller_address(given, inventory_address(host)) or ""
+    return given
 
 
 def disk_needs(b: bundle.Bundle) -> list[Need]:
@@ -107,6 +176,30 @@ def disk_needs(b: bundle.Bundle) -> list[Need]:
     if not binaries or (have and have[0] == binaries[0]["sha256"]):
         return []
     return [Need("/usr/local", binaries[0]["size"], f"k0s {binaries[0]['version']}")]
+
+
+def node_name(h=None) -> str:
+    """A node's name in Kubernetes: its hostname, lowercased (k0sproject/k0s v1.36.3+k0s.2
+    pkg/node/nodename.go -> k8s.io/component-helpers nodeutil.GetHostname). ``h``: another
+    host of the inventory (read through its own batch when it has been read already)."""
+    return (
+        remote_on(h, UNAME_N).strip().lower() if h is not None else remote(UNAME_N).strip().lower()
+    )
+
+
+def cluster_nodes() -> list[str]:
+    """The names of every node of this host's cluster, this one first ([this node] for a
+    single node): the model server has a local volume on each."""
+    if role() != cluster.CONTROLLER:
+        return [node_name()]
+    return [node_name()] + [
+        node_name(h) for h in host.inventory.get_group(cluster.WORKERS, []) if h is not host
+    ]
+
+
+def is_worker() -> bool:
+    """Kubernetes objects are applied from the controller: a worker skips those steps."""
+    return role() == cluster.WORKER
 
 
 @deploy("k0s", data_defaults=DEFAULTS)
@@ -119,29 +212,39 @@ def k0s():
         raise AirnodeError(f"bundle {b.root} holds no k0s binary: add [k0s] to the spec, re-fetch")
     binary = b.artifacts("k0s")[0]
     src = f"{b.remote}/{binary['file']}"
+    r = role()
+    unit = logic.unit(r)
+    worker = r == cluster.WORKER
 
     have = remote(SHA).split()
     status = logic.parse_status(remote(STATUS))
-    unit_text = remote(UNIT_TEXT)
+    unit_text = remote(WORKER_UNIT_TEXT if worker else UNIT_TEXT)
+    address = node_address(r)
     values = dict(
         network_provider=s["k0s_network_provider"],
         pull_policy="Never",
         node_ports_on_lan=s["k0s_node_ports_on_lan"],
+        api_address=address,
     )
-    flags = logic.install_flags(s["k0s_disable_components"], s["k0s_extra_install_flags"])
+    flags = logic.install_flags(
+        s["k0s_disable_components"], s["k0s_extra_install_flags"], r, address
+    )
     # What k0s should be running with; recorded once the node is Ready after a change, so that
-    # a run cut between a change and the restart still restarts on the next run.
-    text = render("k0s.yaml.j2", **values)
+    # a run cut between a change and the restart still restarts on the next run. A worker has
+    # no k0s.yaml: its configuration comes from the controller.
+    text = "" if worker else render("k0s.yaml.j2", **values)
     want = digest(binary["sha256"], text, " ".join(flags))
+    joined = not worker or remote(JOINED).strip() == "yes"
     p = logic.plan(
         binary["sha256"],
         have[0] if have else "",
         flags,
         status,
         unit_text,
-        not file_is(logic.CONFIG, hashlib.sha256(text.encode()).hexdigest(), "600"),
+        not worker and not file_is(logic.CONFIG, hashlib.sha256(text.encode()).hexdigest(), "600"),
         want,
         applied_on_node("k0s"),
+        joined=joined,
     )
 
     ops = []
@@ -151,25 +254,44 @@ def k0s():
             server.shell(
                 name=f"Install k0s {binary['version']} to {logic.BINARY}",
                 commands=[
-                    f"if systemctl is-active -q {logic.UNIT}; then {logic.BINARY} stop; fi",
+                    f"if systemctl is-active -q {unit}; then {logic.BINARY} stop; fi",
                     f"install -m 755 {shlex.quote(src)} {logic.BINARY}.new",
                     f"mv {logic.BINARY}.new {logic.BINARY}",
                 ],
             )
         )
-    config = put_text(text, logic.CONFIG, name=f"{logic.CONFIG}", mode="600")
-    if p.validate:
+    kind = "worker" if worker else "controller"
+    cmd = f"{logic.BINARY} install {kind} " + " ".join(shlex.quote(f) for f in flags)
+    timeout = s["k0s_ready_timeout"]
+    if worker and p.join:
+        ctrl = controller_host()
+        install = {"install": cmd, "reinstall": cmd + " --force && systemctl daemon-reload"}
+        python.call(
+            name=f"Join {ctrl.name}'s cluster: a worker token (expires in "
+            f"{cluster.TOKEN_EXPIRY}, invalidated once joined), k0s install worker "
+            + " ".join(flags)
+            + f", start, wait until Ready (at most {timeout}s)",
+            function=_join,
+            controller=ctrl,
+            install=install.get(p.install, ""),
+            node=node_name(),
+            unit=unit,
+            timeout=timeout,
+            record=record_applied_command("k0s", want),
+        )
+        return
+    config = None if worker else put_text(text, logic.CONFIG, name=f"{logic.CONFIG}", mode="600")
+    if p.validate and not worker:
         server.shell(
             name="Validate k0s.yaml (k0s config validate)",
             commands=[f"{logic.BINARY} config validate --config {logic.CONFIG}"],
         )
-    cmd = f"{logic.BINARY} install controller " + " ".join(shlex.quote(f) for f in flags)
     if p.install == "install":
-        ops.append(server.shell(name="k0s install controller " + " ".join(flags), commands=[cmd]))
+        ops.append(server.shell(name=f"k0s install {kind} " + " ".join(flags), commands=[cmd]))
     elif p.install == "reinstall":
         ops.append(
             server.shell(
-                name="k0s flags changed: install controller --force",
+                name=f"k0s flags changed: install {kind} --force",
                 commands=[cmd + " --force", "systemctl daemon-reload"],
             )
         )
@@ -180,17 +302,27 @@ def k0s():
         woken.append(
             server.shell(
                 name="Restart k0s (binary, flags or config changed)",
-                commands=[f"systemctl restart {logic.UNIT}"],
+                commands=[f"systemctl restart {unit}"],
             )
         )
     if p.start:
         woken.append(server.shell(name="Start k0s", commands=[f"{logic.BINARY} start"]))
-    timeout = s["k0s_ready_timeout"]
-    if p.wait:
+    if p.wait and worker:
+        python.call(
+            name=f"Wait until the node is Ready on {controller_host().name} (at most {timeout}s)",
+            function=_ready,
+            controller=controller_host(),
+            node=node_name(),
+            unit=unit,
+            timeout=timeout,
+            record=record_applied_command("k0s", want),
+            _if=lambda: any(op.did_change() for op in woken),
+        )
+    elif p.wait:
         server.shell(
             name=f"Wait until the node is Ready (at most {timeout}s)",
             commands=[
-                script("k0s-ready-wait.sh", logic.BINARY, logic.UNIT, str(timeout)),
+                script("k0s-ready-wait.sh", logic.BINARY, unit, str(timeout), node_name()),
                 f"chmod 600 {logic.ADMIN_KUBECONFIG}",
                 # recorded once Ready: a run cut before (or a node that never got Ready)
                 # restarts and waits again next time
@@ -199,8 +331,75 @@ def k0s():
             _if=lambda: any(op.did_change() for op in woken),
         )
     mode = remote(ADMIN_MODE).strip()
-    if mode and mode != "600":
+    if mode and mode != "600" and not worker:
         server.shell(
             name=f"{logic.ADMIN_KUBECONFIG} readable by root only",
             commands=[f"chmod 600 {logic.ADMIN_KUBECONFIG}"],
+        )
+
+
+# -- a worker joins, at execution time ----------------------------------------------------
+# The controller's k0s runs by now (its k0s step comes first in the operation order). The token
+# goes from the controller's stdout to the worker's stdin over their SSH connections: never on a
+# command line, in pyinfra's output or in a file anyone but root can read, and gone (the file
+# removed, the token invalidated) once the worker has joined - or failed to.
+
+
+def _transport(h):
+    client = getattr(h.connector, "client", None)
+    if client is None:
+        raise AirnodeError(
+            f"{h.name}: joining a worker needs pyinfra's SSH connector (the token travels over "
+            "the SSH connections of both nodes)"
+        )
+    return client.get_transport()
+
+
+def _sudo(h) -> bool:
+    return bool(h.data.get("_sudo"))
+
+
+def _on(h, command: str, what: str, stdin: bytes = b"") -> str:
+    rc, out = transfer.run(_transport(h), command, _sudo(h), stdin)
+    if rc != 0:
+        raise AirnodeError(f"{h.name}: {what} failed (exit {rc}): {out.strip()[-1500:]}")
+    return out
+
+
+def _ready(state, host, controller, node: str, unit: str, timeout: int, record: str) -> None:
+    wait = script("k0s-ready-wait.sh", logic.BINARY, f"{unit} on {node}", str(timeout), node)
+    _on(controller, wait, f"waiting for node {node} to be Ready")
+    _on(host, record, "recording what k0s runs with")
+
+
+def _join(
+    state, host, controller, install: str, node: str, unit: str, timeout: int, record: str
+) -> None:
+    out = _on(
+        controller,
+        f"{logic.BINARY} token create --role=worker --expiry={cluster.TOKEN_EXPIRY}",
+        "k0s token create --role=worker",
+    )
+    token = out.strip().splitlines()[-1] if out.strip() else ""
+    try:
+        tid = cluster.token_id(token)
+    except ValueError as e:
+        raise AirnodeError(f"{controller.name}: k0s token create printed {e}") from None
+    try:
+        _on(
+            host,
+            f"umask 077; mkdir -p {cluster.TOKEN_DIR} && chmod 700 {cluster.TOKEN_DIR} && "
+            f"cat > {cluster.TOKEN_FILE}",
+            f"writing the join token to {cluster.TOKEN_FILE}",
+            stdin=token.encode() + b"\n",
+        )
+        if install:
+            _on(host, install, "k0s install worker")
+        _on(host, f"systemctl restart {unit}", f"starting {unit}")
+        _ready(state, host, controller, node, unit, timeout, record)
+    finally:
+        # best effort both: the token expires anyway
+        transfer.run(_transport(host), f"rm -f {cluster.TOKEN_FILE}", _sudo(host))
+        transfer.run(
+            _transport(controller), f"{logic.BINARY} token invalidate {tid}", _sudo(controller)
         )

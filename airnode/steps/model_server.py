@@ -37,6 +37,7 @@ from airnode.paths import ROOT
 from airnode.serving import manifests, webui
 from airnode.serving import plan as serverplan
 from airnode.steps import bundle
+from airnode.steps import k0s as k0sstep
 from airnode.steps._common import (
     UNAME_N,
     AirnodeError,
@@ -117,6 +118,15 @@ DEFAULTS = declare(
                 "host's GPUs and driver and the bundle's `[nvidia]` part; containerd gets the "
                 "NVIDIA Container Toolkit and its `nvidia` runtime, the pod asks for "
                 "`nvidia.com/gpu` through NVIDIA's device plugin (docs/gpu.md)"
+            ),
+        ),
+        "model_server_replicas": Setting(
+            1,
+            integer(ge=1, le=64),
+            (
+                "pods of the model server's StatefulSet, at most one per node, each on its "
+                "node's own model store; above 1 needs a cluster (`controllers` and `workers` "
+                "groups in the inventory); one Service balances across them"
             ),
         ),
         "model_server_memory_request": Setting(
@@ -372,6 +382,8 @@ def _render_text(s: dict, b: bundle.Bundle, node: str, store: str) -> str:
     uid, gid = account()
     common = dict(
         node=node,
+        nodes=k0sstep.cluster_nodes() if s["model_server_replicas"] > 1 else [node],
+        replicas=s["model_server_replicas"],
         uid=uid,
         gid=gid,
         namespace=s["model_server_namespace"],
@@ -506,6 +518,9 @@ def model_server():
     s = server_settings()
     b = bundle.current("no model server without the offline bundle")
     if b is None:
+        return
+    if k0sstep.is_worker():
+        host.noop("a worker: the controller applies the model server (its store is here)")
         return
     backend = s["model_server"]
     node = remote(UNAME_N).strip().lower()

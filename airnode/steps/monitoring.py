@@ -10,6 +10,7 @@ import shlex
 from functools import cache
 from pathlib import Path
 
+from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
@@ -19,6 +20,7 @@ from airnode import nvidia
 from airnode.config import Setting, boolean, integer
 from airnode.render import render
 from airnode.steps import bundle
+from airnode.steps import k0s as k0sstep
 from airnode.steps._common import (
     AirnodeError,
     declare,
@@ -201,6 +203,9 @@ def monitoring():
     s = settings(DEFAULTS)
     b = bundle.current("kube-prometheus comes from the offline bundle")
     if b is None:
+        return
+    if k0sstep.is_worker():
+        host.noop("a worker: the controller applies kube-prometheus, once for the cluster")
         return
     version = b.artifacts("kube-prometheus")[0]["version"] if b.artifacts("kube-prometheus") else ""
     r = rendered(b)

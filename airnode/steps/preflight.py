@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyinfra import host, logger
 from pyinfra.api import deploy
 
-from airnode import config, gpu, nvidia, sizing, swap
+from airnode import cluster, config, gpu, nvidia, sizing, swap
 from airnode import ollama as ollamalogic
 from airnode.config import Setting, integer
 from airnode.paths import ROOT
@@ -15,6 +15,7 @@ from airnode.steps import (
     NODE,
     bundle,
     declared,
+    k0s,
     model_server,
     module,
     monitoring,
@@ -115,6 +116,7 @@ def preflight():
     problems += check_host(facts, values["preflight_min_memory_mb"], values["zram_swappiness"])
     problems += gpu_problems(values, facts.gpus)
     problems += cross_checks(values)
+    problems += topology_problems(values)
     zram_swaps = [
         sw.name for sw in swap.parse_proc_swaps(remote(PROC_SWAPS).splitlines()) if sw.is_zram
     ]
@@ -155,6 +157,44 @@ def gpu_problems(values: dict, facts: gpu.GpuFacts) -> list[str]:
                 values["model_server"],
                 (b.data.get("spec", {}).get("llama_server") or {}).get("image", ""),
             )
+    return problems
+
+
+def topology_problems(values: dict) -> list[str]:
+    """The cluster the inventory describes (airnode/cluster.py): its shape, this node's role
+    against what k0s was installed as here, the controller's address, a worker's way to it,
+    and the model server's replicas against the nodes that can hold them."""
+    members = {h.name: h.groups for h in host.inventory}
+    shape, wrong = cluster.shape(members)
+    role = cluster.role(host.groups)
+    # the cluster's problems concern each of its members (a single node beside it: not this)
+    problems = list(wrong) if role != cluster.SINGLE else []
+    if values["bundle_dir"]:
+        installed = cluster.installed_role(remote(k0s.UNIT_TEXT), remote(k0s.WORKER_UNIT_TEXT))
+        switch = cluster.switch_problem(host.name, installed, role)
+        if switch:
+            problems.append(switch)
+    if shape.controller and role != cluster.SINGLE:
+        ctrl = host.inventory.get_host(shape.controller)
+        address = k0s.controller_address()
+        if address is None and shape.workers:
+            problems.append(
+                f"{ctrl.name}, the controller, has no address its workers can reach: its "
+                f"inventory address {k0s.inventory_address(ctrl)!r} is not an IP other nodes "
+                "reach, and k0s_node_address is empty: set k0s_node_address to the IP the "
+                "workers reach it on"
+            )
+        if role == cluster.WORKER and address:
+            lines = remote(k0s.reach_read(address)).splitlines()
+            problems += cluster.reach_problems(host.name, ctrl.name, address, lines)
+    replicas = values["model_server_replicas"]
+    nodes = len(shape.nodes) if role != cluster.SINGLE else 1
+    if role != cluster.WORKER and replicas > nodes:
+        problems.append(
+            f"model_server_replicas = {replicas}, but the cluster has {nodes} node(s) and "
+            "holds at most one replica per node: add workers to the inventory (a "
+            f"{cluster.WORKERS} group beside a {cluster.CONTROLLERS} group) or ask for fewer"
+        )
     return problems
 
 

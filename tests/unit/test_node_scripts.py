@@ -113,9 +113,18 @@ def test_a_node_never_ready_fails_bounded_naming_where_to_look(tmp_path):
     k0s.chmod(0o755)
     r = run("k0s-ready-wait.sh", str(k0s), "k0scontroller.service", "0")
     assert r.returncode == 1
-    assert "k0s node not Ready after 0s: see journalctl -u k0scontroller.service" in r.stderr
-    k0s.write_text("#!/bin/sh\nexit 0\n")
+    assert "k0s node (all) not Ready after 0s: see journalctl -u k0scontroller.service" in r.stderr
+    # one node by name (a worker, waited for on its controller)
+    r = run("k0s-ready-wait.sh", str(k0s), "k0sworker.service on w1", "0", "w1")
+    assert r.returncode == 1
+    assert "k0s node w1 not Ready after 0s: see journalctl -u k0sworker.service on w1" in r.stderr
+    k0s.write_text('#!/bin/sh\necho "$@" >> "$0.calls"\n')
     assert run("k0s-ready-wait.sh", str(k0s), "k0scontroller.service", "0").returncode == 0
+    assert run("k0s-ready-wait.sh", str(k0s), "k0scontroller.service", "0", "w1").returncode == 0
+    assert (tmp_path / "k0s.calls").read_text().splitlines() == [
+        "kubectl wait node --all --for=condition=Ready --timeout=10s",
+        "kubectl wait node/w1 --for=condition=Ready --timeout=10s",
+    ]
 
 
 def test_place_files_checks_all_then_renames_with_owner_and_mode(tmp_path):

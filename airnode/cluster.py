@@ -1,0 +1,183 @@
+"""More than one node: each host's role from the inventory's groups, the cluster's shape, what
+k0s was installed as on a node, and the join token's id. Pure: no pyinfra.
+
+A host in the ``controllers`` group is k0s's controller + worker with etcd (it can take
+workers); one in ``workers`` joins that controller with a token; a host in neither is a single
+node (``--single``: kine, never takes another node). k0s cannot change what a node is in place:
+its storage and role are chosen at install time (k0sproject/k0s v1.36.3+k0s.2
+cmd/token/create.go ensureTokenCreationAcceptable refuses tokens on a single node).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import ipaddress
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+CONTROLLERS = "controllers"
+WORKERS = "workers"
+SINGLE, CONTROLLER, WORKER = "single", "controller", "worker"
+# What a worker must reach on its controller (k0sproject/k0s v1.36.3+k0s.2 docs/networking.md,
+# "Required ports and protocols": kube-apiserver 6443, konnectivity 8132, worker -> controller).
+CONTROLLER_PORTS = (6443, 8132)
+# The join token on a worker between `k0s install worker --token-file` and its first start: k0s
+# reads it only while /var/lib/k0s/kubelet.conf does not exist yet (pkg/component/worker/
+# utils.go BootstrapKubeletClientConfig), so it is removed once the node has joined. Its
+# directory is root's alone: the token never sits where another user can read it.
+TOKEN_DIR = "/etc/k0s/join"
+TOKEN_FILE = f"{TOKEN_DIR}/worker-token"
+TOKEN_EXPIRY = "1h"
+KUBELET_CONF = "/var/lib/k0s/kubelet.conf"
+# how the deploy reaches the other way out of a node's role: teardown keeps the model store
+TEARDOWN = "pyinfra INVENTORY deploys/teardown.py --limit {host}"
+
+
+def role(groups: Iterable[str]) -> str:
+    """single, controller or worker, from the names of the groups a host is in."""
+    g = set(groups)
+    if CONTROLLERS in g:
+        return CONTROLLER
+    if WORKERS in g:
+        return WORKER
+    return SINGLE
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The cluster a run deploys: its controller (None: only single nodes) and its workers."""
+
+    controller: str | None
+    workers: tuple[str, ...]
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return ((self.controller,) if self.controller else ()) + self.workers
+
+
+def shape(members: Mapping[str, Iterable[str]]) -> tuple[Shape, list[str]]:
+    """``members``: {host name: its groups}, every host of the inventory. Returns the cluster
+    and what is wrong with it (each problem names the hosts and what is allowed)."""
+    problems = []
+    controllers = [h for h, g in members.items() if CONTROLLERS in set(g)]
+    workers = [h for h, g in members.items() if WORKERS in set(g)]
+    both = sorted(set(controllers) & set(workers))
+    for h in both:
+        problems.append(
+            f"{h} is in both the {CONTROLLERS} and the {WORKERS} group: a node is one or the "
+            "other (the controller runs workloads too: --enable-worker --no-taints)"
+        )
+    workers = [h for h in workers if h not in both]
+    if len(controllers) > 1:
+        problems.append(
+            f"the {CONTROLLERS} group has {len(controllers)} hosts ({', '.join(controllers)}): "
+            "airnode installs exactly one controller (more need an etcd quorum of three and a "
+            "load balancer in front of the API, not built)"
+        )
+    if workers and not controllers:
+        problems.append(
+            f"the {WORKERS} group ({', '.join(workers)}) has no controller to join: put one "
+            f"host in a {CONTROLLERS} group"
+        )
+    controller = controllers[0] if len(controllers) == 1 else None
+    return Shape(controller, tuple(workers)), problems
+
+
+def address_problem(key: str, value: str) -> str | None:
+    """A node address k0s accepts as spec.api.address: an IP, not 0.0.0.0/:: (k0sproject/k0s
+    v1.36.3+k0s.2 pkg/apis/k0s/v1beta1/api.go APISpec.Validate: "invalid IP address",
+    "invalid INADDR_ANY")."""
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return f"{key} = {value!r}: not an IP address (k0s takes an IP, not a name)"
+    if ip.is_unspecified:
+        return f"{key} = {value!r}: the any-address; name the one address other nodes reach"
+    if ip.is_loopback:
+        return f"{key} = {value!r}: a loopback address, which other nodes cannot reach"
+    return None
+
+
+def controller_address(node_address: str, inventory_address: str) -> str | None:
+    """The address workers reach the controller on (its k0s.yaml spec.api.address, and so the
+    server in every join token): ``k0s_node_address`` when set, else the inventory's address
+    for the host when that is an IP other nodes can reach; None when neither says."""
+    for candidate in (node_address, inventory_address):
+        if candidate and address_problem("", candidate) is None:
+            return candidate
+    return None
+
+
+def installed_role(controller_unit: str, worker_unit: str) -> str:
+    """What k0s was installed as on a node, from its service units' ExecStart lines ("" when
+    none): `k0s install controller --single` -> single, without it -> controller, `k0s install
+    worker` -> worker (k0sproject/k0s v1.36.3+k0s.2 cmd/install: the unit runs `k0s
+    controller|worker FLAGS`)."""
+    for text, kind in ((controller_unit, CONTROLLER), (worker_unit, WORKER)):
+        for line in (text or "").splitlines():
+            if line.startswith("ExecStart="):
+                args = shlex.split(line[len("ExecStart=") :])
+                if kind == CONTROLLER and any(re.fullmatch(r"--single(=true)?", a) for a in args):
+                    return SINGLE
+                return kind
+    return ""
+
+
+def switch_problem(host: str, installed: str, wanted: str) -> str | None:
+    """A node installed as one role that the inventory now gives another: k0s cannot change it
+    in place. The way out: teardown (the model store is kept), then deploy again."""
+    if not installed or installed == wanted:
+        return None
+    what = {
+        SINGLE: "a single node (--single: kine storage, takes no other node)",
+        CONTROLLER: "a controller (etcd, takes workers)",
+        WORKER: "a worker of another controller",
+    }
+    where = {
+        SINGLE: f"in neither the {CONTROLLERS} nor the {WORKERS} group",
+        CONTROLLER: f"in the {CONTROLLERS} group",
+        WORKER: f"in the {WORKERS} group",
+    }
+    return (
+        f"{host}: k0s was installed here as {what[installed]}, and the inventory now puts it "
+        f"{where[wanted]} ({wanted}): k0s cannot change a node's role or storage in place. "
+        f"The way out: `{TEARDOWN.format(host=host)}` (models are kept), then deploy again; "
+        f"or put {host} back {where[installed]}"
+    )
+
+
+def token_id(join_token: str) -> str:
+    """The bootstrap token's id in a k0s join token (base64 of a gzipped kubeconfig whose
+    user's token is ``<id>.<secret>``: k0sproject/k0s v1.36.3+k0s.2 pkg/token/joinencode.go,
+    kubeconfig.go GenerateKubeconfig): what `k0s token invalidate` takes. Not secret."""
+    try:
+        text = gzip.decompress(base64.b64decode(join_token.strip(), validate=True)).decode()
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"not a k0s join token ({type(e).__name__})") from None
+    m = re.search(r"^\s*token:\s*([a-z0-9]{6})\.[a-z0-9]{16}\s*$", text, re.M)
+    if not m:
+        raise ValueError("not a k0s join token (no bootstrap token in its kubeconfig)")
+    return m.group(1)
+
+
+def reach_problems(worker: str, controller: str, address: str, lines: list[str]) -> list[str]:
+    """files/reach.sh's lines, run on a worker toward its controller: every port k0s needs must
+    answer (open, or refused while k0s is not running there yet: the host answered)."""
+    seen: dict[str, str] = {}
+    for line in lines:
+        port, _, state = line.partition(" ")
+        seen[port] = state
+    problems = []
+    for number in CONTROLLER_PORTS:
+        state = seen.get(str(number), "unreachable: not tried")
+        if state not in ("open", "refused"):
+            problems.append(
+                f"{worker} cannot reach its controller {controller} at {address}:{number} "
+                f"({state.removeprefix('unreachable: ')}): workers need TCP "
+                f"{' and '.join(map(str, CONTROLLER_PORTS))} to the controller (k0s "
+                "docs/networking.md); check the firewall and k0s_node_address"
+            )
+    return problems
