@@ -15,13 +15,21 @@ def _lab(args: argparse.Namespace) -> int:
     if args.action == "build":
         print(lab.ensure_image())
     elif args.action == "start":
-        inst = lab.start(args.name, memory=args.memory, cpus=args.cpus, accel=args.accel)
+        net = lab.ClusterNet(args.cluster, args.index) if args.cluster else None
+        inst = lab.start(args.name, memory=args.memory, cpus=args.cpus, accel=args.accel, net=net)
         env = "" if args.name == "default" else f"AIRNODE_LAB_DIR={inst.dir} "
         opt = "" if args.name == "default" else f" --name {args.name}"
+        deploy = (
+            f"AIRNODE_LAB_CLUSTER={args.cluster} pyinfra inventories/lab_cluster.py "
+            "deploys/node.py   (once every VM of the cluster is up)"
+            if net
+            else f"{env}pyinfra inventories/lab.py deploys/node.py"
+        )
+        where = f", {net.hostname} at {net.address} on cluster {net.name}" if net else ""
         print(
             f"lab VM {args.name} is up on 127.0.0.1:{inst.port} "
-            f"({inst.info['accel']}, no egress).\n"
-            f"  deploy:  {env}pyinfra inventories/lab.py deploys/node.py\n"
+            f"({inst.info['accel']}, no egress{where}).\n"
+            f"  deploy:  {deploy}\n"
             f"  shell:   airnode lab shell{opt}\n"
             f"  stop:    airnode lab stop{opt}"
         )
@@ -178,6 +186,20 @@ def main(argv: list[str] | None = None) -> int:
         choices=["auto", "kvm", "tcg"],
         default=None,
         help="default: $AIRNODE_LAB_ACCEL or auto (KVM where it works, else TCG)",
+    )
+    sp.add_argument(
+        "--cluster",
+        default="",
+        help="a VM of the lab cluster of that name: a second NIC on the cluster's own network "
+        "(inventories/lab_cluster.py deploys it; the first is the controller)",
+    )
+    sp.add_argument(
+        "--index",
+        type=int,
+        default=1,
+        choices=range(1, 251),
+        metavar="N",
+        help="its number in the cluster (1..250): hostname airnode-lab-N, address 10.77.0.N",
     )
     for action, helptext in (
         ("stop", "stop the VM and throw its disk away"),

@@ -423,6 +423,23 @@ def instance(name: str = "default") -> Instance:
     return Instance(LAB_INSTANCES / name)
 
 
+def cluster_instances(name: str, home: Path | None = None) -> list[Instance]:
+    """The running VMs of lab cluster ``name`` (under $AIRNODE_LAB_HOME), in index order."""
+    found = []
+    root = home or LAB_INSTANCES
+    for info in sorted(root.glob("*/info.json")) if root.is_dir() else []:
+        inst = Instance(info.parent)
+        data = inst.info
+        if data.get("cluster") == name and inst.pid() is not None:
+            found.append((int(data["address"].rsplit(".", 1)[1]), inst))
+    if not found:
+        raise LabError(
+            f"no VM of lab cluster {name!r} is running under {root}: start them with "
+            f"`airnode lab start --name {name}-1 --cluster {name} --index 1` (then 2, ...)"
+        )
+    return [inst for _, inst in sorted(found, key=lambda t: t[0])]
+
+
 def current() -> Instance:
     """The instance the lab inventory targets: $AIRNODE_LAB_DIR, else the default one."""
     d = os.environ.get("AIRNODE_LAB_DIR")
@@ -430,6 +447,61 @@ def current() -> Instance:
     if not (inst.dir / "info.json").exists() or inst.pid() is None:
         raise LabError(f"no lab VM is running in {inst.dir}: start one with `airnode lab start`")
     return inst
+
+
+# -- lab clusters: several VMs on one isolated network of their own ------------------------
+# Each VM keeps its SSH port forward (QEMU user networking, restricted: no egress) and gets a
+# second NIC on a QEMU socket network: a multicast group on 127.0.0.1 that only the guests of
+# one cluster join (its port derives from the cluster's name). Nothing routes out of it.
+CLUSTER_SUBNET = "10.77.0"  # VM n (1, 2, ...) is 10.77.0.n/24 on eth1
+CLUSTER_GROUP = "230.0.0.1"
+
+
+@dataclass(frozen=True)
+class ClusterNet:
+    """Where a lab VM sits on its cluster's network: the cluster's name and its number in it."""
+
+    name: str
+    index: int  # 1..250
+
+    @property
+    def port(self) -> int:
+        return 30000 + int(hashlib.sha256(self.name.encode()).hexdigest()[:8], 16) % 20000
+
+    @property
+    def address(self) -> str:
+        return f"{CLUSTER_SUBNET}.{self.index}"
+
+    @property
+    def mac(self) -> str:
+        return f"52:54:00:77:00:{self.index:02x}"
+
+    @property
+    def hostname(self) -> str:
+        return f"{RECIPE['hostname']}-{self.index}"
+
+    def qemu_args(self) -> list[str]:
+        return [
+            "-netdev",
+            f"socket,id=n1,mcast={CLUSTER_GROUP}:{self.port},localaddr=127.0.0.1",
+            "-device",
+            f"virtio-net-pci,netdev=n1,mac={self.mac}",
+        ]
+
+    def guest_setup(self) -> str:
+        """The guest's side, over SSH after boot (kept across reboots): its own hostname and
+        the static address of its cluster NIC (systemd-networkd, matched on the MAC)."""
+        network = (
+            f"[Match]\nMACAddress={self.mac}\n\n[Network]\nAddress={self.address}/24\n"
+            "LinkLocalAddressing=no\n"
+        )
+        return (
+            f"echo {self.hostname} > /etc/hostname && hostname {self.hostname} && "
+            f"printf '{network}' > /etc/systemd/network/20-lab-cluster.network && "
+            "networkctl reload && "
+            f"for i in $(seq 50); do ip -4 addr show | grep -q ' {self.address}/' && exit 0; "
+            "sleep 0.2; done; echo 'the cluster NIC got no address' >&2; exit 1"
+        )
 
 
 def _qemu_argv(
@@ -440,6 +512,7 @@ def _qemu_argv(
     memory: int,
     cpus: int,
     data_disk: Path | None = None,
+    net: ClusterNet | None = None,
 ):
     accel_args = (
         ["-accel", "kvm", "-cpu", "host"]
@@ -473,6 +546,7 @@ def _qemu_argv(
         f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22",
         "-device",
         "virtio-net-pci,netdev=n0",
+        *(net.qemu_args() if net else []),
         "-device",
         "virtio-rng-pci",
         "-serial",
@@ -492,10 +566,12 @@ def start(
     accel: str | None = None,
     timeout: float = 600,
     data_disk: Path | None = None,
+    net: ClusterNet | None = None,
 ) -> Instance:
     """Boot a fresh throwaway copy of the lab image and wait until SSH answers. ``data_disk``:
     a raw disk image attached as /dev/vdb (benchmarks with models bigger than the image's
-    root filesystem make one with mkfs.ext4 and mount it)."""
+    root filesystem make one with mkfs.ext4 and mount it). ``net``: a VM of a lab cluster,
+    with its own hostname and address on the cluster's network (``ClusterNet``)."""
     accel = accel or os.environ.get("AIRNODE_LAB_ACCEL", "auto")
     if accel not in ("auto", "kvm", "tcg"):
         raise LabError(f"AIRNODE_LAB_ACCEL={accel!r}: allowed values are auto, kvm, tcg")
@@ -529,7 +605,17 @@ def start(
         port = free_port()
         (inst.dir / "info.json").write_text(
             json.dumps(
-                {"port": port, "key": str(img / "id_ed25519"), "accel": acc, "image": str(img)}
+                {
+                    "port": port,
+                    "key": str(img / "id_ed25519"),
+                    "accel": acc,
+                    "image": str(img),
+                    **(
+                        {"address": net.address, "hostname": net.hostname, "cluster": net.name}
+                        if net
+                        else {}
+                    ),
+                }
             )
         )
         inst.ssh_config.write_text(
@@ -543,7 +629,7 @@ def start(
         log(f"booting {inst.dir.name} ({acc}, {memory} MiB, {cpus} CPUs, ssh 127.0.0.1:{port})")
         try:
             r = subprocess.run(
-                _qemu_argv(img, inst, port, acc, memory, cpus, data_disk),
+                _qemu_argv(img, inst, port, acc, memory, cpus, data_disk, net),
                 capture_output=True,
                 text=True,
             )
@@ -556,6 +642,11 @@ def start(
                 inst.wait_console(20)
             inst.wait_ssh(timeout if acc == candidates[-1] else 90)
             log(f"SSH up after {time.monotonic() - started:.1f}s")
+            if net:
+                r = inst.ssh(net.guest_setup(), check=False)
+                if r.returncode != 0:
+                    raise LabError(f"{inst.dir.name}: cluster network setup failed: {r.stderr}")
+                log(f"{net.hostname} at {net.address} on lab cluster {net.name}")
             return inst
         except LabError as e:
             last_error = e

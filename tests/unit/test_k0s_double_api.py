@@ -180,6 +180,8 @@ def fake_node(monkeypatch, handlers=("runc", "nvidia"), images=(PLUGIN, DCGM), g
 
     monkeypatch.setattr(k0s, "sh", sh)
     monkeypatch.setattr(k0s, "allocatable", lambda: (16000, 64 << 30))
+    # the node the manifests name (their local PV is pinned to it)
+    monkeypatch.setattr(k0s, "this_node", lambda: "airnode-lab")
 
 
 def gpu_docs(**over) -> list[dict]:
@@ -251,3 +253,108 @@ def test_a_pod_naming_a_runtime_class_needs_the_class_and_containerds_handler(mo
         "configured"
     )
     assert k0s.runtime_class_problem(gpu_cluster(docs), {}) is None  # no class named
+
+
+# -- more than one node: the stand-in's scheduler, join and sync ------------------------------
+def cluster_docs(nodes, replicas, **over) -> list[dict]:
+    from airnode.serving import manifests
+
+    values = dict(
+        node=nodes[0],
+        nodes=nodes,
+        replicas=replicas,
+        image="docker.io/library/debian:bookworm-slim",
+        uid=999,
+        gid=999,
+    )
+    return manifests.render_model_server(**{**values, **over})
+
+
+def worker_node(c, name="airnode-lab-2", seen=None, **over):
+    import time
+
+    c.setdefault("nodes", {})[name] = {
+        "address": "10.77.0.2",
+        "cpu": 2000,
+        "mem": 4 << 30,
+        "credential": "x",
+        "seen": time.time() if seen is None else seen,
+        **over,
+    }
+
+
+def test_replicas_go_one_per_node_each_where_its_volume_is(monkeypatch):
+    fake_node(monkeypatch)
+    c = gpu_cluster(cluster_docs(["airnode-lab", "airnode-lab-2"], 2))
+    worker_node(c)
+    c["pods"] = {}
+    k0s.schedule(c)
+    assert c["pending"] == {}
+    assert "node" not in c["scheduled"]["airnode/model-server-0"]  # this node
+    assert c["scheduled"]["airnode/model-server-1"]["node"] == "airnode-lab-2"
+    # the worker runs kube-router too (a DaemonSet), the controller coredns alone
+    assert c["scheduled"]["kube-system/kube-router-airnode-lab-2"]["node"] == "airnode-lab-2"
+    assert not any(
+        k.startswith("kube-system/coredns") and "node" in b for k, b in c["scheduled"].items()
+    )
+
+
+def test_a_third_replica_on_two_nodes_stays_pending_with_the_schedulers_reasons(monkeypatch):
+    fake_node(monkeypatch)
+    docs = cluster_docs(["airnode-lab", "airnode-lab-2", "airnode-lab-3"], 3)
+    c = gpu_cluster(docs)
+    worker_node(c)  # lab-3 never joined: its PV has no node to be used on
+    k0s.schedule(c)
+    assert set(c["scheduled"]) >= {"airnode/model-server-0", "airnode/model-server-1"}
+    assert c["pending"]["airnode/model-server-2"] == (
+        "0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules. preemption: "
+        "0/2 nodes are available: 2 No preemption victims found for incoming pod."
+    )
+
+
+def test_a_worker_that_stops_syncing_leaves_and_its_pods_with_it(monkeypatch):
+    fake_node(monkeypatch)
+    c = gpu_cluster(cluster_docs(["airnode-lab", "airnode-lab-2"], 2))
+    worker_node(c)
+    k0s.schedule(c)
+    assert c["scheduled"]["airnode/model-server-1"]["node"] == "airnode-lab-2"
+    worker_node(c, seen=0)  # NotReady: no sync for longer than the grace period
+    k0s.schedule(c)
+    assert "airnode/model-server-1" not in c["scheduled"]
+    # one node left, holding replica 0 already
+    assert c["pending"]["airnode/model-server-1"].startswith(
+        "0/1 nodes are available: 1 node(s) didn't match pod anti-affinity rules."
+    )
+
+
+def test_a_join_token_buys_a_credential_once_and_only_while_valid(monkeypatch, tmp_path):
+    import time
+
+    monkeypatch.setattr(k0s, "this_node", lambda: "airnode-lab")
+    monkeypatch.setattr(k0s, "STATE", tmp_path)
+    c = {
+        "objects": {},
+        "pods": {},
+        "tokens": {"abc123": {"secret": "s" * 16, "role": "worker", "expires": 0}},
+    }
+    req = {
+        "token": "abc123." + "s" * 16,
+        "node": "airnode-lab-2",
+        "address": "10.77.0.2",
+        "cpu": 2000,
+        "mem": 1 << 30,
+    }
+    assert k0s.api_join(c, {**req, "token": "abc123." + "x" * 16})[0] == 401
+    assert k0s.api_join(c, {**req, "node": "airnode-lab"})[0] == 409  # the controller's name
+    code, body = k0s.api_join(c, req)
+    assert code == 200 and c["nodes"]["airnode-lab-2"]["credential"] == body["credential"]
+    c["tokens"]["abc123"]["expires"] = time.time() - 1
+    assert k0s.api_join(c, {**req, "node": "airnode-lab-3"})[0] == 401
+    # a sync with the credential is a heartbeat; without it, refused
+    assert k0s.api_sync(c, {"node": "airnode-lab-2", "credential": "nope"})[0] == 401
+    c["nodes"]["airnode-lab-2"]["seen"] = 0
+    monkeypatch.setattr(k0s, "reconcile", lambda c: None)
+    code, body = k0s.api_sync(
+        c, {"node": "airnode-lab-2", "credential": body["credential"], "pods": {}}
+    )
+    assert code == 200 and body["pods"] == [] and c["nodes"]["airnode-lab-2"]["seen"] > 0
