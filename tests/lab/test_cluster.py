@@ -2,23 +2,33 @@
 network between the guests, beside each guest's SSH port forward; still no egress), deployed
 through inventories/lab_cluster.py (the first VM the controller, the others its workers).
 
-Verified here: the guests reach one another on the cluster network and nothing else, and
+Verified here: the guests reach one another on the cluster network and nothing else;
 preflight checks the topology on the real guests (a worker's way to its controller's ports
-6443 and 8132, read by files/reach.sh on the worker) before any change. Not yet here: the join
-and the replicas (the k0s stand-in's toy cluster is one node; see tests/doubles/README.md)."""
+6443 and 8132, read by files/reach.sh on the worker) before any change; a worker joins with a
+token that is gone from both nodes afterwards; two replicas run one per node, each on its own
+node's model store, and both answer through the one Service; a re-run changes nothing on any
+node. The cluster itself is the k0s stand-in's (tests/doubles/README.md)."""
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import subprocess
+import threading
 import time
 
 import pytest
 
 from airnode import lab
+from airnode.bundle import trust
 from airnode.paths import ROOT
 from tests.conftest import TIMINGS
+from tests.ggufs import tiny_llama
 from tests.lab.conftest import PYINFRA
+from tests.oci import busybox_layout
+from tests.registry import Registry
+from tests.upstream import make_runtime_bundle
 
 pytestmark = pytest.mark.lab
 
@@ -28,23 +38,51 @@ def cluster(tmp_path_factory):
     home = tmp_path_factory.mktemp("cluster")
     name = f"t{os.getpid()}{home.name}"  # its own multicast port: no other test run's guests
     lab.ensure_image()
-    vms = []
+    vms: dict[int, lab.Instance] = {}
+    errors = []
+
+    def boot(i: int) -> None:
+        try:
+            vms[i] = lab.start(str(home / f"vm{i}"), net=lab.ClusterNet(name, i))
+        except Exception as e:  # reported below
+            errors.append(e)
+
     try:
-        for i in (1, 2):
-            started = time.monotonic()
-            vms.append(lab.start(str(home / f"vm{i}"), net=lab.ClusterNet(name, i)))
-            TIMINGS.append((f"lab cluster VM {i} boot to SSH", time.monotonic() - started))
-        yield {"home": home, "name": name, "vms": vms}
+        started = time.monotonic()
+        threads = [threading.Thread(target=boot, args=(i,)) for i in (1, 2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        TIMINGS.append(("lab cluster: two VMs booted to SSH", time.monotonic() - started))
+        if errors:
+            raise errors[0]
+        yield {"home": home, "name": name, "vms": [vms[1], vms[2]], "boot": boot, "all": vms}
     finally:
-        for vm in vms:
+        for vm in vms.values():
             vm.stop()
 
 
-def deploy(cluster, *extra: str) -> subprocess.CompletedProcess:
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    work = tmp_path_factory.mktemp("cluster-bundle")
+    with Registry(work / "registry") as reg:
+        ref = reg.push_layout(busybox_layout(work / "layout", tag="1"), "1", "airnode/busybox:1")
+        make_runtime_bundle(
+            work / "bundle",
+            ref,
+            reg.host,
+            models={"tiny:1": tiny_llama(work / "m.gguf").read_bytes()},
+        )
+    return work / "bundle"
+
+
+def deploy(cluster, *extra: str, label: str = "") -> subprocess.CompletedProcess:
     env = dict(
         os.environ, AIRNODE_LAB_HOME=str(cluster["home"]), AIRNODE_LAB_CLUSTER=cluster["name"]
     )
-    return subprocess.run(
+    started = time.monotonic()
+    r = subprocess.run(
         [
             PYINFRA,
             "-y",
@@ -56,8 +94,35 @@ def deploy(cluster, *extra: str) -> subprocess.CompletedProcess:
         text=True,
         env=env,
         cwd="/",
-        timeout=900,
+        timeout=1800,
     )
+    if label:
+        TIMINGS.append((label, time.monotonic() - started))
+    return r
+
+
+SETTINGS = ("--data", "preflight_reserved_mb=256", "--data", "model_server_replicas=2")
+
+
+def deploy_bundle(cluster, bundle, *extra: str, label: str = "") -> dict:
+    """A deploy with --json: {host: [names of the operations that changed it]}."""
+    r = deploy(
+        cluster,
+        "--json",
+        "--data",
+        f"bundle_dir={bundle}",
+        "--data",
+        f"bundle_sha256={trust.digest(bundle)}",
+        *SETTINGS,
+        *extra,
+        label=label,
+    )
+    assert r.returncode == 0, r.stderr[-5000:]
+    changed: dict[str, list[str]] = {}
+    for op in json.loads(r.stdout)["results"]["operations"]:
+        for h in op["success"]:
+            changed.setdefault(h, []).append(op["name"])
+    return {"changed": changed, "stderr": r.stderr}
 
 
 def test_the_guests_reach_one_another_on_their_own_network_and_nothing_else(cluster):
@@ -91,3 +156,61 @@ def test_a_worker_that_cannot_reach_its_controller_is_refused_before_any_change(
     assert "Beginning operation run" not in r.stderr
     for vm in (one, two):
         assert vm.ssh("ls /var/lib/airnode 2>/dev/null; true").stdout.strip() == ""
+
+
+def double_cluster(vm: lab.Instance) -> dict:
+    return json.loads(vm.ssh("cat /var/lib/k0s/double-cluster.json").stdout)
+
+
+RUNS: dict = {}
+
+
+def test_a_worker_joins_and_two_replicas_serve_one_per_node(cluster, bundle):
+    one, two = cluster["vms"]
+    run = deploy_bundle(cluster, bundle, label="cluster: deploy #1, controller + worker (fresh)")
+    RUNS["first"] = run
+    nodes = one.ssh("k0s kubectl get nodes").stdout
+    assert "airnode-lab-1 Ready" in nodes and "airnode-lab-2 Ready" in nodes, nodes
+    c = double_cluster(one)
+    assert "node" not in c["scheduled"]["airnode/model-server-0"]
+    assert c["scheduled"]["airnode/model-server-1"]["node"] == "airnode-lab-2"
+    # each on its own node's store: the worker's pod bound the worker's local volume
+    assert c["pods"]["airnode/model-server-1"]["sources"] == {"models": "/var/lib/airnode/models"}
+    assert c["bound"]["airnode/models-model-server-1"] == "airnode-models-airnode-lab-2"
+    unit = "k0s-double-pod-airnode-model-server-1.service"
+    assert two.ssh(f"systemctl is-active {unit}").stdout.strip() == "active"
+    assert "model-server-1" not in one.ssh("systemctl list-units 'k0s-double-pod-*'").stdout
+
+
+def test_the_join_token_is_gone_from_both_nodes(cluster):
+    one, two = cluster["vms"]
+    assert two.ssh("ls -A /etc/k0s/join 2>/dev/null; true").stdout.strip() == ""
+    assert double_cluster(one).get("tokens") == {}  # invalidated once the worker joined
+    unit = two.ssh("cat /etc/systemd/system/k0sworker.service").stdout
+    assert "k0s worker --token-file=/etc/k0s/join/worker-token" in unit
+    # what the deploy printed holds no token: the join token's kubeconfig says "token: ID.SECRET"
+    assert "token:" not in RUNS["first"]["stderr"]
+
+
+def test_both_replicas_answer_through_the_one_service(cluster):
+    one, two = cluster["vms"]
+    # four connections to the NodePort on the controller (no curl in the guest: bash's /dev/tcp)
+    get = (
+        "exec 3<>/dev/tcp/127.0.0.1/31434; printf 'GET /api/tags HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"
+    )
+    for _ in range(4):
+        assert '"models"' in one.ssh(f"bash -c {shlex.quote(get)}").stdout
+    # each replica's server logs the requests it served
+    served = {
+        vm.info["hostname"]: vm.ssh(
+            "journalctl -o cat --no-pager -u 'k0s-double-pod-airnode-model-server-*' | "
+            "grep -c '/api/tags' || true"
+        ).stdout.strip()
+        for vm in (one, two)
+    }
+    assert all(int(n or 0) > 0 for n in served.values()), served
+
+
+def test_a_re_run_changes_nothing_on_any_node(cluster, bundle):
+    run = deploy_bundle(cluster, bundle, label="cluster: deploy #2 (no-op)")
+    assert run["changed"] == {}, run["changed"]
