@@ -15,6 +15,9 @@ UNIT = "k0scontroller.service"
 WORKER_UNIT = "k0sworker.service"
 BINARY = "/usr/local/bin/k0s"
 ADMIN_KUBECONFIG = "/var/lib/k0s/pki/admin.conf"
+KUBECTL = f"{BINARY} kubectl"
+# every object airnode applies: server-side, as field manager airnode
+APPLY = f"{KUBECTL} apply --server-side --field-manager=airnode --force-conflicts"
 # Flags that take no value (as `--flag`, or `--flag=true` in the Args k0s reports).
 BOOLEAN_FLAGS = {"--single", "--enable-worker", "--no-taints", "--debug", "--force"}
 ALIASES = {"-c": "--config"}

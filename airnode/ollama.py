@@ -297,6 +297,41 @@ def pick_system_id(used_uids: set[int], used_gids: set[int]) -> int:
     raise ValueError(f"no free system uid/gid in {SYS_ID_MIN}-{SYS_ID_MAX}")
 
 
+def cluster_ids(nodes: dict[str, tuple[dict[str, int], dict[str, int]]]) -> tuple[int, int]:
+    """The uid and gid of `ollama` on every node of a cluster ({node: (users, groups)} as
+    parse_ids reads them): a replica may run on any node, as one runAsUser, over that node's
+    store. The ids a node has already; else the highest system id free on every node. Nodes
+    that disagree: ValueError naming them."""
+    have = {
+        n: (users[USER], groups.get(USER, users[USER]))
+        for n, (users, groups) in nodes.items()
+        if USER in users
+    }
+    if len(set(have.values())) > 1:
+        raise ValueError(
+            f"the {USER} user has other ids on the nodes of this cluster ("
+            + ", ".join(f"{n}: {u}:{g}" for n, (u, g) in sorted(have.items()))
+            + "): the model server runs as one uid on every node; give it the same uid and gid "
+            "everywhere (usermod -u, groupmod -g, then chown its store) or remove it where it "
+            "owns nothing"
+        )
+    if have:
+        uid, gid = next(iter(have.values()))
+        for n, (users, groups) in sorted(nodes.items()):
+            taken = {u for name, u in users.items() if name != USER} | {
+                g for name, g in groups.items() if name != USER
+            }
+            if n not in have and (uid in taken or gid in taken):
+                raise ValueError(
+                    f"{n}: uid/gid {uid}:{gid} of the {USER} user on the other nodes is taken "
+                    f"there: free it, or give {USER} other ids on every node"
+                )
+        return uid, gid
+    used = set().union(*(set(u.values()) | set(g.values()) for u, g in nodes.values()))
+    free = pick_system_id(used, used)
+    return free, free
+
+
 def parse_ids(lines: list[str]) -> tuple[dict[str, int], dict[str, int]]:
     """`getent passwd; echo @@group; getent group` -> ({user: uid}, {group: gid})."""
     users: dict[str, int] = {}

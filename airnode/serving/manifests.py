@@ -40,7 +40,6 @@ def model_server_text(
     gpus: int = 0,
     device_plugin_image: str = "",
     dcgm_exporter_image: str = "",
-    nodes: list[str] | None = None,
     replicas: int = 1,
 ) -> str:
     """The model server's manifests as one multi-document YAML text (what is applied).
@@ -51,20 +50,17 @@ def model_server_text(
     store_size, admin_email} to add Open WebUI in front of the server. ``gpus``: NVIDIA GPUs the
     server asks for (with containerd's nvidia runtime class); then the RuntimeClass, the device
     plugin and dcgm-exporter (``device_plugin_image``, ``dcgm_exporter_image``) come first.
-    ``nodes``: every node of the cluster, each with its model store as a local volume (default:
-    this ``node`` alone); ``replicas``: pods of the StatefulSet, at most one per node."""
+    ``replicas``: pods of the StatefulSet, at most one per node (a required anti-affinity),
+    each on its node's own store: this ``node``'s volume is here, each worker applies its own
+    (``store_volume_text``)."""
     if backend not in PORTS:
         raise ValueError(f"model_server = {backend!r}: one of {', '.join(PORTS)}")
     from airnode import llama_server
 
     port = PORTS[backend]
-    nodes = nodes or [node]
-    if replicas > len(nodes):
-        raise ValueError(f"{replicas} replicas on {len(nodes)} node(s): at most one per node")
     text = render(
         "model-server.yaml.j2",
         node=node,
-        nodes=nodes,
         replicas=replicas,
         image=image,
         backend=backend,
@@ -122,6 +118,14 @@ def model_server_text(
             server_url=f"http://model-server.{namespace}.svc",
         )
     return text
+
+
+def store_volume_text(node: str, model_store: str, store_size: str) -> str:
+    """One node's model store as a local PersistentVolume pinned to it (what a worker applies
+    through its controller, so that a replica may run over its store)."""
+    return render(
+        "model-store-volume.yaml.j2", node=node, model_store=model_store, store_size=store_size
+    )
 
 
 def documents(text: str) -> list[dict]:

@@ -313,6 +313,26 @@ def remote(command: str) -> str:
     return host.get_fact(Command, command) or ""
 
 
+def role() -> str:
+    """This host's role in its cluster, from the inventory groups it is in (airnode.cluster)."""
+    from airnode import cluster
+
+    return cluster.role(host.groups)
+
+
+def cluster_hosts() -> list:
+    """The hosts of this host's cluster, this one first: its controller and every worker (a
+    single node: itself alone)."""
+    from airnode import cluster
+
+    if role() == cluster.SINGLE:
+        return [host]
+    members = host.inventory.get_group(cluster.CONTROLLERS, []) + host.inventory.get_group(
+        cluster.WORKERS, []
+    )
+    return [host] + [h for h in dict.fromkeys(members) if h is not host]
+
+
 def remote_on(other, command: str) -> str:
     """remote() on another host of the inventory (the controller reading a worker): from that
     host's batch when it has been read, else read on its own."""

@@ -33,6 +33,7 @@ from airnode.steps._common import (
     record_applied_command,
     remote,
     remote_on,
+    role,
     script,
     settings,
 )
@@ -144,11 +145,6 @@ def controller_address() -> str | None:
         return None
     given = str(ctrls[0].data.get("k0s_node_address") or "")
     return cluster.controller_address(given, inventory_address(ctrls[0]))
-
-
-def role() -> str:
-    """This host's role, from the inventory groups it is in (airnode.cluster.role)."""
-    return cluster.role(host.groups)
 
 
 def controller_host():
@@ -263,7 +259,66 @@ def k0s():
     kind = "worker" if worker else "controller"
     cmd = f"{logic.BINARY} install {kind} " + " ".join(shlex.quote(f) for f in flags)
     timeout = s["k0s_ready_timeout"]
-    if worker and p.join:
+    joining = worker and p.join
+    config = None if worker else put_text(text, logic.CONFIG, name=f"{logic.CONFIG}", mode="600")
+    if p.validate and not worker:
+        server.shell(
+            name="Validate k0s.yaml (k0s config validate)",
+            commands=[f"{logic.BINARY} config validate --config {logic.CONFIG}"],
+        )
+    if p.install == "install" and not joining:
+        ops.append(server.shell(name=f"k0s install {kind} " + " ".join(flags), commands=[cmd]))
+    elif p.install == "reinstall" and not joining:
+        ops.append(
+            server.shell(
+                name=f"k0s flags changed: install {kind} --force",
+                commands=[cmd + " --force", "systemctl daemon-reload"],
+            )
+        )
+    if config is not None:
+        ops.append(config)
+    woken = list(ops)
+    if p.restart and not joining:
+        woken.append(
+            server.shell(
+                name="Restart k0s (binary, flags or config changed)",
+                commands=[f"systemctl restart {unit}"],
+            )
+        )
+    if p.start and not joining:
+        woken.append(server.shell(name="Start k0s", commands=[f"{logic.BINARY} start"]))
+    # One operation, at one line, for every role: the controller waits until its node is
+    # Ready; a joining worker waits until the controller's API answers. pyinfra orders the
+    # operations of all hosts as one graph in which an operation is the same one on every host
+    # that reaches its line: a worker's join comes after this, so after the controller's k0s
+    # is up in the same run (operations on other lines would run side by side with the
+    # controller's install).
+    address = controller_address() if joining else None
+    if joining or (p.wait and not worker):
+        server.shell(
+            name=(
+                f"Wait until {controller_host().name}'s API answers (at most {timeout}s)"
+                if joining
+                else f"Wait until the node is Ready (at most {timeout}s)"
+            ),
+            commands=(
+                [
+                    script(
+                        "api-wait.sh", address or "", str(cluster.CONTROLLER_PORTS[0]), str(timeout)
+                    )
+                ]
+                if joining
+                else [
+                    script("k0s-ready-wait.sh", logic.BINARY, unit, str(timeout), node_name()),
+                    f"chmod 600 {logic.ADMIN_KUBECONFIG}",
+                    # recorded once Ready: a run cut before (or a node that never got Ready)
+                    # restarts and waits again next time
+                    record_applied_command("k0s", want),
+                ]
+            ),
+            _if=None if joining else (lambda: any(op.did_change() for op in woken)),
+        )
+    if joining:
         ctrl = controller_host()
         install = {"install": cmd, "reinstall": cmd + " --force && systemctl daemon-reload"}
         python.call(
@@ -279,35 +334,7 @@ def k0s():
             timeout=timeout,
             record=record_applied_command("k0s", want),
         )
-        return
-    config = None if worker else put_text(text, logic.CONFIG, name=f"{logic.CONFIG}", mode="600")
-    if p.validate and not worker:
-        server.shell(
-            name="Validate k0s.yaml (k0s config validate)",
-            commands=[f"{logic.BINARY} config validate --config {logic.CONFIG}"],
-        )
-    if p.install == "install":
-        ops.append(server.shell(name=f"k0s install {kind} " + " ".join(flags), commands=[cmd]))
-    elif p.install == "reinstall":
-        ops.append(
-            server.shell(
-                name=f"k0s flags changed: install {kind} --force",
-                commands=[cmd + " --force", "systemctl daemon-reload"],
-            )
-        )
-    if config is not None:
-        ops.append(config)
-    woken = list(ops)
-    if p.restart:
-        woken.append(
-            server.shell(
-                name="Restart k0s (binary, flags or config changed)",
-                commands=[f"systemctl restart {unit}"],
-            )
-        )
-    if p.start:
-        woken.append(server.shell(name="Start k0s", commands=[f"{logic.BINARY} start"]))
-    if p.wait and worker:
+    elif p.wait and worker:
         python.call(
             name=f"Wait until the node is Ready on {controller_host().name} (at most {timeout}s)",
             function=_ready,
@@ -318,24 +345,24 @@ def k0s():
             record=record_applied_command("k0s", want),
             _if=lambda: any(op.did_change() for op in woken),
         )
-    elif p.wait:
-        server.shell(
-            name=f"Wait until the node is Ready (at most {timeout}s)",
-            commands=[
-                script("k0s-ready-wait.sh", logic.BINARY, unit, str(timeout), node_name()),
-                f"chmod 600 {logic.ADMIN_KUBECONFIG}",
-                # recorded once Ready: a run cut before (or a node that never got Ready)
-                # restarts and waits again next time
-                record_applied_command("k0s", want),
-            ],
-            _if=lambda: any(op.did_change() for op in woken),
-        )
     mode = remote(ADMIN_MODE).strip()
     if mode and mode != "600" and not worker:
         server.shell(
             name=f"{logic.ADMIN_KUBECONFIG} readable by root only",
             commands=[f"chmod 600 {logic.ADMIN_KUBECONFIG}"],
         )
+
+
+def worker_volume(s: dict) -> tuple[str, str]:
+    """A worker's own model store as a PersistentVolume pinned to it (what it applies through
+    the controller: a worker has no admin kubeconfig), and its digest: a replica of the model
+    server may run here over this node's models."""
+    from airnode.serving import manifests
+
+    text = manifests.store_volume_text(
+        node_name(), s["model_server_store_dir"], s["model_server_store_size"]
+    )
+    return text, digest(text)
 
 
 # -- a worker joins, at execution time ----------------------------------------------------
@@ -403,3 +430,10 @@ def _join(
         transfer.run(
             _transport(controller), f"{logic.BINARY} token invalidate {tid}", _sudo(controller)
         )
+
+
+def apply_on_controller(state, host, controller, text: str, apply: str, record: str) -> None:
+    """Objects a worker needs in the cluster (its model store's volume), applied on the
+    controller with ``text`` on stdin; then recorded on the worker."""
+    _on(controller, apply, "applying this node's objects", stdin=text.encode())
+    _on(host, record, "recording what was applied")

@@ -17,9 +17,9 @@ from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, deploy, operation
 from pyinfra.operations import python, server
 
+from airnode import cluster, sizing
 from airnode import llama_server as llamalogic
 from airnode import ollama as ollamalogic
-from airnode import sizing
 from airnode.bundle import images as imagelib
 from airnode.config import (
     QUANTITY,
@@ -41,11 +41,14 @@ from airnode.steps import k0s as k0sstep
 from airnode.steps._common import (
     UNAME_N,
     AirnodeError,
+    applied_command,
+    applied_on_node,
     declare,
     dir_state_read,
     file_state_read,
     owned_directory,
     put_text,
+    record_applied_command,
     remote,
     script,
     settings,
@@ -356,6 +359,7 @@ def reads(b: bundle.Bundle | None) -> list[str]:
     return [
         ollamalogic.versions_command(version_dir("").rstrip("/")),
         UNAME_N,
+        applied_command(VOLUME),
         file_state_read(MANIFEST),
         dir_state_read(settings(DEFAULTS)["open_webui_data_dir"]),
     ]
@@ -382,7 +386,6 @@ def _render_text(s: dict, b: bundle.Bundle, node: str, store: str) -> str:
     uid, gid = account()
     common = dict(
         node=node,
-        nodes=k0sstep.cluster_nodes() if s["model_server_replicas"] > 1 else [node],
         replicas=s["model_server_replicas"],
         uid=uid,
         gid=gid,
@@ -508,6 +511,9 @@ def admin_secret(ns: str, password_file: str) -> None:
     )
 
 
+VOLUME = "model-store-volume"  # what a worker last applied of its volume (applied record)
+
+
 def server_settings() -> dict:
     """The model server's settings with Ollama's (the ollama step declares those)."""
     return {**settings(OLLAMA_DEFAULTS), **settings(DEFAULTS)}
@@ -519,8 +525,30 @@ def model_server():
     b = bundle.current("no model server without the offline bundle")
     if b is None:
         return
+    if k0sstep.role() != cluster.SINGLE:
+        # One operation, at one line, on every node of a cluster: a worker applies its own
+        # model store's volume through the controller (when it changed); on the controller it
+        # does nothing, but pyinfra orders an operation by its line on every host, so the
+        # controller's apply and rollout below come after every worker's volume is there.
+        text, want = k0sstep.worker_volume(s) if k0sstep.is_worker() else ("", "")
+        ctrl = k0sstep.controller_host()
+        if not k0sstep.is_worker() or applied_on_node(VOLUME) != want:
+            python.call(
+                name=(
+                    f"This node's model store as PersistentVolume airnode-models-"
+                    f"{k0sstep.node_name()} (applied on {ctrl.name})"
+                    if text
+                    else "The workers' model store volumes come first"
+                ),
+                function=k0sstep.apply_on_controller,
+                controller=ctrl,
+                text=text,
+                apply=f"{APPLY} -f -",
+                record=record_applied_command(VOLUME, want),
+                _if=(lambda: True) if text else (lambda: False),
+            )
     if k0sstep.is_worker():
-        host.noop("a worker: the controller applies the model server (its store is here)")
+        host.noop("a worker: the controller applies the model server, once for the cluster")
         return
     backend = s["model_server"]
     node = remote(UNAME_N).strip().lower()

@@ -57,8 +57,8 @@ MANIFESTS = "/var/lib/airnode/manifests"
 MARK_NAMESPACE = "kube-system"
 SETUP = f"{MANIFESTS}/kube-prometheus/setup.yaml"
 MAIN = f"{MANIFESTS}/kube-prometheus/main.yaml"
-KUBECTL = f"{k0slogic.BINARY} kubectl"
-APPLY = f"{KUBECTL} apply --server-side --field-manager=airnode --force-conflicts"
+KUBECTL = k0slogic.KUBECTL
+APPLY = k0slogic.APPLY
 
 
 def applied(name: str) -> dict:

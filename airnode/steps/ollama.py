@@ -14,11 +14,13 @@ from airnode.sizing import Need
 from airnode.steps import bundle
 from airnode.steps._common import (
     AirnodeError,
+    cluster_hosts,
     declare,
     dir_state_read,
     link,
     link_read,
     remote,
+    remote_on,
     setting,
     settings,
 )
@@ -138,6 +140,13 @@ def artifact(b: bundle.Bundle) -> dict:
 def account() -> tuple[int, int]:
     """uid and gid of the `ollama` system user: the existing ones, or those useradd would pick
     (so that the model server's manifest, which runs as that uid, is known before any change)."""
+    members = cluster_hosts()
+    if len(members) > 1:
+        nodes = {h.name: logic.parse_ids(remote_on(h, GETENT).splitlines()) for h in members}
+        try:
+            return logic.cluster_ids(nodes)
+        except ValueError as e:
+            raise AirnodeError(str(e)) from None
     users, groups = logic.parse_ids(remote(GETENT).splitlines())
     if logic.USER in users:
         return users[logic.USER], groups.get(logic.USER, users[logic.USER])

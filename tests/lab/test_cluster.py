@@ -214,3 +214,53 @@ def test_both_replicas_answer_through_the_one_service(cluster):
 def test_a_re_run_changes_nothing_on_any_node(cluster, bundle):
     run = deploy_bundle(cluster, bundle, label="cluster: deploy #2 (no-op)")
     assert run["changed"] == {}, run["changed"]
+
+
+def pod_log(vm: lab.Instance) -> list[str]:
+    return vm.ssh("cat /run/k0s-double/pods.log 2>/dev/null; true").stdout.splitlines()
+
+
+def invocation(vm: lab.Instance, pod: str) -> str:
+    unit = f"k0s-double-pod-airnode-{pod}.service"
+    return vm.ssh(f"systemctl show -p InvocationID --value {unit}").stdout.strip()
+
+
+def test_adding_a_third_node_changes_only_it(cluster, bundle):
+    one, two = cluster["vms"]
+    started = time.monotonic()
+    cluster["boot"](3)
+    TIMINGS.append(("lab cluster: third VM booted to SSH", time.monotonic() - started))
+    three = cluster["all"][3]
+    before = {vm.info["hostname"]: pod_log(vm) for vm in (one, two)}
+    ids = (invocation(one, "model-server-0"), invocation(two, "model-server-1"))
+    run = deploy_bundle(cluster, bundle, label="cluster: deploy, a third node added")
+    assert set(run["changed"]) == {"airnode-lab-3"}, run["changed"]
+    nodes = one.ssh("k0s kubectl get nodes").stdout
+    assert "airnode-lab-3 Ready" in nodes, nodes
+    # nothing else moved: no pod started anywhere, the two replicas the same processes
+    assert {vm.info["hostname"]: pod_log(vm) for vm in (one, two)} == before
+    assert (invocation(one, "model-server-0"), invocation(two, "model-server-1")) == ids
+    assert "model-server" not in three.ssh("systemctl list-units 'k0s-double-pod-*'").stdout
+
+
+def test_draining_a_node_moves_nothing_else(cluster):
+    one, two = cluster["vms"]
+    first = invocation(one, "model-server-0")
+    out = one.ssh("k0s kubectl drain airnode-lab-2 --ignore-daemonsets").stdout
+    assert "node/airnode-lab-2 cordoned" in out and "node/airnode-lab-2 drained" in out
+    assert "pod/model-server-1 evicted" in out
+    c = double_cluster(one)
+    # its replica stays with its volume (pinned to the drained node): Pending, not moved
+    why = c["pending"]["airnode/model-server-1"]
+    assert why.startswith("0/2 nodes are available: ") and "volume node affinity conflict" in why
+    assert invocation(one, "model-server-0") == first  # the other replica never restarted
+    for _ in range(30):  # the worker's kubelet stops it at its next sync
+        if two.ssh("systemctl is-active k0s-double-pod-airnode-model-server-1").stdout.strip() != (
+            "active"
+        ):
+            break
+        time.sleep(2)
+    else:
+        raise AssertionError("the drained node still runs its replica")
+    one.ssh("k0s kubectl uncordon airnode-lab-2")
+    assert double_cluster(one)["scheduled"]["airnode/model-server-1"]["node"] == "airnode-lab-2"

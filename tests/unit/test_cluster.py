@@ -213,16 +213,20 @@ def test_a_worker_that_has_not_joined_joins_whatever_else_holds():
 
 
 def test_replicas_spread_one_per_node_each_on_its_own_store(crds):
-    ds = docs(nodes=["c", "w1", "w2"], replicas=2, node="c")
+    import yaml
+
+    ds = docs(replicas=2, node="c")
+    # the controller's manifests hold its own volume; each worker applies its own
     pvs = [d for d in ds if d["kind"] == "PersistentVolume"]
-    assert [pv["metadata"]["name"] for pv in pvs] == [
-        "airnode-models-c",
-        "airnode-models-w1",
-        "airnode-models-w2",
-    ]
-    for pv, node in zip(pvs, ["c", "w1", "w2"], strict=True):
-        terms = pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
-        assert terms[0]["matchExpressions"][0]["values"] == [node]
+    assert [pv["metadata"]["name"] for pv in pvs] == ["airnode-models-c"]
+    worker = yaml.safe_load(manifests.store_volume_text("w1", "/srv/models", "80Gi"))
+    assert worker["metadata"]["name"] == "airnode-models-w1"
+    assert worker["spec"]["local"]["path"] == "/srv/models"
+    assert worker["spec"]["capacity"]["storage"] == "80Gi"
+    terms = worker["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
+    assert terms[0]["matchExpressions"][0]["values"] == ["w1"]
+    # the worker's volume is the controller's, but for its node
+    assert {**pvs[0], "metadata": {}, "spec": {}} == {**worker, "metadata": {}, "spec": {}}
     sts = by_kind(ds, "StatefulSet")
     assert sts["spec"]["replicas"] == 2
     anti = sts["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
@@ -232,11 +236,9 @@ def test_replicas_spread_one_per_node_each_on_its_own_store(crds):
             "topologyKey": "kubernetes.io/hostname",
         }
     ]
-    assert manifests.validate(ds, crds) == []
-    # one node: no affinity at all (a single node's manifests stay as they were)
+    assert manifests.validate([*ds, worker], crds) == []
+    # one replica: no affinity at all (a single node's manifests stay as they were)
     assert "affinity" not in by_kind(docs(), "StatefulSet")["spec"]["template"]["spec"]
-    with pytest.raises(ValueError, match="3 replicas on 2 node"):
-        docs(nodes=["c", "w1"], replicas=3, node="c")
 
 
 @pytest.fixture(scope="module")

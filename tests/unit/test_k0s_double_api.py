@@ -261,13 +261,19 @@ def cluster_docs(nodes, replicas, **over) -> list[dict]:
 
     values = dict(
         node=nodes[0],
-        nodes=nodes,
         replicas=replicas,
         image="docker.io/library/debian:bookworm-slim",
         uid=999,
         gid=999,
     )
-    return manifests.render_model_server(**{**values, **over})
+    # the controller's manifests, then each worker's own volume (as its deploy applies it)
+    return manifests.render_model_server(**{**values, **over}) + [
+        d
+        for n in nodes[1:]
+        for d in manifests.documents(
+            manifests.store_volume_text(n, "/var/lib/airnode/models", "50Gi")
+        )
+    ]
 
 
 def worker_node(c, name="airnode-lab-2", seen=None, **over):

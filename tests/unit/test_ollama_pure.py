@@ -343,3 +343,25 @@ def test_flash_attention_auto_leaves_the_variable_unset():
         ollama.server_env({**DEFAULTS, "ollama_flash_attention": False})["OLLAMA_FLASH_ATTENTION"]
         == "0"
     )
+
+
+def test_a_clusters_nodes_share_the_ollama_ids():
+    from airnode import ollama
+
+    def node(users: dict[str, int], groups: dict[str, int] | None = None):
+        return users, groups if groups is not None else dict(users)
+
+    base = {"root": 0, "systemd-network": 998, "sshd": 105}
+    # none has it: the highest system id free on every node
+    got = ollama.cluster_ids({"c": node(base), "w": node({**base, "etcd": 999})})
+    assert got == (997, 997)  # 999 is free on c alone, taken on w
+    # one has it: the others take its ids
+    assert ollama.cluster_ids({"c": node({**base, "ollama": 990}), "w": node(base)}) == (990, 990)
+    with pytest.raises(
+        ValueError, match=r"other ids on the nodes of this cluster \(c: 990:990, w: 991:991\)"
+    ):
+        ollama.cluster_ids({"c": node({**base, "ollama": 990}), "w": node({**base, "ollama": 991})})
+    with pytest.raises(
+        ValueError, match="w: uid/gid 990:990 of the ollama user on the other nodes is taken there"
+    ):
+        ollama.cluster_ids({"c": node({**base, "ollama": 990}), "w": node({**base, "kine": 990})})
