@@ -13,14 +13,14 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import Command
 from pyinfra.operations import server
 
+from airnode import cluster, nvidia, swap
 from airnode import containerd as containerd_logic
 from airnode import k0s as k0slogic
-from airnode import nvidia, swap
 from airnode import ollama as ollamalogic
 from airnode import record as logic
 from airnode.config import Setting, integer, one_of
 from airnode.facts import NumberedLines
-from airnode.steps._common import declare, script, settings
+from airnode.steps._common import declare, role, script, settings
 from airnode.steps.bundle import DEFAULTS as BUNDLE_DEFAULTS
 from airnode.steps.containerd import STATIC_MARK
 from airnode.steps.kernel import MODULES
@@ -93,6 +93,9 @@ def k0s_running() -> bool:
 def remove_workloads():
     settings(DEFAULTS)
     purge()
+    if role() == cluster.WORKER:
+        host.noop("a worker: the cluster's workloads are the controller's (drain it there first)")
+        return
     if not k0s_running():
         host.noop("k0s is not running: no workloads to delete")
         return
@@ -129,7 +132,9 @@ def remove_k0s():
     if not installed:
         host.noop("k0s is not installed")
         return
-    if k0s_running():
+    worker = role() == cluster.WORKER
+    # a worker has no admin kubeconfig: it is drained from the controller, before
+    if k0s_running() and not worker:
         node = (host.get_fact(Command, "uname -n") or "").strip().lower()
         server.shell(
             name=f"Drain node {node}",
@@ -143,13 +148,20 @@ def remove_k0s():
         name=f"k0s stop and k0s reset (up to {n} attempts while mounts are busy)",
         commands=[
             f"{k0slogic.BINARY} stop 2>/dev/null || true",
-            script("k0s-reset.sh", k0slogic.BINARY, k0slogic.CRI_SOCKET, k0slogic.CONFIG, str(n)),
+            script(
+                "k0s-reset.sh",
+                k0slogic.BINARY,
+                k0slogic.CRI_SOCKET,
+                "" if worker else k0slogic.CONFIG,
+                str(n),
+            ),
         ],
     )
     server.shell(
         name="Remove the k0s binary and configuration",
         commands=[
-            f"rm -f {k0slogic.BINARY} {k0slogic.CONFIG}",
+            f"rm -f {k0slogic.BINARY} {k0slogic.CONFIG} {cluster.TOKEN_FILE}",
+            f"rmdir {cluster.TOKEN_DIR} 2>/dev/null || true",
             f"rmdir {k0slogic.CONFIG.rsplit('/', 1)[0]} 2>/dev/null || true",
             "systemctl daemon-reload",
         ],

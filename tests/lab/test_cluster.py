@@ -77,7 +77,9 @@ def bundle(tmp_path_factory):
     return work / "bundle"
 
 
-def deploy(cluster, *extra: str, label: str = "") -> subprocess.CompletedProcess:
+def deploy(
+    cluster, *extra: str, label: str = "", file: str = "deploys/node.py"
+) -> subprocess.CompletedProcess:
     env = dict(
         os.environ, AIRNODE_LAB_HOME=str(cluster["home"]), AIRNODE_LAB_CLUSTER=cluster["name"]
     )
@@ -88,7 +90,7 @@ def deploy(cluster, *extra: str, label: str = "") -> subprocess.CompletedProcess
             "-y",
             *extra,
             str(ROOT / "inventories/lab_cluster.py"),
-            str(ROOT / "deploys/node.py"),
+            str(ROOT / file),
         ],
         capture_output=True,
         text=True,
@@ -264,3 +266,26 @@ def test_draining_a_node_moves_nothing_else(cluster):
         raise AssertionError("the drained node still runs its replica")
     one.ssh("k0s kubectl uncordon airnode-lab-2")
     assert double_cluster(one)["scheduled"]["airnode/model-server-1"]["node"] == "airnode-lab-2"
+
+
+def test_removing_a_node_drain_teardown_re_run_moves_nothing_else(cluster, bundle):
+    one, two = cluster["vms"]
+    three = cluster["all"][3]
+    ids = (invocation(one, "model-server-0"), invocation(two, "model-server-1"))
+    assert (
+        "node/airnode-lab-3 drained"
+        in one.ssh("k0s kubectl drain airnode-lab-3 --ignore-daemonsets").stdout
+    )
+    r = deploy(cluster, "--limit", "airnode-lab-3", file="deploys/teardown.py", label="teardown")
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert (
+        three.ssh(
+            "ls /etc/systemd/system/k0sworker.service /usr/local/bin/k0s 2>&1; true"
+        ).stdout.count("No such file")
+        == 2
+    )
+    assert three.ssh("ls /var/lib/airnode/models/blobs | wc -l").stdout.strip() != "0"  # kept
+    three.stop()  # out of the inventory (inventories/lab_cluster.py lists the running VMs)
+    run = deploy_bundle(cluster, bundle, label="cluster: re-run, a node removed")
+    assert run["changed"] == {}, run["changed"]
+    assert (invocation(one, "model-server-0"), invocation(two, "model-server-1")) == ids

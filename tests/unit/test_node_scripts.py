@@ -200,3 +200,27 @@ def test_k0s_reset_is_retried_while_it_fails_then_fails_naming_the_mounts(tmp_pa
     r = reset("3", 3)
     assert r.returncode == 1 and len(calls(k0s)) == 3
     assert "k0s reset failed 3 times: see the mounts under /var/lib/k0s" in r.stderr
+
+
+def test_a_workers_k0s_reset_names_no_config(tmp_path):
+    # a worker has no k0s.yaml (its config is the controller's): CONFIG "" drops --config
+    k0s = tmp_path / "k0s"
+    k0s.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\n')
+    k0s.chmod(0o755)
+    r = subprocess.run(
+        [
+            "sh",
+            "-c",
+            (FILES / "k0s-reset.sh").read_text(),
+            "k0s-reset.sh",
+            str(k0s),
+            "unix:///s",
+            "",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert calls(k0s) == ["reset --cri-socket=unix:///s"]
