@@ -2,7 +2,8 @@
 
 Each line is one step (an Ansible role each): airnode/steps/<step>.py holds the step, its
 settings and their defaults. Preflight checks the host and every setting before any change.
-Steps that install from the offline bundle do nothing while bundle_dir is empty.
+Steps that install from the offline bundle do nothing while bundle_dir is empty. Hosts in a
+`controllers` / `workers` group make one cluster (docs/cluster.md); the others single nodes.
 The system user `ollama` is made before k0s: `k0s install controller` creates system users of its
 own, and the uid chosen for `ollama` at plan time (the model server's runAsUser) must still be
 free when useradd runs.
@@ -39,6 +40,6 @@ containerd()  # containerd from the bundle: CRI on, SystemdCgroup, restarted onl
 images()  # every image of the bundle in containerd's k8s.io namespace
 ollama()  # Ollama from its release tarball; the store's owner `ollama`, made before k0s
 models()  # the bundle's GGUF models seeded into the model store, offline
-k0s()  # single-node k0s on that containerd, metrics-server off, until the node is Ready
-monitoring()  # kube-prometheus: setup/, CRDs Established, the rest; airnode's dashboards
-model_server()  # Ollama as a StatefulSet on the model store; rollout, health and smoke check
+k0s()  # k0s on that containerd: a single node, or the controller and workers joining it
+monitoring()  # kube-prometheus (once, from the controller): setup/, CRDs, the rest; dashboards
+model_server()  # a StatefulSet on each node's model store; rollout, health and smoke check

@@ -256,10 +256,9 @@ def test_draining_a_node_moves_nothing_else(cluster):
     why = c["pending"]["airnode/model-server-1"]
     assert why.startswith("0/2 nodes are available: ") and "volume node affinity conflict" in why
     assert invocation(one, "model-server-0") == first  # the other replica never restarted
+    unit = "k0s-double-pod-airnode-model-server-1"
     for _ in range(30):  # the worker's kubelet stops it at its next sync
-        if two.ssh("systemctl is-active k0s-double-pod-airnode-model-server-1").stdout.strip() != (
-            "active"
-        ):
+        if two.ssh(f"systemctl is-active {unit}", check=False).stdout.strip() != "active":
             break
         time.sleep(2)
     else:
