@@ -366,7 +366,8 @@ def worker_volume(s: dict) -> tuple[str, str]:
 
 
 # -- a worker joins, at execution time ----------------------------------------------------
-# The controller's k0s runs by now (its k0s step comes first in the operation order). The token
+# The controller's k0s runs by now (the join comes after the one wait operation both roles
+# share, see k0s()), or its API would not have answered. The token
 # goes from the controller's stdout to the worker's stdin over their SSH connections: never on a
 # command line, in pyinfra's output or in a file anyone but root can read, and gone (the file
 # removed, the token invalidated) once the worker has joined - or failed to.

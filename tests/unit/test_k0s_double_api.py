@@ -309,12 +309,28 @@ def test_a_third_replica_on_two_nodes_stays_pending_with_the_schedulers_reasons(
     fake_node(monkeypatch)
     docs = cluster_docs(["airnode-lab", "airnode-lab-2", "airnode-lab-3"], 3)
     c = gpu_cluster(docs)
-    worker_node(c)  # lab-3 never joined: its PV has no node to be used on
+    worker_node(c, cpu=16000, mem=64 << 30)  # lab-3 never joined: its PV has no node to be used on
     k0s.schedule(c)
     assert set(c["scheduled"]) >= {"airnode/model-server-0", "airnode/model-server-1"}
     assert c["pending"]["airnode/model-server-2"] == (
         "0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules. preemption: "
         "0/2 nodes are available: 2 No preemption victims found for incoming pod."
+    )
+    # a node's first failing filter is its reason, resources before anti-affinity (the
+    # default profile's order): a small worker says so
+    c = gpu_cluster(docs)
+    worker_node(c)
+    k0s.schedule(c)
+    assert c["pending"]["airnode/model-server-2"].startswith(
+        "0/2 nodes are available: 1 Insufficient cpu, 1 Insufficient memory, 1 node(s) didn't "
+        "match pod anti-affinity rules."
+    )
+    # drained: counted, unschedulable
+    c["nodes"]["airnode-lab-2"]["cordoned"] = True
+    k0s.schedule(c)
+    assert c["pending"]["airnode/model-server-1"].startswith(
+        "0/2 nodes are available: 1 node(s) didn't match pod anti-affinity rules, 1 node(s) "
+        "were unschedulable."
     )
 
 
