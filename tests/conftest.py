@@ -34,7 +34,25 @@ LAB_MINUTES = {
 }
 
 
+# The lab cluster module boots two, then three VMs at once: beside the other lab modules on a
+# two-core machine it slowed every module about twofold (the full suite went from 54 to about
+# 90 minutes, past CI's limit). It runs on its own (`./dev test-cluster`) until the suite has
+# room for it; AIRNODE_TEST_CLUSTER=1 includes it in any run.
+CLUSTER_MODULE = "test_cluster.py"
+
+
 def pytest_collection_modifyitems(config, items):
+    import pytest
+
+    if os.environ.get("AIRNODE_TEST_CLUSTER") != "1":
+        skip = pytest.mark.skip(
+            reason="the lab cluster (2-3 VMs) runs on its own: ./dev test-cluster "
+            "(or AIRNODE_TEST_CLUSTER=1)"
+        )
+        for item in items:
+            if item.path.name == CLUSTER_MODULE and item.path.parent.name == "lab":
+                item.add_marker(skip)
+
     def weight(item) -> float:
         path = item.path
         if path.parent.name != "lab":
