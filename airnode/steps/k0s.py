@@ -384,7 +384,9 @@ def _transport(h):
 
 
 def _sudo(h) -> bool:
-    return bool(h.data.get("_sudo"))
+    """The host's `_sudo` data, else pyinfra's --sudo (the run's config)."""
+    config = getattr(getattr(h, "state", None), "config", None)
+    return bool(h.data.get("_sudo") or getattr(config, "SUDO", False))
 
 
 def _on(h, command: str, what: str, stdin: bytes = b"") -> str:
@@ -408,7 +410,10 @@ def _join(
         f"{logic.BINARY} token create --role=worker --expiry={cluster.TOKEN_EXPIRY}",
         "k0s token create --role=worker",
     )
-    token = out.strip().splitlines()[-1] if out.strip() else ""
+    # stdout and stderr come together: the token is the line that is one base64 word
+    # (a warning from sudo or k0s on its own line must not be taken for it)
+    words = [w for w in out.split() if re.fullmatch(r"[A-Za-z0-9+/]{40,}={0,2}", w)]
+    token = words[-1] if words else ""
     try:
         tid = cluster.token_id(token)
     except ValueError as e:
@@ -426,11 +431,15 @@ def _join(
         _on(host, f"systemctl restart {unit}", f"starting {unit}")
         _ready(state, host, controller, node, unit, timeout, record)
     finally:
-        # best effort both: the token expires anyway
-        transfer.run(_transport(host), f"rm -f {cluster.TOKEN_FILE}", _sudo(host))
-        transfer.run(
-            _transport(controller), f"{logic.BINARY} token invalidate {tid}", _sudo(controller)
-        )
+        # best effort each, one not keeping the other from running: the token expires anyway
+        for h, command in (
+            (host, f"rm -f {cluster.TOKEN_FILE}"),
+            (controller, f"{logic.BINARY} token invalidate {tid}"),
+        ):
+            try:
+                transfer.run(_transport(h), command, _sudo(h))
+            except Exception as e:
+                host.log(f"{h.name}: `{command}` failed ({e}): the token expires in 1h")
 
 
 def apply_on_controller(state, host, controller, text: str, apply: str, record: str) -> None:

@@ -189,7 +189,7 @@ def topology_problems(values: dict) -> list[str]:
             problems += cluster.reach_problems(host.name, ctrl.name, address, lines)
     replicas = values["model_server_replicas"]
     nodes = len(shape.nodes) if role != cluster.SINGLE else 1
-    if role != cluster.WORKER and replicas > nodes:
+    if role != cluster.WORKER and replicas > nodes and not (wrong and role != cluster.SINGLE):
         problems.append(
             f"model_server_replicas = {replicas}, but the cluster has {nodes} node(s) and "
             "holds at most one replica per node: add workers to the inventory (a "
