@@ -108,10 +108,13 @@ def done_line(name: str, r: Result) -> str:
     return f"{name}: {human(r.sent)} sent in {r.seconds:.1f}s ({human(r.rate)}/s{resumed})"
 
 
-def _run(transport, command: str) -> tuple[int, str]:
+def _run(transport, command: str, stdin: bytes = b"") -> tuple[int, str]:
     chan = transport.open_session()
     try:
         chan.exec_command(command)
+        if stdin:
+            chan.sendall(stdin)
+            chan.shutdown_write()
         out = b""
         while True:
             data = chan.recv(65536)
@@ -131,25 +134,7 @@ def run(transport, command: str, sudo: bool = False, stdin: bytes = b"") -> tupl
     """``command`` on the node over its own channel (``sudo -n`` when asked), ``stdin`` fed to
     it: a secret travels this way, never on a command line, a temporary file or in a log.
     Returns (exit status, stdout + stderr)."""
-    if not stdin:
-        return _run(transport, _sudo(command, sudo))
-    chan = transport.open_session()
-    try:
-        chan.exec_command(_sudo(command, sudo))
-        chan.sendall(stdin)
-        chan.shutdown_write()
-        out = b""
-        while True:
-            data = chan.recv(65536)
-            if not data:
-                break
-            out += data
-        err = b""
-        while chan.recv_stderr_ready():
-            err += chan.recv_stderr(65536)
-        return chan.recv_exit_status(), (out + err).decode(errors="replace")
-    finally:
-        chan.close()
+    return _run(transport, _sudo(command, sudo), stdin)
 
 
 def remote_size(transport, path: str, sudo: bool = False) -> int | None:

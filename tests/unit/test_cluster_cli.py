@@ -5,7 +5,6 @@ the settings and the way out."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -13,8 +12,7 @@ from pathlib import Path
 
 from airnode import cluster, k0s
 from airnode.bundle import trust
-from airnode.paths import ROOT
-from tests.unit.test_preflight_cli import llama3_shaped_bundle, profile
+from tests.unit.test_preflight_cli import deploy, llama3_shaped_bundle, profile
 
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
 REACHED = ["6443 refused", "8132 refused"]  # the controller answers; k0s not running yet
@@ -35,23 +33,8 @@ def node(name: str, reach: list[str] | None = None, unit: str = "", **data) -> d
 
 
 def run(groups: dict, *extra: str, dry: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, AIRNODE_FAKE_CLUSTER=json.dumps(groups))
-    return subprocess.run(
-        [
-            PYINFRA,
-            "-y",
-            "--debug",
-            *(["--dry"] if dry else []),
-            *extra,
-            str(ROOT / "tests/fake_cluster.py"),
-            str(ROOT / "deploys/node.py"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd="/",
-        timeout=180,
-    )
+    env = {"AIRNODE_FAKE_CLUSTER": json.dumps(groups)}
+    return deploy("fake_cluster.py", env, *(["--dry"] if dry else []), *extra, timeout=180)
 
 
 def refused(r: subprocess.CompletedProcess, *messages: str) -> None:

@@ -39,25 +39,29 @@ def profile(**over) -> list[str]:
     )
 
 
-def run(host_profile, *extra):
-    env = dict(
-        os.environ, AIRNODE_FAKE_HOST=json.dumps({"echo arch=": host_profile, "uname -n": "node1"})
-    )
+def deploy(inventory: str, env: dict, *extra: str, timeout: int = 120):
+    """The real CLI on deploys/node.py over a fake inventory of tests/ (its hosts' answers in
+    ``env``), from a cwd outside the project."""
     return subprocess.run(
         [
             PYINFRA,
             "-y",
             "--debug",
             *extra,
-            str(ROOT / "tests/fake_inventory.py"),
+            str(ROOT / "tests" / inventory),
             str(ROOT / "deploys/node.py"),
         ],
         capture_output=True,
         text=True,
-        env=env,
+        env=dict(os.environ, **env),
         cwd="/",
-        timeout=120,
+        timeout=timeout,
     )
+
+
+def run(host_profile, *extra):
+    host = json.dumps({"echo arch=": host_profile, "uname -n": "node1"})
+    return deploy("fake_inventory.py", {"AIRNODE_FAKE_HOST": host}, *extra)
 
 
 @pytest.mark.parametrize(
@@ -120,37 +124,17 @@ def llama3_shaped_bundle(tmp_path):
 
 
 def run_sized(bundle, *extra, df="50000000000"):
-    env = dict(
-        os.environ,
-        AIRNODE_FAKE_HOST=json.dumps(
-            {
-                "echo arch=": profile(mem_kb=str(8 * 1024 * 1024)),
-                "uname -n": "node1",
-                # one line per path preflight asks about (steps/preflight.py disk_paths)
-                "df -P -B1": [f"/dev/vda1 {df} /var/lib"] * 2
-                + [f"/dev/vda1 {df} /opt", f"/dev/vda1 {df} /usr", f"/dev/vda1 {df} /var/lib"],
-            }
-        ),
+    host = json.dumps(
+        {
+            "echo arch=": profile(mem_kb=str(8 * 1024 * 1024)),
+            "uname -n": "node1",
+            # one line per path preflight asks about (steps/preflight.py disk_paths)
+            "df -P -B1": [f"/dev/vda1 {df} /var/lib"] * 2
+            + [f"/dev/vda1 {df} /opt", f"/dev/vda1 {df} /usr", f"/dev/vda1 {df} /var/lib"],
+        }
     )
-    return subprocess.run(
-        [
-            PYINFRA,
-            "-y",
-            "--debug",
-            "--data",
-            f"bundle_dir={bundle}",
-            "--data",
-            f"bundle_sha256={trust.digest(bundle)}",
-            *extra,
-            str(ROOT / "tests/fake_inventory.py"),
-            str(ROOT / "deploys/node.py"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd="/",
-        timeout=120,
-    )
+    pin = ("--data", f"bundle_dir={bundle}", "--data", f"bundle_sha256={trust.digest(bundle)}")
+    return deploy("fake_inventory.py", {"AIRNODE_FAKE_HOST": host}, *pin, *extra)
 
 
 def test_a_model_that_cannot_fit_stops_the_run_with_a_table(tmp_path):
