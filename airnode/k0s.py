@@ -7,6 +7,7 @@ k0s cannot change the flags of an installed instance: we compare the wanted flag
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 CONFIG = "/etc/k0s/k0s.yaml"
@@ -41,9 +42,36 @@ def install_flags(
         flags += [f"--config={CONFIG}", f"--cri-socket={CRI_SOCKET}"]
         if disable_components:
             flags.append("--disable-components=" + ",".join(sorted(disable_components)))
+    extra = list(extra)
     if node_address:
-        flags.append(f"--kubelet-extra-args=--node-ip={node_address}")
-    return flags + list(extra)
+        # one --kubelet-extra-args: k0s reads it as one string flag, the last one given wins
+        # (k0s v1.36.3+k0s.2 pkg/config/cli.go StringVar; cmd/install/util.go cmdFlagsToArgs
+        # writes that one value into the unit), so the operator's own kubelet arguments and
+        # the node IP share one value; a --node-ip of theirs is kept as they wrote it
+        theirs, rest = kubelet_extra_args(extra)
+        if not re.search(r"(^|\s)--node-ip(=|\s|$)", theirs):
+            theirs = f"--node-ip={node_address} {theirs}".strip()
+        flags.append(f"--kubelet-extra-args={theirs}")
+        extra = rest
+    return flags + extra
+
+
+def kubelet_extra_args(extra: list[str]) -> tuple[str, list[str]]:
+    """The value of the last --kubelet-extra-args among ``extra`` (as `--f=v` or `--f v`),
+    and ``extra`` without any of them."""
+    value, rest = "", []
+    i = 0
+    while i < len(extra):
+        arg = extra[i]
+        i += 1
+        if arg == "--kubelet-extra-args" and i < len(extra):
+            value = extra[i]
+            i += 1
+        elif arg.startswith("--kubelet-extra-args="):
+            value = arg.partition("=")[2]
+        else:
+            rest.append(arg)
+    return value, rest
 
 
 def unit(role: str) -> str:

@@ -79,6 +79,60 @@ def airgap_bundle() -> bytes:
 OLLAMA_DOUBLE = Path(__file__).resolve().parent / "doubles" / "ollama" / "ollama"
 
 
+def python_binary(source: bytes, module: str) -> bytes:
+    """A Python stand-in as the one executable file the bundle ships in place of a binary: a
+    zipapp (`#!` line, __main__.py, the module's source and its bytecode). Run as a script,
+    the lab's TCG guest compiled the 2,000-line stand-ins on every call, about 2 s each (Python
+    caches bytecode only for imported modules, and only where it may write); from the zip
+    Python imports the bytecode built here (an unchecked-hash .pyc, PEP 552; a guest Python of
+    another version falls back to the source). Built once per source on this machine (cached
+    under the airnode cache), so every bundle made here carries the same bytes for the same
+    stand-in (marshal output is not guaranteed to be reproducible across processes)."""
+    import py_compile
+    import sys
+    import tempfile
+    import zipfile
+
+    from airnode.lab import cache_lock
+    from airnode.paths import CACHE
+
+    tag = hashlib.sha256(source + module.encode() + sys.version.encode()).hexdigest()[:16]
+    dest = CACHE / "doubles" / f"{module}-{tag}.pyz"
+    if dest.exists():
+        return dest.read_bytes()
+    with cache_lock("doubles"):
+        if dest.exists():
+            return dest.read_bytes()
+        shebang, _, _ = source.partition(b"\n")
+        main = f"import sys\n\nimport {module}\n\nsys.exit({module}.main(sys.argv[1:]))\n"
+        with tempfile.TemporaryDirectory() as d:
+            src = Path(d) / f"{module}.py"
+            src.write_bytes(source)
+            py_compile.compile(
+                str(src),
+                cfile=str(Path(d) / f"{module}.pyc"),
+                dfile=f"{module}.py",
+                doraise=True,
+                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+            )
+            buf = io.BytesIO()
+            buf.write(shebang + b"\n")
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+                for name, data in (
+                    ("__main__.py", main.encode()),
+                    (f"{module}.py", source),
+                    (f"{module}.pyc", (Path(d) / f"{module}.pyc").read_bytes()),
+                ):
+                    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                    info.external_attr = 0o644 << 16
+                    z.writestr(info, data)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_suffix(".tmp")
+        tmp.write_bytes(buf.getvalue())
+        tmp.rename(dest)
+        return dest.read_bytes()
+
+
 def xllamacpp_paths() -> list[Path]:
     """The installed xllamacpp package (llama.cpp's code and its Python binding): its .py and
     .so files, what a stand-in needs of it on the lab VM."""
@@ -104,7 +158,9 @@ def ollama_tarball(version: str) -> bytes:
     from airnode.bundle.spec import version_tuple
 
     files = {
-        "bin/ollama": OLLAMA_DOUBLE.read_bytes().replace(b"@VERSION@", version.encode()),
+        "bin/ollama": python_binary(
+            OLLAMA_DOUBLE.read_bytes().replace(b"@VERSION@", version.encode()), "ollama_double"
+        ),
         "lib/ollama/libggml-base.so": b"not a real library: llama.cpp's code is in "
         b"lib/ollama/python/xllamacpp\n",
     }
@@ -406,8 +462,11 @@ def make_runtime_bundle(
     from airnode.bundle import manifest
 
     with FixtureServer() as server:
-        double = K0S_DOUBLE.read_bytes().replace(
-            f'VERSION = "{K0S}"'.encode(), f'VERSION = "{k0s_version}"'.encode()
+        double = python_binary(
+            K0S_DOUBLE.read_bytes().replace(
+                f'VERSION = "{K0S}"'.encode(), f'VERSION = "{k0s_version}"'.encode()
+            ),
+            "k0s_double",
         )
         up = Upstream(server, k0s_binary=double, k0s_version=k0s_version, kp_version=kp_version)
         deb_files, debs = debs or debian_debs(), []

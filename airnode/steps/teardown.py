@@ -23,6 +23,8 @@ from airnode.facts import NumberedLines
 from airnode.steps._common import declare, role, script, settings
 from airnode.steps.bundle import DEFAULTS as BUNDLE_DEFAULTS
 from airnode.steps.containerd import STATIC_MARK
+from airnode.steps.k0s import UNIT_TEXT as K0S_UNIT_TEXT
+from airnode.steps.k0s import WORKER_UNIT_TEXT as K0S_WORKER_UNIT_TEXT
 from airnode.steps.kernel import MODULES
 from airnode.steps.model_server import DEFAULTS as SERVER_DEFAULTS
 from airnode.steps.monitoring import KUBECTL, MANIFESTS
@@ -83,6 +85,17 @@ def created() -> list[str]:
     return [line for line in text.splitlines() if line.startswith("/")]
 
 
+def installed_as_worker() -> bool:
+    """What k0s was installed as on this node decides (its unit files), the inventory only when
+    none is: a worker moved out of the `workers` group before its teardown is still torn down
+    as a worker (no admin kubeconfig to drain or delete with, no k0s.yaml to reset with)."""
+    installed = cluster.installed_role(
+        host.get_fact(Command, K0S_UNIT_TEXT) or "",
+        host.get_fact(Command, K0S_WORKER_UNIT_TEXT) or "",
+    )
+    return (installed or role()) == cluster.WORKER
+
+
 def k0s_running() -> bool:
     return bool(
         host.get_fact(Command, f"{k0slogic.BINARY} status >/dev/null 2>&1 && echo yes || true")
@@ -93,7 +106,7 @@ def k0s_running() -> bool:
 def remove_workloads():
     settings(DEFAULTS)
     purge()
-    if role() == cluster.WORKER:
+    if installed_as_worker():
         host.noop("a worker: the cluster's workloads are the controller's (drain it there first)")
         return
     if not k0s_running():
@@ -132,7 +145,7 @@ def remove_k0s():
     if not installed:
         host.noop("k0s is not installed")
         return
-    worker = role() == cluster.WORKER
+    worker = installed_as_worker()
     # a worker has no admin kubeconfig: it is drained from the controller, before
     if k0s_running() and not worker:
         node = (host.get_fact(Command, "uname -n") or "").strip().lower()

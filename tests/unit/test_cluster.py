@@ -191,6 +191,20 @@ def test_each_role_installs_with_its_own_flags():
         "--kubelet-extra-args=--node-ip=10.77.0.2",
         "--debug",
     ]
+    # the operator's own kubelet arguments and the node IP share the one flag k0s keeps (the
+    # last --kubelet-extra-args given would otherwise drop the node IP)
+    assert k0s.install_flags(
+        [], ["--kubelet-extra-args", "--max-pods=50", "--debug"], cluster.WORKER, "10.77.0.2"
+    )[-2:] == ["--kubelet-extra-args=--node-ip=10.77.0.2 --max-pods=50", "--debug"]
+    mine = k0s.install_flags(
+        [], ["--kubelet-extra-args=--node-ip=10.0.0.9"], cluster.WORKER, "10.77.0.2"
+    )
+    assert mine[-1] == "--kubelet-extra-args=--node-ip=10.0.0.9"
+    assert sum(f.startswith("--kubelet-extra-args") for f in mine) == 1
+    # without a node address, the operator's flag passes through untouched
+    assert k0s.install_flags([], ["--kubelet-extra-args=--max-pods=50"], cluster.SINGLE)[-1] == (
+        "--kubelet-extra-args=--max-pods=50"
+    )
     assert k0s.unit(cluster.WORKER) == "k0sworker.service"
     assert k0s.unit(cluster.CONTROLLER) == k0s.unit(cluster.SINGLE) == "k0scontroller.service"
     # a single node that becomes a controller is not "flags changed: re-install": preflight
