@@ -289,6 +289,24 @@ def register_args(regs: list[Registration]) -> list[str]:
     return args
 
 
+def account_commands(uid: int, gid: int) -> list[str]:
+    """Shell commands that leave the `ollama` system group and user as Ollama's install.sh
+    makes them (group and user `ollama`, home HOME, no login shell), with the ids ``uid`` and
+    ``gid``: each part made only where missing, an existing user given our home, shell and
+    group. One command instead of pyinfra's server.group/server.user, whose facts list every
+    user and group of the host with a process or more per entry (14 s of a fresh deploy on the
+    lab's TCG guest, measured by bench/deploy_profile.py)."""
+    u, g, home = shlex.quote(USER), int(gid), shlex.quote(HOME)
+    return [
+        f"getent group {u} >/dev/null || groupadd --system --gid {g} {u}",
+        f"if getent passwd {u} >/dev/null; then usermod --gid {g} --home {home} "
+        f"--shell /bin/false {u}; else useradd --system --uid {int(uid)} --gid {g} "
+        f"--home-dir {home} --create-home --shell /bin/false {u}; fi",
+        f"[ -d {home} ] || install -d -m 755 {home}",
+        f"chown {u}:{u} {home}",
+    ]
+
+
 def pick_system_id(used_uids: set[int], used_gids: set[int]) -> int:
     """The id `useradd --system --user-group` would take: the highest one free as uid and gid."""
     for i in range(SYS_ID_MAX, SYS_ID_MIN - 1, -1):

@@ -57,10 +57,8 @@ def timed_run(inst: lab.Instance, bundle: Path) -> tuple[float, float, list[tupl
     end = time.monotonic()
     if p.returncode != 0:
         raise SystemExit(f"deploy failed (exit {p.returncode})")
-    ops = [
-        (nxt - at, name)
-        for (at, name), (nxt, _) in zip(marks, [*marks[1:], (end, "")], strict=True)
-    ]
+    ends = [at for at, _ in marks[1:]] + [end]  # a no-op run may start no operation at all
+    ops = [(nxt - at, name) for (at, name), nxt in zip(marks, ends, strict=True)]
     plan = (marks[0][0] - started) if marks else end - started
     return end - started, plan, ops
 

@@ -33,7 +33,7 @@ from airnode.config import (
 )
 from airnode.llama_server import OWN_FLAGS as OWN_LLAMA_FLAGS
 from airnode.llama_server import extra_args_problem
-from airnode.paths import ROOT
+from airnode.paths import CACHE, ROOT
 from airnode.serving import manifests, webui
 from airnode.serving import plan as serverplan
 from airnode.steps import bundle
@@ -267,9 +267,8 @@ MONITOR_KIND = {"ollama": "probe", "llama-server": "servicemonitor"}
 MANIFEST = f"{MANIFESTS}/model-server.yaml"
 
 
-@cache
-def _model_info(path, name):
-    return sizing.read_gguf(path, name)
+def _model_info(b: bundle.Bundle, m: dict) -> sizing.ModelInfo:
+    return sizing.model_info(b.root / m["file"], m["name"], m["sha256"], CACHE)
 
 
 def sizing_settings(s: dict) -> tuple[int, int, str]:
@@ -282,10 +281,7 @@ def sizing_settings(s: dict) -> tuple[int, int, str]:
 def memory_request(s: dict, b: bundle.Bundle) -> str:
     if s["model_server_memory_request"] != "auto":
         return s["model_server_memory_request"]
-    needs = [
-        sizing.need_bytes(_model_info(b.root / m["file"], m["name"]), *sizing_settings(s))
-        for m in served_models(s, b)
-    ]
+    needs = [sizing.need_bytes(_model_info(b, m), *sizing_settings(s)) for m in served_models(s, b)]
     return f"{max(max(needs, default=0) // sizing.MIB, 512)}Mi"
 
 

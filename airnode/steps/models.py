@@ -23,6 +23,7 @@ from airnode.bundle import digests
 from airnode.bundle.manifest import human
 from airnode.bundle.ship import PARTIAL
 from airnode.bundle.spec import parse_checksums
+from airnode.paths import CACHE
 from airnode.record import CREATED, made_by_airnode
 from airnode.scripts import ollama_register, place_files
 from airnode.sizing import Need
@@ -135,7 +136,7 @@ def models():
 
 def registration(b: bundle.Bundle, m: dict) -> logic.Registration:
     """What registering a model writes, from its GGUF's header read in the bundle here."""
-    info = sizing.read_gguf(b.root / m["file"], m["name"])
+    info = sizing.model_info(b.root / m["file"], m["name"], m["sha256"], CACHE)
     return logic.registration(m, info.arch, info.params, info.file_type)
 
 

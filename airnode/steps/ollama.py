@@ -187,16 +187,9 @@ def ollama():
         return
     uid, gid = account()
     if not account_in_place(uid, gid):
-        server.group(name=f"System group {logic.USER}", group=logic.USER, system=True, gid=gid)
-        server.user(
-            name=f"System user {logic.USER} (home {logic.HOME})",
-            user=logic.USER,
-            group=logic.USER,
-            system=True,
-            uid=uid,
-            home=logic.HOME,
-            shell="/bin/false",
-            create_home=True,
+        server.shell(
+            name=f"System group and user {logic.USER} ({uid}:{gid}, home {logic.HOME})",
+            commands=logic.account_commands(uid, gid),
         )
     if backend() != "ollama":
         host.noop(

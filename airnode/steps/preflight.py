@@ -8,7 +8,7 @@ from pyinfra.api import deploy
 from airnode import cluster, config, gpu, nvidia, sizing, swap
 from airnode import ollama as ollamalogic
 from airnode.config import Setting, integer
-from airnode.paths import ROOT
+from airnode.paths import CACHE, ROOT
 from airnode.preflight import check_host
 from airnode.serving import webui
 from airnode.steps import (
@@ -289,7 +289,7 @@ def _sizing(
     except AirnodeError as e:
         return [str(e)]
     context, parallel, kv_type = model_server.sizing_settings(values)
-    models = [sizing.read_gguf(b.root / a["file"], a["name"]) for a in served]
+    models = [sizing.model_info(b.root / a["file"], a["name"], a["sha256"], CACHE) for a in served]
     fits = sizing.plan(
         models, memory_mb, values["preflight_reserved_mb"], context, parallel, kv_type
     )

@@ -172,3 +172,29 @@ def test_preflight_refuses_llama_server_all_layers_but_warns_for_ollama(smol):
         assert problems == [] and "the layers that do not run on the CPU, slowly" in warning
         assert "14/30 (16 on the CPU)" in warning
     assert vram_check(ollama, [smol], gpu.GpuFacts()) == ([], "")  # no nvidia-smi
+
+
+def test_a_models_header_is_read_once_and_remembered_by_its_sha256(tmp_path, monkeypatch):
+    from airnode import sizing
+
+    path = smollm2()
+    sha = "ab" * 32
+    monkeypatch.setattr(sizing, "_KNOWN", {})
+    first = sizing.model_info(path, "smollm2:135m", sha, tmp_path)
+    assert first == sizing.read_gguf(path, "smollm2:135m")
+    assert (tmp_path / "gguf" / f"{sha}.json").exists()
+
+    def no_reading(*a, **k):
+        raise AssertionError("the GGUF was read again")
+
+    monkeypatch.setattr(sizing, "read_gguf", no_reading)
+    # the same run, under another name (one file, two names): from memory
+    assert sizing.model_info(path, "other", sha, tmp_path).name == "other"
+    # the next run (a new process): from the cache on disk, the same figures
+    monkeypatch.setattr(sizing, "_KNOWN", {})
+    again = sizing.model_info(path, "smollm2:135m", sha, tmp_path)
+    assert again == first
+    # a sha256 that is not one names no cache file (the bundle's value, never a path)
+    monkeypatch.setattr(sizing, "_KNOWN", {})
+    with pytest.raises(AssertionError, match="read again"):
+        sizing.model_info(path, "x", "../../etc/passwd", tmp_path)

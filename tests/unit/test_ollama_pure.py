@@ -365,3 +365,45 @@ def test_a_clusters_nodes_share_the_ollama_ids():
         ValueError, match="w: uid/gid 990:990 of the ollama user on the other nodes is taken there"
     ):
         ollama.cluster_ids({"c": node({**base, "ollama": 990}), "w": node({**base, "kine": 990})})
+
+
+def _run_account(tmp_path, existing: str) -> list[str]:
+    """The account commands under sh with getent/groupadd/useradd/usermod/install/chown
+    replaced by scripts that log their arguments; ``existing``: 'group', 'user' (and group),
+    or '' for a bare host (whose home directory is missing)."""
+    import subprocess
+
+    tmp_path = tmp_path / (existing or "bare")
+    bin_ = tmp_path / "bin"
+    bin_.mkdir(parents=True)
+    log = tmp_path / "log"
+    for tool in ("groupadd", "useradd", "usermod", "install", "chown"):
+        (bin_ / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> {log}\n')
+    (bin_ / "getent").write_text(
+        "#!/bin/sh\n"
+        f'case "$1" in group) [ -n "{existing}" ];; passwd) [ "{existing}" = user ];; esac\n'
+    )
+    for p in bin_.iterdir():
+        p.chmod(0o755)
+    home = tmp_path / "no-home-yet"
+    script = "\n".join(ollama.account_commands(990, 991)).replace(
+        f"[ -d {ollama.HOME} ]", f"[ -d {home} ]"
+    )
+    subprocess.run(["sh", "-e", "-c", script], env={"PATH": f"{bin_}:/usr/bin:/bin"}, check=True)
+    return log.read_text().splitlines()
+
+
+def test_the_ollama_account_is_made_where_missing_and_adjusted_where_not(tmp_path):
+    home = ollama.HOME
+    assert _run_account(tmp_path, "") == [
+        "groupadd --system --gid 991 ollama",
+        f"useradd --system --uid 990 --gid 991 --home-dir {home} --create-home --shell /bin/false "
+        "ollama",
+        f"install -d -m 755 {home}",
+        f"chown ollama:ollama {home}",
+    ]
+    # an existing user (made by hand, or by Ollama's install.sh): given our home, shell, group
+    assert _run_account(tmp_path, "user")[:1] == [
+        f"usermod --gid 991 --home {home} --shell /bin/false ollama"
+    ]
+    assert "groupadd" not in " ".join(_run_account(tmp_path, "group"))
