@@ -101,6 +101,46 @@ def address_problem(key: str, value: str) -> str | None:
     return None
 
 
+def local_addresses(ip_addr_output: str) -> set[str]:
+    """The IP addresses of `ip -o addr show` (one line per address: `2: eth0 inet
+    10.77.0.2/24 ...`)."""
+    out = set()
+    for line in ip_addr_output.splitlines():
+        words = line.split()
+        for i, w in enumerate(words[:-1]):
+            if w in ("inet", "inet6"):
+                out.add(words[i + 1].split("/", 1)[0])
+    return out
+
+
+def not_local_problem(host: str, address: str, given: bool, ip_addr_output: str) -> str | None:
+    """A node address that is none of the node's own: k0s's API (a controller's
+    spec.api.address) and the kubelet (--node-ip) bind or advertise it, and neither starts
+    with an address the host does not have. ``given``: it came from k0s_node_address (else
+    from the inventory). None when it is one of them, or when `ip` said nothing."""
+    have = local_addresses(ip_addr_output)
+    if not have:
+        return None
+    try:
+        mine = {ipaddress.ip_address(a) for a in have}
+        if ipaddress.ip_address(address) in mine:
+            return None
+    except ValueError:
+        return None
+    listed = ", ".join(sorted(a for a in have if not ipaddress.ip_address(a).is_loopback))
+    what = (
+        f"k0s_node_address = {address!r}"
+        if given
+        else f"{address} (its inventory address, used as its node address: "
+        "k0s_node_address is empty)"
+    )
+    return (
+        f"{what} is not an address of {host} (it has: {listed or 'none but loopback'}): "
+        "k0s's API and the kubelet bind and advertise this address; set k0s_node_address "
+        f"to the IP of {host} that the other nodes reach"
+    )
+
+
 def controller_address(node_address: str, inventory_address: str) -> str | None:
     """The address workers reach the controller on (its k0s.yaml spec.api.address, and so the
     server in every join token): ``k0s_node_address`` when set, else the inventory's address

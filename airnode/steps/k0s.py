@@ -117,6 +117,8 @@ ADMIN_MODE = f"stat -c %a {logic.ADMIN_KUBECONFIG} 2>/dev/null || true"
 def reads(b=None) -> list[str]:
     # a worker's way to its controller is read whatever the bundle (preflight checks it)
     reach = [reach_read(a)] if role() == cluster.WORKER and (a := controller_address()) else []
+    if role() != cluster.SINGLE:
+        reach.append(ADDRESSES)  # preflight: the node's address must be one of its own
     return reach + (
         [
             SHA,
@@ -131,6 +133,9 @@ def reads(b=None) -> list[str]:
         if b
         else []
     )
+
+
+ADDRESSES = "ip -o addr show 2>/dev/null || true"
 
 
 def reach_read(address: str) -> str:

@@ -187,6 +187,12 @@ def topology_problems(values: dict) -> list[str]:
         if role == cluster.WORKER and address:
             lines = remote(k0s.reach_read(address)).splitlines()
             problems += cluster.reach_problems(host.name, ctrl.name, address, lines)
+        mine = k0s.node_address(role)
+        if mine:
+            given = mine == values["k0s_node_address"]
+            problem = cluster.not_local_problem(host.name, mine, given, remote(k0s.ADDRESSES))
+            if problem:
+                problems.append(problem)
     replicas = values["model_server_replicas"]
     nodes = len(shape.nodes) if role != cluster.SINGLE else 1
     if role != cluster.WORKER and replicas > nodes and not (wrong and role != cluster.SINGLE):

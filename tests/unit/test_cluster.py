@@ -260,3 +260,36 @@ def crds():
     from tests.upstream import KP_FIXTURE
 
     return manifests.crd_schemas(KP_FIXTURE / "manifests" / "setup")
+
+
+IP_ADDR = """1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever
+1: lo    inet6 ::1/128 scope host noprefixroute \\       valid_lft forever preferred_lft forever
+2: eth0    inet 10.0.2.15/24 brd 10.0.2.255 scope global dynamic eth0\\       valid_lft 86000sec
+3: eth1    inet 10.77.0.2/24 brd 10.77.0.255 scope global eth1\\       valid_lft forever
+3: eth1    inet6 fe80::5054:ff:fe12:3402/64 scope link \\       valid_lft forever
+"""
+
+
+def test_a_node_address_must_be_one_of_the_nodes_own():
+    assert cluster.local_addresses(IP_ADDR) == {
+        "127.0.0.1",
+        "::1",
+        "10.0.2.15",
+        "10.77.0.2",
+        "fe80::5054:ff:fe12:3402",
+    }
+    assert cluster.not_local_problem("w1", "10.77.0.2", True, IP_ADDR) is None
+    given = cluster.not_local_problem("w1", "10.77.0.9", True, IP_ADDR)
+    assert given == (
+        "k0s_node_address = '10.77.0.9' is not an address of w1 (it has: 10.0.2.15, "
+        "10.77.0.2, fe80::5054:ff:fe12:3402): k0s's API and the kubelet bind and advertise "
+        "this address; set k0s_node_address to the IP of w1 that the other nodes reach"
+    )
+    # a controller behind NAT: its inventory address is not on the host
+    nat = cluster.not_local_problem("c1", "203.0.113.7", False, IP_ADDR)
+    assert nat is not None and nat.startswith(
+        "203.0.113.7 (its inventory address, used as its node address: k0s_node_address is "
+        "empty) is not an address of c1"
+    )
+    # `ip` missing or silent: nothing to say (k0s will)
+    assert cluster.not_local_problem("w1", "10.77.0.9", True, "") is None

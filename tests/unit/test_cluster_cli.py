@@ -130,3 +130,19 @@ def test_a_single_node_moved_into_the_controllers_group_is_refused_naming_the_wa
         "other node), and the inventory now puts it in the controllers group (controller)",
         "`pyinfra INVENTORY deploys/teardown.py --limit @fake/n1` (models are kept)",
     )
+
+
+def test_a_node_address_the_node_does_not_have_is_refused_before_any_change():
+    c1 = node("c1", k0s_node_address="10.77.0.1")
+    c1["responses"]["ip -o addr show"] = (
+        "2: eth0    inet 10.0.0.5/24 brd 10.0.0.255 scope global eth0"
+    )
+    w1 = node("w1", REACHED, k0s_node_address="10.77.0.2")
+    w1["responses"]["ip -o addr show"] = "2: eth0    inet 10.77.0.2/24 scope global eth0"
+    r = run({"controllers": {"c1": c1}, "workers": {"w1": w1}})
+    refused(
+        r,
+        "k0s_node_address = '10.77.0.1' is not an address of @fake/c1 (it has: 10.0.0.5)",
+        "set k0s_node_address to the IP of @fake/c1 that the other nodes reach",
+    )
+    assert "not an address of @fake/w1" not in r.stderr  # its own address is its own
