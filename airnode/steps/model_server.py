@@ -621,7 +621,6 @@ def emit_apply(s: dict, path: str, node: str, models: list[str], p: serverplan.P
 @cache
 def _crds(r) -> dict:
     """The CRD schemas of the bundle's kube-prometheus (the Probe is checked against them)."""
-    from airnode.bundle.images import load_all
     from airnode.monitoring import crd_schemas
 
-    return crd_schemas([d for d in load_all(r.setup) if d])
+    return crd_schemas(r.setup_documents())
