@@ -111,6 +111,7 @@ STATUS = f"{logic.BINARY} status -o json 2>/dev/null || true"
 UNIT_TEXT = f"cat /etc/systemd/system/{logic.UNIT} 2>/dev/null || true"
 WORKER_UNIT_TEXT = f"cat /etc/systemd/system/{logic.WORKER_UNIT} 2>/dev/null || true"
 JOINED = f"[ -e {cluster.KUBELET_CONF} ] && echo yes || true"
+TOKEN_LEFT = f"[ -e {cluster.TOKEN_FILE} ] && echo yes || true"
 ADMIN_MODE = f"stat -c %a {logic.ADMIN_KUBECONFIG} 2>/dev/null || true"
 
 
@@ -126,6 +127,7 @@ def reads(b=None) -> list[str]:
             UNIT_TEXT,
             WORKER_UNIT_TEXT,
             JOINED,
+            TOKEN_LEFT,
             ADMIN_MODE,
             applied_command("k0s"),
             file_state_read(logic.CONFIG),
@@ -339,7 +341,15 @@ def k0s():
             timeout=timeout,
             record=record_applied_command("k0s", want),
         )
-    elif p.wait and worker:
+    elif worker and remote(TOKEN_LEFT).strip() == "yes":
+        # a run cut inside the join (between writing the token and its `finally`) left it;
+        # k0s reads it only before its first start (pkg/component/worker/utils.go), so a
+        # joined worker has no use for it (it expires an hour after it was made anyway)
+        server.shell(
+            name=f"Remove the join token a cut run left ({cluster.TOKEN_FILE})",
+            commands=[f"rm -f {cluster.TOKEN_FILE}"],
+        )
+    if p.wait and worker and not joining:
         python.call(
             name=f"Wait until the node is Ready on {controller_host().name} (at most {timeout}s)",
             function=_ready,

@@ -218,6 +218,17 @@ def test_a_re_run_changes_nothing_on_any_node(cluster, bundle):
     assert run["changed"] == {}, run["changed"]
 
 
+def test_a_join_token_left_by_a_cut_run_is_removed_and_nothing_else_changes(cluster, bundle):
+    _, two = cluster["vms"]
+    # what a run killed between writing the token and its cleanup leaves on a joined worker
+    two.ssh("umask 077; mkdir -p /etc/k0s/join && echo left-behind > /etc/k0s/join/worker-token")
+    run = deploy_bundle(cluster, bundle, label="cluster: a leftover join token removed")
+    assert run["changed"] == {
+        "airnode-lab-2": ["k0s | Remove the join token a cut run left (/etc/k0s/join/worker-token)"]
+    }, run["changed"]
+    assert two.ssh("ls -A /etc/k0s/join").stdout.strip() == ""
+
+
 def pod_log(vm: lab.Instance) -> list[str]:
     return vm.ssh("cat /run/k0s-double/pods.log 2>/dev/null; true").stdout.splitlines()
 
