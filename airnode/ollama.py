@@ -333,8 +333,20 @@ def cluster_ids(nodes: dict[str, tuple[dict[str, int], dict[str, int]]]) -> tupl
             "everywhere (usermod -u, groupmod -g, then chown its store) or remove it where it "
             "owns nothing"
         )
+    # nodes with an `ollama` group and no user (useradd would join it, as on one node)
+    grouped = {
+        n: groups[USER]
+        for n, (users, groups) in nodes.items()
+        if USER not in users and USER in groups
+    }
     if have:
         uid, gid = next(iter(have.values()))
+        for n, g in sorted(grouped.items()):
+            if g != gid:
+                raise ValueError(
+                    f"{n}: the {USER} group has gid {g} there, the {USER} user on the other "
+                    f"nodes gid {gid}: give the group gid {gid} there (groupmod -g {gid} {USER})"
+                )
         for n, (users, groups) in sorted(nodes.items()):
             taken = {u for name, u in users.items() if name != USER} | {
                 g for name, g in groups.items() if name != USER
@@ -346,8 +358,25 @@ def cluster_ids(nodes: dict[str, tuple[dict[str, int], dict[str, int]]]) -> tupl
                 )
         return uid, gid
     used = set().union(*(set(u.values()) | set(g.values()) for u, g in nodes.values()))
-    free = pick_system_id(used, used)
-    return free, free
+    if not grouped:
+        free = pick_system_id(used, used)
+        return free, free
+    if len(set(grouped.values())) > 1:
+        raise ValueError(
+            f"the {USER} group has other gids on the nodes of this cluster ("
+            + ", ".join(f"{n}: {g}" for n, g in sorted(grouped.items()))
+            + "): the model server runs as one gid on every node; give it the same gid "
+            "everywhere (groupmod -g)"
+        )
+    gid = next(iter(grouped.values()))
+    for n, (_, groups) in sorted(nodes.items()):
+        if n not in grouped and gid in {g for name, g in groups.items() if name != USER}:
+            raise ValueError(
+                f"{n}: gid {gid} of the {USER} group on the other nodes is taken there: free "
+                f"it, or give {USER} another gid on every node"
+            )
+    uids = set().union(*(set(u.values()) for u, _ in nodes.values()))
+    return pick_system_id(uids, set()), gid
 
 
 def parse_ids(lines: list[str]) -> tuple[dict[str, int], dict[str, int]]:

@@ -365,6 +365,21 @@ def test_a_clusters_nodes_share_the_ollama_ids():
         ValueError, match="w: uid/gid 990:990 of the ollama user on the other nodes is taken there"
     ):
         ollama.cluster_ids({"c": node({**base, "ollama": 990}), "w": node({**base, "kine": 990})})
+    # a node with the group and no user: its gid is kept, the uid free on every node (as on one
+    # node, where useradd joins the existing group)
+    grouped = node(base, {**base, "ollama": 900})
+    assert ollama.cluster_ids({"c": grouped, "w": node(base)}) == (999, 900)
+    assert ollama.cluster_ids({"c": grouped, "w": node({**base, "ollama": 900})}) == (900, 900)
+    with pytest.raises(ValueError, match="c: the ollama group has gid 900 there, the ollama user"):
+        ollama.cluster_ids({"c": grouped, "w": node({**base, "ollama": 901})})
+    with pytest.raises(
+        ValueError, match=r"other gids on the nodes of this cluster \(c: 900, w: 901"
+    ):
+        ollama.cluster_ids({"c": grouped, "w": node(base, {**base, "ollama": 901})})
+    with pytest.raises(
+        ValueError, match="w: gid 900 of the ollama group on the other nodes is taken"
+    ):
+        ollama.cluster_ids({"c": grouped, "w": node(base, {**base, "kine": 900})})
 
 
 def _run_account(tmp_path, existing: str) -> list[str]:
