@@ -374,6 +374,7 @@ def test_conflicting_runtime_is_stopped_and_disabled(node, bundle_dir):
     assert node.deploy(*args).changed == []
 
 
+@pytest.mark.extended
 def test_switching_to_the_static_release_keeps_everything_running(node, runtime):
     args = (
         "--data",
@@ -403,6 +404,7 @@ def test_switching_to_the_static_release_keeps_everything_running(node, runtime)
     assert node.deploy(*args).changed == []
 
 
+@pytest.mark.extended
 def test_a_node_that_never_gets_ready_fails_with_a_bounded_clear_timeout(node, runtime):
     node.sh("touch /run/k0s-double/never-ready")
     args = (
@@ -426,6 +428,7 @@ def test_a_node_that_never_gets_ready_fails_with_a_bounded_clear_timeout(node, r
     node.sh("rm /run/k0s-double/never-ready")
 
 
+@pytest.mark.extended
 def test_teardown_of_a_static_install_removes_what_it_listed_and_nothing_else(node, runtime):
     """containerd_source = static: the install lists the files it wrote; teardown removes that
     list and leaves a file of the site's that merely shares a name's beginning (the former

@@ -177,6 +177,7 @@ def test_prometheus_gets_llamacpp_metrics_from_the_service(llama_node):
     assert "ConfigMap/monitoring/grafana-dashboard-airnode-ollama" not in c["objects"]
 
 
+@pytest.mark.extended
 def test_switching_to_ollama_keeps_the_store(llama_node, bundle):
     sha = bundle["sha"]["smollm2:135m"]
     run = deploy(llama_node, bundle, label="deploy #3, switch to Ollama")
@@ -192,6 +193,7 @@ def test_switching_to_ollama_keeps_the_store(llama_node, bundle):
     assert sts["spec"]["template"]["spec"]["containers"][0]["name"] == "ollama"
 
 
+@pytest.mark.extended
 def test_switching_back_copies_nothing_and_serves_again(llama_node, bundle):
     sha = bundle["sha"]["smollm2:135m"]
     run = deploy(llama_node, bundle, *LLAMA, label="deploy #4, back to llama-server")

@@ -513,6 +513,7 @@ def test_the_acceptance_suite_fails_naming_what_is_wrong(node):
     assert re.search(r"\d+ failed", r.stdout)
 
 
+@pytest.mark.extended
 def test_a_gpu_node_gets_the_toolkit_the_nvidia_runtime_and_its_model_server_on_the_gpu(
     node, bundles
 ):
