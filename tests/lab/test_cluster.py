@@ -150,11 +150,19 @@ def test_preflight_passes_a_worker_that_reaches_its_controller(cluster):
 def test_a_worker_that_cannot_reach_its_controller_is_refused_before_any_change(cluster):
     one, two = cluster["vms"]
     one.ssh("touch /run/airnode-test.marker")
-    # every node told the controller is at an address nobody has
-    r = deploy(cluster, "--data", "k0s_node_address=10.77.0.99")
+    # the controller's address: one of its own (preflight refuses any other) that the worker
+    # has no route to
+    one.ssh("ip addr add 10.77.1.1/32 dev lo")
+    try:
+        r = deploy(cluster, "--data", "k0s_node_address=10.77.1.1")
+    finally:
+        one.ssh("ip addr del 10.77.1.1/32 dev lo")
     assert r.returncode != 0
     text = " ".join(r.stderr.split())
-    assert "airnode-lab-2 cannot reach its controller airnode-lab-1 at 10.77.0.99:6443" in text
+    assert "airnode-lab-2 cannot reach its controller airnode-lab-1 at 10.77.1.1:6443" in text
+    # the same setting on the worker names an address the worker does not have
+    assert "k0s_node_address = '10.77.1.1' is not an address of airnode-lab-2" in text
+    assert "not an address of airnode-lab-1" not in text
     assert "Beginning operation run" not in r.stderr
     for vm in (one, two):
         assert vm.ssh("ls /var/lib/airnode 2>/dev/null; true").stdout.strip() == ""
