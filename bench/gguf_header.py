@@ -23,28 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from airnode import sizing
-
-
-def make_gguf(path: Path, tokens: int, merges: int) -> None:
-    import gguf
-    import numpy as np
-
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_block_count(32)
-    w.add_head_count(32)
-    w.add_head_count_kv(8)
-    w.add_embedding_length(4096)
-    w.add_context_length(8192)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
-    w.add_tokenizer_model("gpt2")
-    w.add_token_list([f"tok{i:06d}" for i in range(tokens)])
-    w.add_token_types([1] * tokens)
-    w.add_token_merges([f"t{i % 997} m{i:06d}" for i in range(merges)])
-    w.add_tensor("token_embd.weight", np.zeros((64, 32), dtype=np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+from tests.ggufs import llama3_8b_shaped
 
 
 def timed(fn) -> float:
@@ -61,7 +40,7 @@ def main() -> int:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="airnode-gguf-") as d:
         path, cache = Path(d) / "model.gguf", Path(d) / "cache"
-        make_gguf(path, args.tokens, args.merges)
+        llama3_8b_shaped(path, args.tokens, args.merges)
         sha = "0" * 64
         read, disk, memory = [], [], []
         for _ in range(args.runs):

@@ -15,9 +15,10 @@ def smollm2() -> Path:
     return Path(next(d.locate_file(f) for f in d.files if f.name.endswith(".gguf")))
 
 
-def llama3_8b_shaped(path: Path) -> Path:
+def llama3_8b_shaped(path: Path, tokens: int = 0, merges: int = 0) -> Path:
     """Llama-3-8B's attention shape (32 layers, 32 heads, 8 KV heads, 4096 wide, 8k context,
-    Q8_0) over one tiny tensor: 64 x 32 float32 = 8 KiB of weights."""
+    Q8_0) over one tiny tensor: 64 x 32 float32 = 8 KiB of weights. ``tokens``/``merges``: a
+    made-up tokenizer of that size in the header (Llama 3's: 128,256 and 280,147)."""
     import gguf
 
     w = gguf.GGUFWriter(str(path), "llama")
@@ -27,6 +28,11 @@ def llama3_8b_shaped(path: Path) -> Path:
     w.add_embedding_length(4096)
     w.add_context_length(8192)
     w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
+    if tokens:
+        w.add_tokenizer_model("gpt2")
+        w.add_token_list([f"tok{i:06d}" for i in range(tokens)])
+        w.add_token_types([1] * tokens)
+        w.add_token_merges([f"t{i % 997} m{i:06d}" for i in range(merges)])
     w.add_tensor("token_embd.weight", np.zeros((64, 32), dtype=np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
