@@ -110,8 +110,8 @@ def model_info(path, name: str, sha256: str, cache_dir: Path | None) -> ModelInf
     any step reads it): in memory for the rest of the run, and under ``cache_dir``/gguf for the
     next runs. The `gguf` library builds every field of the header in Python, the tokenizer's
     vocabulary and merges too: about 8 s of CPU for SmolLM2-135M's 49,152 tokens here, three
-    times a run, and more the larger the vocabulary (bench/deploy_profile.py found it was most
-    of a no-op run's time)."""
+    times a run, and more the larger the vocabulary (cProfile of a lab deploy's plan phase found
+    it was most of a no-op run's time; bench/gguf_header.py measures it)."""
     hit = _KNOWN.get(sha256)
     if hit is not None:
         return replace(hit, name=name)
