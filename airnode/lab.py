@@ -322,6 +322,26 @@ class Instance:
         r = self.ssh("systemctl is-system-running --wait", check=False, timeout=timeout)
         return r.stdout.strip()
 
+    def hmp(self, command: str, timeout: float = 600) -> str:
+        """Run a QEMU monitor command and return what it printed (waits for the next prompt:
+        a `migrate` without -d holds the monitor until the migration ends)."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(timeout)
+            s.connect(str(self.dir / "monitor.sock"))
+
+            def until_prompt() -> bytes:
+                buf = b""
+                while not buf.endswith(b"(qemu) "):
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        raise LabError(f"QEMU's monitor closed during {command!r}")
+                    buf += chunk
+                return buf
+
+            until_prompt()
+            s.sendall(command.encode() + b"\n")
+            return until_prompt().decode(errors="replace")
+
     def monitor(self, command: str) -> None:
         with socket.socket(socket.AF_UNIX) as s:
             s.connect(str(self.dir / "monitor.sock"))
@@ -581,6 +601,27 @@ def start(
         raise LabError(f"lab VM {inst.dir} is already running (stop it with `airnode lab stop`)")
     shutil.rmtree(inst.dir, ignore_errors=True)
     inst.dir.mkdir(parents=True)
+    candidates = (
+        ["kvm", "tcg"]
+        if accel == "auto" and kvm_usable()
+        else (["tcg"] if accel == "auto" else [accel])
+    )
+    # a plain VM (no data disk, no cluster NIC) on a known accelerator resumes a boot saved
+    # once: seconds instead of a minute or two of TCG booting the kernel and systemd
+    plain = data_disk is None and net is None and len(candidates) == 1
+    if (
+        plain
+        and os.environ.get("AIRNODE_LAB_COLD_BOOT") != "1"
+        and _resume_saved_boot(img, inst, candidates[0], memory, cpus)
+    ):
+        return inst
+    _fresh_disk(img, inst)
+    return _boot(img, inst, candidates, memory, cpus, timeout, data_disk, net)
+
+
+def _fresh_disk(img: Path, inst: Instance) -> None:
+    """A throwaway copy-on-write overlay of the image: the VM's disk."""
+    (inst.dir / "disk.qcow2").unlink(missing_ok=True)
     _run(
         [
             "qemu-img",
@@ -595,36 +636,151 @@ def start(
             str(inst.dir / "disk.qcow2"),
         ]
     )
-    candidates = (
-        ["kvm", "tcg"]
-        if accel == "auto" and kvm_usable()
-        else (["tcg"] if accel == "auto" else [accel])
+
+
+# -- a saved boot ------------------------------------------------------------------------------
+# Booting the guest under TCG takes 50 s on an idle 2-core host and about 110 s beside another
+# VM (the test suite boots one per lab module). Instead, a plain VM is booted once, left until
+# systemd has started every unit, stopped, and its RAM and devices saved with QEMU's migration
+# stream (`migrate "exec:cat > FILE"`; QEMU 7.2 has no file: URI), beside its overlay disk as it
+# was at that moment. Each later start copies that overlay and resumes the stream
+# (`-incoming "exec:cat FILE"`): the same QEMU, the same command line but the SSH port, so the
+# same devices; saved stopped, it is continued once loaded. The guest's clock stood still
+# while saved: it is set to the host's at resume.
+# Saved per image, accelerator, memory, CPUs, QEMU version and command line (the key below);
+# a resume that fails is forgotten and the VM boots as before.
+def _qemu_version() -> str:
+    return subprocess.run(
+        ["qemu-system-x86_64", "--version"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def saved_boot_dir(img: Path, accel: str, memory: int, cpus: int) -> Path:
+    template = _qemu_argv(img, Instance(Path("/vm")), 0, accel, memory, cpus)
+    key = hashlib.sha256(json.dumps([_qemu_version(), template]).encode()).hexdigest()[:16]
+    return img / "saved-boot" / f"{accel}-{memory}m-{cpus}cpu-{key}"
+
+
+def _save_boot(img: Path, accel: str, memory: int, cpus: int) -> Path | None:
+    """The saved boot for these settings, made now (a boot, then the save) if missing; None
+    when the guest could not be booted cleanly or QEMU could not save it."""
+    dest = saved_boot_dir(img, accel, memory, cpus)
+    if (dest / "ready").exists():
+        return dest
+    with cache_lock("lab-saved-boot"):
+        if (dest / "ready").exists():
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".saving-", dir=dest.parent))
+        inst = Instance(work / "vm")
+        inst.dir.mkdir()
+        started = time.monotonic()
+        try:
+            _fresh_disk(img, inst)
+            _boot(img, inst, [accel], memory, cpus, 600, None, None)
+            state = inst.wait_booted(300)
+            if state != "running":
+                log(f"not saving this boot: systemd says {state!r} (a unit failed)")
+                return None
+            inst.hmp("stop")
+            # HMP takes the URI in double quotes; the cache path has none of its own
+            inst.hmp(f'migrate "exec:cat > {shlex.quote(str(work / "state"))}"')
+            status = inst.hmp("info migrate")
+            if "Migration status: completed" not in status:
+                log(f"QEMU could not save the booted guest: {status.strip()[-300:]}")
+                return None
+            inst.stop(remove=False)
+            (work / "vm" / "disk.qcow2").rename(work / "disk.qcow2")
+            (work / "ready").write_text(f"{time.monotonic() - started:.1f}\n")
+            shutil.rmtree(work / "vm")
+            shutil.rmtree(dest, ignore_errors=True)
+            work.rename(dest)
+            log(f"saved a booted guest in {time.monotonic() - started:.0f}s: {dest}")
+            return dest
+        except LabError as e:
+            log(f"not saving a boot: {e}")
+            return None
+        finally:
+            inst.stop(remove=False)
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _resume_saved_boot(img: Path, inst: Instance, accel: str, memory: int, cpus: int) -> bool:
+    saved = _save_boot(img, accel, memory, cpus)
+    if saved is None:
+        return False
+    shutil.copyfile(saved / "disk.qcow2", inst.dir / "disk.qcow2")
+    port = free_port()
+    _write_info(inst, img, port, accel, None)
+    started = time.monotonic()
+    log(f"resuming a saved boot: {inst.dir.name} ({accel}, ssh 127.0.0.1:{port})")
+    incoming = "exec:cat " + shlex.quote(str(saved / "state"))
+    r = subprocess.run(
+        [*_qemu_argv(img, inst, port, accel, memory, cpus), "-incoming", incoming],
+        capture_output=True,
+        text=True,
     )
+    try:
+        if r.returncode != 0:
+            raise LabError(f"qemu failed to start: {r.stderr.strip()}")
+        # saved stopped, so it resumes paused once the stream is in: then it runs on
+        deadline = time.monotonic() + 120
+        while "VM status: paused" not in inst.hmp("info status", timeout=60):
+            if time.monotonic() > deadline:
+                raise LabError("the saved state was not loaded within 120s")
+            time.sleep(0.2)
+        inst.hmp("cont", timeout=60)
+        inst.wait_ssh(120)
+        inst.ssh(f"date -s @{time.time():.3f} >/dev/null", timeout=60)
+    except (LabError, subprocess.SubprocessError) as e:
+        inst.stop(remove=False)
+        shutil.rmtree(saved, ignore_errors=True)
+        log(f"the saved boot did not resume ({e}); forgotten, booting instead")
+        return False
+    log(f"resumed after {time.monotonic() - started:.1f}s")
+    return True
+
+
+def _write_info(inst: Instance, img: Path, port: int, acc: str, net: ClusterNet | None) -> None:
+    (inst.dir / "info.json").write_text(
+        json.dumps(
+            {
+                "port": port,
+                "key": str(img / "id_ed25519"),
+                "accel": acc,
+                "image": str(img),
+                **(
+                    {"address": net.address, "hostname": net.hostname, "cluster": net.name}
+                    if net
+                    else {}
+                ),
+            }
+        )
+    )
+    inst.ssh_config.write_text(
+        f"Host {SSH_ALIAS}\n  HostName 127.0.0.1\n  Port {port}\n  User root\n"
+        f'  IdentityFile "{img / "id_ed25519"}"\n  IdentitiesOnly yes\n'
+        "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+        "  BatchMode yes\n"
+    )
+    inst.console.write_text("")
+
+
+def _boot(
+    img: Path,
+    inst: Instance,
+    candidates: list[str],
+    memory: int,
+    cpus: int,
+    timeout: float,
+    data_disk: Path | None,
+    net: ClusterNet | None,
+) -> Instance:
+    """Boot ``inst`` (its overlay disk made) with the first accelerator that works."""
     last_error: Exception | None = None
     for acc in candidates:
         port = free_port()
-        (inst.dir / "info.json").write_text(
-            json.dumps(
-                {
-                    "port": port,
-                    "key": str(img / "id_ed25519"),
-                    "accel": acc,
-                    "image": str(img),
-                    **(
-                        {"address": net.address, "hostname": net.hostname, "cluster": net.name}
-                        if net
-                        else {}
-                    ),
-                }
-            )
-        )
-        inst.ssh_config.write_text(
-            f"Host {SSH_ALIAS}\n  HostName 127.0.0.1\n  Port {port}\n  User root\n"
-            f'  IdentityFile "{img / "id_ed25519"}"\n  IdentitiesOnly yes\n'
-            "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
-            "  BatchMode yes\n"
-        )
-        inst.console.write_text("")
+        _write_info(inst, img, port, acc, net)
         started = time.monotonic()
         log(f"booting {inst.dir.name} ({acc}, {memory} MiB, {cpus} CPUs, ssh 127.0.0.1:{port})")
         try:

@@ -38,3 +38,47 @@ def test_kvm_that_failed_once_is_not_tried_again_until_the_host_reboots(tmp_path
     assert not lab.kvm_usable()  # the same boot: straight to TCG
     boot[0] = "boot-2"
     assert lab.kvm_usable()  # rebooted (a new kernel, maybe a fixed KVM): tried again
+
+
+def test_a_saved_boot_is_kept_apart_per_accelerator_memory_and_cpus(tmp_path, monkeypatch):
+    monkeypatch.setattr(lab, "_qemu_version", lambda: "QEMU emulator version 7.2.22\n")
+    base = lab.saved_boot_dir(tmp_path, "tcg", 4096, 2)
+    assert base == lab.saved_boot_dir(tmp_path, "tcg", 4096, 2)
+    others = {
+        lab.saved_boot_dir(tmp_path, "kvm", 4096, 2),
+        lab.saved_boot_dir(tmp_path, "tcg", 2048, 2),
+        lab.saved_boot_dir(tmp_path, "tcg", 4096, 4),
+    }
+    assert base not in others and len(others) == 3
+    # another QEMU restores nothing saved by this one
+    monkeypatch.setattr(lab, "_qemu_version", lambda: "QEMU emulator version 8.2.2\n")
+    assert lab.saved_boot_dir(tmp_path, "tcg", 4096, 2) != base
+
+
+def test_a_monitor_command_waits_for_the_next_prompt(tmp_path):
+    """`migrate` without -d holds QEMU's monitor until the migration ends: hmp() returns only
+    once the next prompt comes, with what the command printed."""
+    import socket
+
+    inst = lab.Instance(tmp_path)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "monitor.sock"))
+    server.listen(1)
+    got = []
+
+    def qemu():
+        conn, _ = server.accept()
+        conn.sendall(b"QEMU 7.2.22 monitor - type 'help' for more information\r\n(qemu) ")
+        got.append(conn.recv(1024))
+        conn.sendall(b"migrate ...\r\n")
+        time.sleep(0.5)  # the migration runs
+        conn.sendall(b"(qemu) ")
+        conn.close()
+
+    threading.Thread(target=qemu).start()
+    started = time.monotonic()
+    out = inst.hmp('migrate "exec:cat > /x"', timeout=5)
+    assert time.monotonic() - started >= 0.5
+    assert got == [b'migrate "exec:cat > /x"\n']
+    assert out.startswith("migrate ...")
+    server.close()
