@@ -569,6 +569,11 @@ def _qemu_argv(
         *(net.qemu_args() if net else []),
         "-device",
         "virtio-rng-pci",
+        # a new generation ID at each start: a guest resumed from a saved boot reseeds its
+        # random number generator at once (Linux's vmgenid driver), so VMs resumed from the
+        # same state do not draw the same random numbers
+        "-device",
+        "vmgenid,guid=auto",
         "-serial",
         f"file:{inst.console}",
         "-monitor",
