@@ -508,6 +508,21 @@ class ClusterNet:
             f"virtio-net-pci,netdev=n1,mac={self.mac}",
         ]
 
+    def plug(self, inst: Instance) -> None:
+        """Into a VM resumed from a saved boot (which has an empty root port, slot0): this
+        NIC, hot-plugged, then the guest's side (guest_setup)."""
+        netdev = self.qemu_args()[1]
+        for command in (
+            f"netdev_add {netdev}",
+            f"device_add virtio-net-pci,netdev=n1,mac={self.mac},bus=slot0,id=nic1",
+        ):
+            out = inst.hmp(command, timeout=60)
+            if "rror" in out:
+                raise LabError(f"{command}: {out.strip()[-300:]}")
+        r = inst.ssh(self.guest_setup(), check=False, timeout=120)
+        if r.returncode != 0:
+            raise LabError(f"{inst.dir.name}: cluster network setup failed: {r.stderr}")
+
     def guest_setup(self) -> str:
         """The guest's side, over SSH after boot (kept across reboots): its own hostname and
         the static address of its cluster NIC (systemd-networkd, matched on the MAC)."""
@@ -519,7 +534,7 @@ class ClusterNet:
             f"echo {self.hostname} > /etc/hostname && hostname {self.hostname} && "
             f"printf '{network}' > /etc/systemd/network/20-lab-cluster.network && "
             "networkctl reload && "
-            f"for i in $(seq 50); do ip -4 addr show | grep -q ' {self.address}/' && exit 0; "
+            f"for i in $(seq 150); do ip -4 addr show | grep -q ' {self.address}/' && exit 0; "
             "sleep 0.2; done; echo 'the cluster NIC got no address' >&2; exit 1"
         )
 
@@ -533,7 +548,10 @@ def _qemu_argv(
     cpus: int,
     data_disk: Path | None = None,
     net: ClusterNet | None = None,
+    slot: bool = False,
 ):
+    """QEMU's command line. ``slot``: an empty PCIe root port (``slot0``) a cluster NIC is
+    plugged into after a saved boot resumes (ClusterNet.plug)."""
     accel_args = (
         ["-accel", "kvm", "-cpu", "host"]
         if accel == "kvm"
@@ -567,6 +585,7 @@ def _qemu_argv(
         "-device",
         "virtio-net-pci,netdev=n0",
         *(net.qemu_args() if net else []),
+        *(["-device", "pcie-root-port,id=slot0,chassis=1"] if slot else []),
         "-device",
         "virtio-rng-pci",
         # a new generation ID at each start: a guest resumed from a saved boot reseeds its
@@ -613,11 +632,11 @@ def start(
     )
     # a plain VM (no data disk, no cluster NIC) on a known accelerator resumes a boot saved
     # once: seconds instead of a minute or two of TCG booting the kernel and systemd
-    plain = data_disk is None and net is None and len(candidates) == 1
+    plain = data_disk is None and len(candidates) == 1
     if (
         plain
         and os.environ.get("AIRNODE_LAB_COLD_BOOT") != "1"
-        and _resume_saved_boot(img, inst, candidates[0], memory, cpus)
+        and _resume_saved_boot(img, inst, candidates[0], memory, cpus, net)
     ):
         return inst
     _fresh_disk(img, inst)
@@ -660,16 +679,17 @@ def _qemu_version() -> str:
     ).stdout
 
 
-def saved_boot_dir(img: Path, accel: str, memory: int, cpus: int) -> Path:
-    template = _qemu_argv(img, Instance(Path("/vm")), 0, accel, memory, cpus)
+def saved_boot_dir(img: Path, accel: str, memory: int, cpus: int, slot: bool = False) -> Path:
+    template = _qemu_argv(img, Instance(Path("/vm")), 0, accel, memory, cpus, slot=slot)
     key = hashlib.sha256(json.dumps([_qemu_version(), template]).encode()).hexdigest()[:16]
-    return img / "saved-boot" / f"{accel}-{memory}m-{cpus}cpu-{key}"
+    return img / "saved-boot" / f"{accel}-{memory}m-{cpus}cpu{'-slot' * slot}-{key}"
 
 
-def _save_boot(img: Path, accel: str, memory: int, cpus: int) -> Path | None:
+def _save_boot(img: Path, accel: str, memory: int, cpus: int, slot: bool) -> Path | None:
     """The saved boot for these settings, made now (a boot, then the save) if missing; None
-    when the guest could not be booted cleanly or QEMU could not save it."""
-    dest = saved_boot_dir(img, accel, memory, cpus)
+    when the guest could not be booted cleanly or QEMU could not save it. ``slot``: with an
+    empty PCIe root port, for a cluster VM's NIC."""
+    dest = saved_boot_dir(img, accel, memory, cpus, slot)
     if (dest / "ready").exists():
         return dest
     with cache_lock("lab-saved-boot"):
@@ -682,7 +702,7 @@ def _save_boot(img: Path, accel: str, memory: int, cpus: int) -> Path | None:
         started = time.monotonic()
         try:
             _fresh_disk(img, inst)
-            _boot(img, inst, [accel], memory, cpus, 600, None, None)
+            _boot(img, inst, [accel], memory, cpus, 600, None, None, slot)
             state = inst.wait_booted(300)
             if state != "running":
                 log(f"not saving this boot: systemd says {state!r} (a unit failed)")
@@ -710,18 +730,24 @@ def _save_boot(img: Path, accel: str, memory: int, cpus: int) -> Path | None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _resume_saved_boot(img: Path, inst: Instance, accel: str, memory: int, cpus: int) -> bool:
-    saved = _save_boot(img, accel, memory, cpus)
+def _resume_saved_boot(
+    img: Path, inst: Instance, accel: str, memory: int, cpus: int, net: ClusterNet | None
+) -> bool:
+    saved = _save_boot(img, accel, memory, cpus, slot=net is not None)
     if saved is None:
         return False
     shutil.copyfile(saved / "disk.qcow2", inst.dir / "disk.qcow2")
     port = free_port()
-    _write_info(inst, img, port, accel, None)
+    _write_info(inst, img, port, accel, net)
     started = time.monotonic()
     log(f"resuming a saved boot: {inst.dir.name} ({accel}, ssh 127.0.0.1:{port})")
     incoming = "exec:cat " + shlex.quote(str(saved / "state"))
     r = subprocess.run(
-        [*_qemu_argv(img, inst, port, accel, memory, cpus), "-incoming", incoming],
+        [
+            *_qemu_argv(img, inst, port, accel, memory, cpus, slot=net is not None),
+            "-incoming",
+            incoming,
+        ],
         capture_output=True,
         text=True,
     )
@@ -737,12 +763,16 @@ def _resume_saved_boot(img: Path, inst: Instance, accel: str, memory: int, cpus:
         inst.hmp("cont", timeout=60)
         inst.wait_ssh(120)
         inst.ssh(f"date -s @{time.time():.3f} >/dev/null", timeout=60)
+        if net:
+            net.plug(inst)
     except (LabError, subprocess.SubprocessError) as e:
         inst.stop(remove=False)
         shutil.rmtree(saved, ignore_errors=True)
         log(f"the saved boot did not resume ({e}); forgotten, booting instead")
         return False
     log(f"resumed after {time.monotonic() - started:.1f}s")
+    if net:
+        log(f"{net.hostname} at {net.address} on lab cluster {net.name}")
     return True
 
 
@@ -780,6 +810,7 @@ def _boot(
     timeout: float,
     data_disk: Path | None,
     net: ClusterNet | None,
+    slot: bool = False,
 ) -> Instance:
     """Boot ``inst`` (its overlay disk made) with the first accelerator that works."""
     last_error: Exception | None = None
@@ -790,7 +821,7 @@ def _boot(
         log(f"booting {inst.dir.name} ({acc}, {memory} MiB, {cpus} CPUs, ssh 127.0.0.1:{port})")
         try:
             r = subprocess.run(
-                _qemu_argv(img, inst, port, acc, memory, cpus, data_disk, net),
+                _qemu_argv(img, inst, port, acc, memory, cpus, data_disk, net, slot),
                 capture_output=True,
                 text=True,
             )

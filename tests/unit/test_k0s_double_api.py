@@ -376,7 +376,36 @@ def test_a_join_token_buys_a_credential_once_and_only_while_valid(monkeypatch, t
     assert k0s.api_sync(c, {"node": "airnode-lab-2", "credential": "nope"})[0] == 401
     c["nodes"]["airnode-lab-2"]["seen"] = 0
     monkeypatch.setattr(k0s, "reconcile", lambda c: None)
-    code, body = k0s.api_sync(
+    code, reply, changed = k0s.api_sync(
         c, {"node": "airnode-lab-2", "credential": body["credential"], "pods": {}}
     )
-    assert code == 200 and body["pods"] == [] and c["nodes"]["airnode-lab-2"]["seen"] > 0
+    assert code == 200 and reply["pods"] == [] and c["nodes"]["airnode-lab-2"]["seen"] > 0
+    assert changed  # back from NotReady: the scheduler looked again, the cluster is saved
+    # a heartbeat that changes nothing else is kept apart from the cluster file, and merged in
+    # by whoever loads it
+    c["nodes"]["airnode-lab-2"]["seen"] = time.time()
+    _, _, changed = k0s.api_sync(
+        c, {"node": "airnode-lab-2", "credential": body["credential"], "pods": {}}
+    )
+    assert not changed
+    stale = {"nodes": {"airnode-lab-2": {"seen": 1.0}, "airnode-lab-3": {"seen": 2.0}}}
+    merged = k0s.with_seen(stale)
+    assert merged["nodes"]["airnode-lab-2"]["seen"] == c["nodes"]["airnode-lab-2"]["seen"]
+    assert merged["nodes"]["airnode-lab-3"]["seen"] == 2.0
+
+
+def test_a_pods_status_from_its_worker_is_a_change_worth_saving(monkeypatch, tmp_path):
+    import time
+
+    monkeypatch.setattr(k0s, "STATE", tmp_path)
+    pod = {"node": "airnode-lab-2", "hash": "h1", "ready": False, "ran": None}
+    c = {
+        "objects": {},
+        "pods": {"airnode/model-server-1": pod},
+        "nodes": {"airnode-lab-2": {"credential": "c", "seen": time.time()}},
+    }
+    report = {"airnode/model-server-1": {"hash": "h1", "status": "Running", "ready": True}}
+    req = {"node": "airnode-lab-2", "credential": "c", "pods": report}
+    assert k0s.api_sync(c, req)[2]
+    assert pod["ready"] and pod["ran"] == "h1" and pod["reported"] == "Running"
+    assert not k0s.api_sync(c, req)[2]  # the same again: nothing to save
