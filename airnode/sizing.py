@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+from airnode.paths import write_json_atomically
 
 MIB = 1024 * 1024
 
@@ -127,14 +128,8 @@ def model_info(path, name: str, sha256: str, cache_dir: Path | None) -> ModelInf
     if info is None:
         info = read_gguf(path, name)
         if store is not None:
-            try:
-                store.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=".gguf-", dir=store.parent)
-                with os.fdopen(fd, "w") as f:
-                    json.dump(asdict(info), f)
-                os.replace(tmp, store)
-            except OSError:
-                pass  # a read-only cache costs time, not correctness
+            with contextlib.suppress(OSError):  # a read-only cache costs time, not correctness
+                write_json_atomically(store, asdict(info))
     _KNOWN[sha256] = info
     return info
 

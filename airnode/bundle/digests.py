@@ -17,11 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from airnode.bundle.manifest import sha256_file
+from airnode.paths import write_json_atomically
 
 
 def status(st: os.stat_result) -> list[int]:
@@ -59,11 +59,7 @@ class DigestCache:
     def save(self) -> None:
         if self.store is None:
             return
-        self.store.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".digests-", dir=self.store.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.entries, f)
-        os.replace(tmp, self.store)
+        write_json_atomically(self.store, self.entries)
 
 
 def cache_for(root: Path, cache_dir: Path) -> DigestCache:
