@@ -11,7 +11,7 @@ that never comes: preflight refuses that before any change, with a table of who 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 MIB = 1024 * 1024
@@ -149,6 +149,31 @@ def workload_pods(doc: dict) -> list[Pod]:
 
 def k0s_system_pods(network_provider: str) -> list[Pod]:
     return [Pod(n, c, m) for n, c, m in K0S_SYSTEM_PODS.get(network_provider, [])]
+
+
+def node_pods(
+    docs: list[dict], network_provider: str, model_server: str, *, worker: bool, nodes: int
+) -> list[Pod]:
+    """The pods the scheduler may put on one node. The controller's node (``worker`` false):
+    k0s's own, every pod of ``docs`` (kube-prometheus, the model server, Open WebUI), with one
+    replica of ``model_server`` ("NS/NAME") when the cluster has more than one node (they
+    spread one per node: required anti-affinity). A worker: k0s's own (CoreDNS may be
+    scheduled there too), the DaemonSets of ``docs`` (one pod on every node), and one replica
+    of the model server (every node has a local volume for one: the scheduler may place any
+    replica there); kube-prometheus's Deployments and StatefulSets are counted on the
+    controller."""
+    pods = k0s_system_pods(network_provider)
+    for d in docs:
+        if worker and d.get("kind") == "DaemonSet":
+            pods += workload_pods(d)
+        elif worker:
+            pods += [replace(p, replicas=1) for p in workload_pods(d) if p.name == model_server]
+        else:
+            pods += [
+                replace(p, replicas=1) if p.name == model_server and nodes > 1 else p
+                for p in workload_pods(d)
+            ]
+    return pods
 
 
 def allocatable(cpus: int, memory_bytes_total: int) -> tuple[int, int]:

@@ -369,12 +369,8 @@ def _scheduling(values: dict, cpus: int, memory: int) -> list[str]:
     ones (the model server) Pending: k0s's own pods, kube-prometheus's, the model server's and
     Open WebUI's requests, the model's memory need included (model_server_memory_request)."""
     b = bundle.current("") if values["bundle_dir"] else None
-    if b is None or not cpus or not memory or k0s.is_worker():
-        # a worker runs the DaemonSets and at most one replica: what the controller renders
-        # (its own check counts every other pod on itself)
+    if b is None or not cpus or not memory:
         return []
-    import dataclasses
-
     from airnode import scheduling
     from airnode.serving.manifests import documents
 
@@ -386,15 +382,14 @@ def _scheduling(values: dict, cpus: int, memory: int) -> list[str]:
         )
     except AirnodeError:
         return []  # the step that renders it names the problem
-    pods = scheduling.k0s_system_pods(values["k0s_network_provider"])
-    pods += [p for d in docs for p in scheduling.workload_pods(d)]
     ns = values["model_server_namespace"]
-    if len(k0s.cluster_nodes()) > 1:
-        # replicas spread one per node (required anti-affinity): this node holds one of them
-        pods = [
-            dataclasses.replace(p, replicas=1) if p.name == f"{ns}/model-server" else p
-            for p in pods
-        ]
+    pods = scheduling.node_pods(
+        docs,
+        values["k0s_network_provider"],
+        f"{ns}/model-server",
+        worker=k0s.is_worker(),
+        nodes=len(k0s.cluster_nodes()),
+    )
     f = scheduling.fit(pods, cpus, memory)
     if f.ok:
         return []

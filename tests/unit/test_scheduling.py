@@ -223,3 +223,27 @@ def test_the_stand_in_validates_k0s_yaml_as_strictly_as_k0s(tmp_path):
         bad = tmp_path / "bad.yaml"
         bad.write_text(head + body)
         assert any(message in e for e in k0s.validate_config(str(bad))), (body, message)
+
+
+def test_a_worker_counts_the_daemonsets_and_one_replica_the_controller_the_rest(tarball):
+    docs = kp_docs(tarball, False) + [dict(model_server(), spec={**model_server()["spec"]})]
+    docs[-1]["spec"]["replicas"] = 2
+    worker = scheduling.node_pods(docs, "kuberouter", "airnode/model-server", worker=True, nodes=1)
+    names = {p.name: p.replicas for p in worker}
+    # kube-prometheus's only DaemonSet (node-exporter), k0s's own, one model server replica
+    assert names == {
+        "kube-system/coredns": 1,
+        "kube-system/kube-router": 1,
+        "monitoring/node-exporter": 1,
+        "airnode/model-server": 1,
+    }
+    controller = scheduling.node_pods(
+        docs, "kuberouter", "airnode/model-server", worker=False, nodes=2
+    )
+    assert {p.name: p.replicas for p in controller}["airnode/model-server"] == 1
+    assert "monitoring/k8s" in {p.name for p in controller}  # the Prometheus
+    single = scheduling.node_pods(docs, "kuberouter", "airnode/model-server", worker=False, nodes=1)
+    assert {p.name: p.replicas for p in single}["airnode/model-server"] == 2
+    # a worker too small for its replica is refused like the controller: 1 CPU, 1 GiB
+    f = scheduling.fit(worker, 1, GIB)
+    assert f.cpu_requested == 100 + 250 + 112 + 1000 and f.short == ["cpu"]
