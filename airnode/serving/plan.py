@@ -50,6 +50,30 @@ def fixed_was(record: Mapping[str, str]) -> dict[str, Any]:
     return {FORMER.get(str(k), str(k)): v for k, v in was.items()}
 
 
+def refuse_immutable_changes(was: Mapping[str, Any], now: Mapping[str, Any]) -> None:
+    """ImmutableChange naming each setting recorded as ``was`` that ``now`` changes."""
+    changes = [
+        f"{k} {was[k]!r} -> {now[k]!r}" for k in sorted(now) if k in was and was[k] != now[k]
+    ]
+    if changes:
+        raise ImmutableChange(
+            ", ".join(changes) + ": Kubernetes cannot change these on a running model server "
+            "(the PersistentVolume and the StatefulSet's volume claim are immutable). Remove "
+            "the node first with deploys/teardown.py (the model store is kept; move it by hand "
+            "if its path changes), then deploy again; nothing was changed"
+        )
+
+
+def worker_volume_fixed(s: Mapping[str, Any], record: str) -> dict[str, Any]:
+    """What a worker's own PersistentVolume fixes (its path and size), to record on the worker
+    when it applies the volume; ImmutableChange when ``record`` (what the last one recorded,
+    JSON; "" when none) says the volume there has others (the controller's record covers its
+    own volume)."""
+    now = {k: s[k] for k in FIXED}
+    refuse_immutable_changes(fixed_was({"fixed": record}), now)
+    return now
+
+
 def digest(text: str, served: Sequence[tuple[str, str]]) -> str:
     """What the record holds of an apply: the manifests and the models served (name, sha256)."""
     return hashlib.sha256(json.dumps([text, [list(m) for m in served]]).encode()).hexdigest()
@@ -69,16 +93,7 @@ def plan(
     version directories airnode unpacked on the node, ``version`` the bundle's (None:
     llama-server, whose image needs none of them)."""
     now, was = fixed_now(s, node), fixed_was(record)
-    changes = [
-        f"{k} {was[k]!r} -> {now[k]!r}" for k in sorted(now) if k in was and was[k] != now[k]
-    ]
-    if changes:
-        raise ImmutableChange(
-            ", ".join(changes) + ": Kubernetes cannot change these on a running model server "
-            "(the PersistentVolume and the StatefulSet's volume claim are immutable). Remove "
-            "the node first with deploys/teardown.py (the model store is kept; move it by hand "
-            "if its path changes), then deploy again; nothing was changed"
-        )
+    refuse_immutable_changes(was, now)
     want = digest(text, served)
     if not record.get("sha256"):
         reason = "nothing recorded as applied: apply, wait, check"

@@ -39,6 +39,7 @@ from airnode.serving import plan as serverplan
 from airnode.steps import bundle
 from airnode.steps import k0s as k0sstep
 from airnode.steps._common import (
+    APPLIED_DIR,
     UNAME_N,
     AirnodeError,
     applied_command,
@@ -356,6 +357,7 @@ def reads(b: bundle.Bundle | None) -> list[str]:
         ollamalogic.versions_command(version_dir("").rstrip("/")),
         UNAME_N,
         applied_command(VOLUME),
+        applied_command(VOLUME_FIXED),
         file_state_read(MANIFEST),
         dir_state_read(settings(DEFAULTS)["open_webui_data_dir"]),
     ]
@@ -508,6 +510,7 @@ def admin_secret(ns: str, password_file: str) -> None:
 
 
 VOLUME = "model-store-volume"  # what a worker last applied of its volume (applied record)
+VOLUME_FIXED = "model-store-volume.fixed"  # and the settings that volume fixes (JSON)
 
 
 def server_settings() -> dict:
@@ -527,8 +530,14 @@ def model_server():
         # does nothing, but pyinfra orders an operation by its line on every host, so the
         # controller's apply and rollout below come after every worker's volume is there.
         text, want = k0sstep.worker_volume(s) if k0sstep.is_worker() else ("", "")
+        try:
+            fixed = serverplan.worker_volume_fixed(s, applied_on_node(VOLUME_FIXED) if text else "")
+        except serverplan.ImmutableChange as e:
+            raise AirnodeError(f"{host.name}: {e}") from None
         ctrl = k0sstep.controller_host()
-        if not k0sstep.is_worker() or applied_on_node(VOLUME) != want:
+        # (a worker deployed before the fixed record existed writes it once)
+        recorded = applied_on_node(VOLUME) == want and applied_on_node(VOLUME_FIXED)
+        if not k0sstep.is_worker() or not recorded:
             python.call(
                 name=(
                     f"This node's model store as PersistentVolume airnode-models-"
@@ -540,7 +549,9 @@ def model_server():
                 controller=ctrl,
                 text=text,
                 apply=f"{APPLY} -f -",
-                record=record_applied_command(VOLUME, want),
+                record=record_applied_command(VOLUME, want)
+                + f" && printf '%s\\n' {shlex.quote(json.dumps(fixed, sort_keys=True))}"
+                + f" > {APPLIED_DIR}/{VOLUME_FIXED}",
                 _if=(lambda: True) if text else (lambda: False),
             )
     if k0sstep.is_worker():

@@ -118,3 +118,26 @@ def test_the_digest_is_the_one_earlier_releases_recorded():
 
     old = hashlib.sha256(json.dumps([TEXT, [(n, d) for n, d in SERVED]]).encode()).hexdigest()
     assert p.digest(TEXT, SERVED) == old
+
+
+def test_a_workers_volume_records_its_path_and_size_and_refuses_a_change():
+    s = dict(S)
+    fixed = p.worker_volume_fixed(s, "")  # nothing recorded yet
+    assert fixed == {
+        "model_server_store_dir": s["model_server_store_dir"],
+        "model_server_store_size": s["model_server_store_size"],
+    }
+    record = json.dumps(fixed)
+    assert p.worker_volume_fixed(s, record) == fixed  # unchanged: fine
+    moved = {**s, "model_server_store_dir": "/srv/models"}
+    with pytest.raises(
+        p.ImmutableChange, match="model_server_store_dir '/var/lib/airnode/models' -> '/srv/models'"
+    ):
+        p.worker_volume_fixed(moved, record)
+    bigger = {**s, "model_server_store_size": "80Gi"}
+    with pytest.raises(p.ImmutableChange, match="model_server_store_size '50Gi' -> '80Gi'"):
+        p.worker_volume_fixed(bigger, record)
+    assert p.worker_volume_fixed(moved, "not json") == {
+        **fixed,
+        "model_server_store_dir": "/srv/models",
+    }
