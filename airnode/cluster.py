@@ -32,6 +32,18 @@ TOKEN_DIR = "/etc/k0s/join"
 TOKEN_FILE = f"{TOKEN_DIR}/worker-token"
 TOKEN_EXPIRY = "1h"
 KUBELET_CONF = "/var/lib/k0s/kubelet.conf"
+# The cluster's CA: the controller's ca.crt, which every join token carries as its kubeconfig's
+# certificate-authority-data (k0sproject/k0s v1.36.3+k0s.2 pkg/token/kubeconfig.go loadCACert,
+# GenerateKubeconfig), and which the kubelet's TLS bootstrap copies into the kubelet.conf it
+# writes at the join (kubernetes v1.34 pkg/kubelet/certificate/bootstrap/bootstrap.go
+# writeKubeconfigFromBootstrapping: CertificateAuthorityData from the bootstrap kubeconfig).
+# A worker whose kubelet.conf holds another CA joined a cluster its controller no longer runs.
+CLUSTER_CA = "/var/lib/k0s/pki/ca.crt"
+CLUSTER_CA_READ = f"[ -e {CLUSTER_CA} ] && sha256sum < {CLUSTER_CA} | cut -c1-64 || true"
+KUBELET_CA_READ = (
+    f"ca=$(sed -n 's/^ *certificate-authority-data: *//p' {KUBELET_CONF} 2>/dev/null | "
+    'head -n 1); [ -n "$ca" ] && printf %s "$ca" | base64 -d | sha256sum | cut -c1-64 || true'
+)
 # how the deploy reaches the other way out of a node's role: teardown keeps the model store
 TEARDOWN = "pyinfra INVENTORY deploys/teardown.py --limit {host}"
 
@@ -186,6 +198,28 @@ def switch_problem(host: str, installed: str, wanted: str) -> str | None:
         f"{where[wanted]} ({wanted}): k0s cannot change a node's role or storage in place. "
         f"The way out: `{TEARDOWN.format(host=host)}` (models are kept), then deploy again; "
         f"or put {host} back {where[installed]}"
+    )
+
+
+def stale_join_problem(
+    worker: str, controller: str, worker_ca: str, controller_ca: str
+) -> str | None:
+    """A joined worker (``worker_ca``: the sha256 of the CA in its kubelet.conf, "" when it has
+    not joined) whose controller runs no cluster, or another one (``controller_ca``: its
+    ca.crt's sha256, "" when none): the controller was rebuilt or reset, the worker's kubelet
+    credential is no good there, and k0s never joins again while kubelet.conf exists."""
+    if not worker_ca or worker_ca == controller_ca:
+        return None
+    now = (
+        "has no cluster now (reset, or a new host)"
+        if not controller_ca
+        else "runs another cluster (its CA is not the one the worker joined: rebuilt or reset)"
+    )
+    return (
+        f"{worker} joined a cluster its controller {controller} no longer runs: {controller} "
+        f"{now}, so {worker}'s kubelet credential is no good there and it would never get "
+        f"Ready. The way out: `{TEARDOWN.format(host=worker)}` (models are kept), then deploy "
+        "again: it joins anew"
     )
 
 

@@ -120,6 +120,10 @@ def reads(b=None) -> list[str]:
     reach = [reach_read(a)] if role() == cluster.WORKER and (a := controller_address()) else []
     if role() != cluster.SINGLE:
         reach.append(ADDRESSES)  # preflight: the node's address must be one of its own
+        # preflight: a joined worker's CA against its controller's (a rebuilt controller)
+        reach.append(
+            cluster.KUBELET_CA_READ if role() == cluster.WORKER else cluster.CLUSTER_CA_READ
+        )
     return reach + (
         [
             SHA,

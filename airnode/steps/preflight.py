@@ -31,6 +31,7 @@ from airnode.steps._common import (
     profile,
     profile_read,
     remote,
+    remote_on,
     service_read,
     service_state,
 )
@@ -187,6 +188,15 @@ def topology_problems(values: dict) -> list[str]:
         if role == cluster.WORKER and address:
             lines = remote(k0s.reach_read(address)).splitlines()
             problems += cluster.reach_problems(host.name, ctrl.name, address, lines)
+        if role == cluster.WORKER:
+            stale = cluster.stale_join_problem(
+                host.name,
+                ctrl.name,
+                remote(cluster.KUBELET_CA_READ).strip(),
+                remote_on(ctrl, cluster.CLUSTER_CA_READ).strip(),
+            )
+            if stale:
+                problems.append(stale)
         mine = k0s.node_address(role)
         if mine:
             given = mine == values["k0s_node_address"]

@@ -7,7 +7,9 @@ preflight checks the topology on the real guests (a worker's way to its controll
 6443 and 8132, read by files/reach.sh on the worker) before any change; a worker joins with a
 token that is gone from both nodes afterwards; two replicas run one per node, each on its own
 node's model store, and both answer through the one Service; a re-run changes nothing on any
-node. The cluster itself is the k0s stand-in's (tests/doubles/README.md)."""
+node; a worker whose kubelet.conf holds another cluster's CA (its controller rebuilt) is
+refused before any change; a third node added changes only it; draining and removing a node
+move nothing else. The cluster itself is the k0s stand-in's (tests/doubles/README.md)."""
 
 from __future__ import annotations
 
@@ -235,6 +237,41 @@ def test_a_join_token_left_by_a_cut_run_is_removed_and_nothing_else_changes(clus
         "airnode-lab-2": ["k0s | Remove the join token a cut run left (/etc/k0s/join/worker-token)"]
     }, run["changed"]
     assert two.ssh("ls -A /etc/k0s/join").stdout.strip() == ""
+
+
+def test_a_worker_whose_controller_runs_another_cluster_is_refused_before_any_change(
+    cluster, bundle
+):
+    one, two = cluster["vms"]
+    conf = "/var/lib/k0s/kubelet.conf"
+    # the controller's CA and the worker's copy agree after the join (the stand-in's token
+    # carried the one, its kubelet.conf keeps the other, as upstream's do)
+    assert "certificate-authority-data: " in two.ssh(f"cat {conf}").stdout
+    # the worker as it would be had its controller been rebuilt: a CA of another cluster
+    two.ssh(f"cp -p {conf} /root/kubelet.conf.keep")
+    other = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCm90aGVyCi0tLS0tRU5EIENFUlRJRklDQVRFLS0tLS0K"
+    two.ssh(
+        f"sed -i 's/certificate-authority-data: .*/certificate-authority-data: {other}/' {conf}"
+    )
+    try:
+        r = deploy(
+            cluster,
+            "--data",
+            f"bundle_dir={bundle}",
+            "--data",
+            f"bundle_sha256={trust.digest(bundle)}",
+            *SETTINGS,
+        )
+    finally:
+        two.ssh(f"mv /root/kubelet.conf.keep {conf}")
+    assert r.returncode != 0
+    text = " ".join(r.stderr.split())
+    assert (
+        "airnode-lab-2 joined a cluster its controller airnode-lab-1 no longer runs: "
+        "airnode-lab-1 runs another cluster" in text
+    ), r.stderr[-3000:]
+    assert "deploys/teardown.py --limit airnode-lab-2` (models are kept)" in text
+    assert "Beginning operation run" not in r.stderr
 
 
 def pod_log(vm: lab.Instance) -> list[str]:

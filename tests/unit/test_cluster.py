@@ -293,3 +293,44 @@ def test_a_node_address_must_be_one_of_the_nodes_own():
     )
     # `ip` missing or silent: nothing to say (k0s will)
     assert cluster.not_local_problem("w1", "10.77.0.9", True, "") is None
+
+
+def test_a_worker_whose_controller_runs_another_cluster_or_none_is_named():
+    assert cluster.stale_join_problem("w1", "c1", "", "b" * 64) is None  # not joined yet
+    assert cluster.stale_join_problem("w1", "c1", "", "") is None
+    assert cluster.stale_join_problem("w1", "c1", "a" * 64, "a" * 64) is None
+    other = cluster.stale_join_problem("w1", "c1", "a" * 64, "b" * 64)
+    assert other and "c1 runs another cluster" in other and "--limit w1" in other
+    none = cluster.stale_join_problem("w1", "c1", "a" * 64, "")
+    assert none and "c1 has no cluster now" in none
+
+
+def test_the_ca_reads_give_the_same_digest_for_the_same_ca(tmp_path):
+    """The worker's read (base64 in kubelet.conf) and the controller's (ca.crt's bytes) agree
+    on one CA and differ on another; no CA data in kubelet.conf reads as not joined."""
+    import base64
+    import hashlib
+    import subprocess
+
+    ca = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    conf = tmp_path / "kubelet.conf"
+    conf.write_text(
+        "apiVersion: v1\nclusters:\n- cluster:\n"
+        f"    certificate-authority-data: {base64.b64encode(ca).decode()}\n"
+        "    server: https://10.77.0.1:6443\n  name: default-cluster\n"
+    )
+    (tmp_path / "ca.crt").write_bytes(ca)
+
+    def read(command: str) -> str:
+        command = command.replace(cluster.KUBELET_CONF, str(conf))
+        command = command.replace(cluster.CLUSTER_CA, str(tmp_path / "ca.crt"))
+        return subprocess.run(["sh", "-c", command], capture_output=True, text=True).stdout.strip()
+
+    assert read(cluster.KUBELET_CA_READ) == read(cluster.CLUSTER_CA_READ)
+    assert read(cluster.CLUSTER_CA_READ) == hashlib.sha256(ca).hexdigest()
+    (tmp_path / "ca.crt").write_bytes(ca.replace(b"MIIB", b"MIIC"))
+    assert read(cluster.KUBELET_CA_READ) != read(cluster.CLUSTER_CA_READ)
+    conf.write_text("apiVersion: v1\nclusters: []\n")
+    assert read(cluster.KUBELET_CA_READ) == ""
+    conf.unlink()
+    assert read(cluster.KUBELET_CA_READ) == ""

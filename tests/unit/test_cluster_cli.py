@@ -146,3 +146,22 @@ def test_a_node_address_the_node_does_not_have_is_refused_before_any_change():
         "set k0s_node_address to the IP of @fake/c1 that the other nodes reach",
     )
     assert "not an address of @fake/w1" not in r.stderr  # its own address is its own
+
+
+def test_a_worker_joined_to_a_rebuilt_controller_is_refused_naming_the_way_out():
+    """The CA in the worker's kubelet.conf is not its controller's (rebuilt, or reset): the
+    kubelet's credential is dead there, and k0s never joins again while kubelet.conf exists."""
+    c1 = node("c1", k0s_node_address="10.77.0.1")
+    c1["responses"]["pki/ca.crt"] = "b" * 64
+    w1 = node("w1", REACHED)
+    w1["responses"]["certificate-authority-data"] = "a" * 64
+    refused(
+        run({"controllers": {"c1": c1}, "workers": {"w1": w1}}),
+        "@fake/w1 joined a cluster its controller @fake/c1 no longer runs: @fake/c1 runs "
+        "another cluster",
+        "`pyinfra INVENTORY deploys/teardown.py --limit @fake/w1` (models are kept)",
+    )
+    # the same CA on both: joined to this controller, no problem of this kind
+    w1["responses"]["certificate-authority-data"] = "b" * 64
+    r = run({"controllers": {"c1": c1}, "workers": {"w1": w1}})
+    assert r.returncode == 0, r.stderr[-3000:]
