@@ -1,9 +1,10 @@
 """The lab VM: a real, disposable, air-gapped Debian guest under QEMU.
 
 The image (Debian bookworm, systemd, sshd, its own kernel) is built once with mmdebstrap and
-cached under ``$AIRNODE_CACHE/lab/`` keyed by the hash of its recipe. Every instance boots a
-throwaway qcow2 overlay on top of it, with user networking restricted to a single SSH port
-forward on 127.0.0.1: the guest has no egress at all.
+cached under ``$AIRNODE_CACHE/lab/`` keyed by the hash of its recipe. Every instance runs a
+throwaway qcow2 overlay on top of it (resumed from a boot saved once, see below), with user
+networking restricted to a single SSH port forward on 127.0.0.1: the guest has no egress at
+all.
 
 Nothing here imports pyinfra.
 """
@@ -612,7 +613,8 @@ def start(
     data_disk: Path | None = None,
     net: ClusterNet | None = None,
 ) -> Instance:
-    """Boot a fresh throwaway copy of the lab image and wait until SSH answers. ``data_disk``:
+    """Start a fresh throwaway copy of the lab image (resuming the saved boot when it can: see
+    "a saved boot" above) and wait until SSH answers. ``data_disk``:
     a raw disk image attached as /dev/vdb (benchmarks with models bigger than the image's
     root filesystem make one with mkfs.ext4 and mount it). ``net``: a VM of a lab cluster,
     with its own hostname and address on the cluster's network (``ClusterNet``)."""
