@@ -694,9 +694,14 @@ def _save_boot(img: Path, accel: str, memory: int, cpus: int, slot: bool) -> Pat
     dest = saved_boot_dir(img, accel, memory, cpus, slot)
     if (dest / "ready").exists():
         return dest
+    failed = _failed_mark(dest)
+    if failed.exists():
+        return None  # tried once and failed: every start boots (no second boot per start)
     with cache_lock("lab-saved-boot"):
         if (dest / "ready").exists():
             return dest
+        if failed.exists():
+            return None
         dest.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".saving-", dir=dest.parent))
         inst = Instance(work / "vm")
@@ -707,14 +712,14 @@ def _save_boot(img: Path, accel: str, memory: int, cpus: int, slot: bool) -> Pat
             _boot(img, inst, [accel], memory, cpus, 600, None, None, slot)
             state = inst.wait_booted(300)
             if state != "running":
-                log(f"not saving this boot: systemd says {state!r} (a unit failed)")
+                _give_up(dest, f"not saving this boot: systemd says {state!r} (a unit failed)")
                 return None
             inst.hmp("stop")
             # HMP takes the URI in double quotes; the cache path has none of its own
             inst.hmp(f'migrate "exec:cat > {shlex.quote(str(work / "state"))}"')
             status = inst.hmp("info migrate")
             if "Migration status: completed" not in status:
-                log(f"QEMU could not save the booted guest: {status.strip()[-300:]}")
+                _give_up(dest, f"QEMU could not save the booted guest: {status.strip()[-300:]}")
                 return None
             inst.stop(remove=False)
             (work / "vm" / "disk.qcow2").rename(work / "disk.qcow2")
@@ -725,11 +730,23 @@ def _save_boot(img: Path, accel: str, memory: int, cpus: int, slot: bool) -> Pat
             log(f"saved a booted guest in {time.monotonic() - started:.0f}s: {dest}")
             return dest
         except LabError as e:
-            log(f"not saving a boot: {e}")
+            _give_up(dest, f"not saving a boot: {e}")
             return None
         finally:
             inst.stop(remove=False)
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _failed_mark(dest: Path) -> Path:
+    return dest.parent / f"{dest.name}.failed"
+
+
+def _give_up(dest: Path, why: str) -> None:
+    """Remember that this saved boot could not be made or resumed: later starts just boot
+    (delete the .failed file beside it to try again)."""
+    log(f"{why} (not tried again: {_failed_mark(dest)})")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _failed_mark(dest).write_text(why + "\n")
 
 
 def _resume_saved_boot(
@@ -770,7 +787,7 @@ def _resume_saved_boot(
     except (LabError, subprocess.SubprocessError) as e:
         inst.stop(remove=False)
         shutil.rmtree(saved, ignore_errors=True)
-        log(f"the saved boot did not resume ({e}); forgotten, booting instead")
+        _give_up(saved, f"the saved boot did not resume ({e}); forgotten, booting instead")
         return False
     log(f"resumed after {time.monotonic() - started:.1f}s")
     if net:

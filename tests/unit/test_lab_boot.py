@@ -82,3 +82,27 @@ def test_a_monitor_command_waits_for_the_next_prompt(tmp_path):
     assert got == [b'migrate "exec:cat > /x"\n']
     assert out.startswith("migrate ...")
     server.close()
+
+
+def test_a_boot_that_could_not_be_saved_is_not_tried_again(tmp_path, monkeypatch):
+    """A failed save costs one boot once, not a second boot at every start."""
+    monkeypatch.setattr(lab, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(lab, "_qemu_version", lambda: "QEMU emulator version 7.2.22\n")
+    monkeypatch.setattr(lab, "_fresh_disk", lambda img, inst: None)
+    boots = []
+
+    def boot(*args, **kw):
+        boots.append(args)
+        raise lab.LabError("no SSH after 600s")
+
+    monkeypatch.setattr(lab, "_boot", boot)
+    img = tmp_path / "image"
+    img.mkdir()
+    assert lab._save_boot(img, "tcg", 4096, 2, False) is None
+    assert lab._save_boot(img, "tcg", 4096, 2, False) is None
+    assert len(boots) == 1
+    mark = lab._failed_mark(lab.saved_boot_dir(img, "tcg", 4096, 2))
+    assert "no SSH after 600s" in mark.read_text()
+    # another variant (a cluster VM's, with its slot) is its own try
+    assert lab._save_boot(img, "tcg", 4096, 2, True) is None
+    assert len(boots) == 2
