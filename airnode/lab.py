@@ -632,11 +632,12 @@ def start(
         if accel == "auto" and kvm_usable()
         else (["tcg"] if accel == "auto" else [accel])
     )
-    # a plain VM (no data disk, no cluster NIC) on a known accelerator resumes a boot saved
-    # once: seconds instead of a minute or two of TCG booting the kernel and systemd
-    plain = data_disk is None and len(candidates) == 1
+    # a VM without a data disk, on a known accelerator, resumes a boot saved once (a cluster
+    # VM's has a slot its NIC is plugged into): seconds instead of a minute or two of TCG
+    # booting the kernel and systemd
+    resumable = data_disk is None and len(candidates) == 1
     if (
-        plain
+        resumable
         and os.environ.get("AIRNODE_LAB_COLD_BOOT") != "1"
         and _resume_saved_boot(img, inst, candidates[0], memory, cpus, net)
     ):
@@ -674,7 +675,7 @@ def _fresh_disk(img: Path, inst: Instance) -> None:
 # same devices; saved stopped, it is continued once loaded. The guest's clock stood still
 # while saved: it is set to the host's at resume.
 # Saved per image, accelerator, memory, CPUs, QEMU version and command line (the key below);
-# a resume that fails is forgotten and the VM boots as before.
+# a save or resume that fails is remembered (`.failed` beside it) and the VM boots as before.
 def _qemu_version() -> str:
     return subprocess.run(
         ["qemu-system-x86_64", "--version"], capture_output=True, text=True, check=True
