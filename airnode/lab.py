@@ -520,9 +520,14 @@ class ClusterNet:
             out = inst.hmp(command, timeout=60)
             if "rror" in out:
                 raise LabError(f"{command}: {out.strip()[-300:]}")
-        r = inst.ssh(self.guest_setup(), check=False, timeout=120)
+        self.configure(inst, timeout=120)
+
+    def configure(self, inst: Instance, timeout: float = 600) -> None:
+        """The guest's side (guest_setup), over SSH, once the NIC is there."""
+        r = inst.ssh(self.guest_setup(), check=False, timeout=timeout)
         if r.returncode != 0:
             raise LabError(f"{inst.dir.name}: cluster network setup failed: {r.stderr}")
+        log(f"{self.hostname} at {self.address} on lab cluster {self.name}")
 
     def guest_setup(self) -> str:
         """The guest's side, over SSH after boot (kept across reboots): its own hostname and
@@ -791,8 +796,6 @@ def _resume_saved_boot(
         _give_up(saved, f"the saved boot did not resume ({e}); forgotten, booting instead")
         return False
     log(f"resumed after {time.monotonic() - started:.1f}s")
-    if net:
-        log(f"{net.hostname} at {net.address} on lab cluster {net.name}")
     return True
 
 
@@ -855,10 +858,7 @@ def _boot(
             inst.wait_ssh(timeout if acc == candidates[-1] else 90)
             log(f"SSH up after {time.monotonic() - started:.1f}s")
             if net:
-                r = inst.ssh(net.guest_setup(), check=False)
-                if r.returncode != 0:
-                    raise LabError(f"{inst.dir.name}: cluster network setup failed: {r.stderr}")
-                log(f"{net.hostname} at {net.address} on lab cluster {net.name}")
+                net.configure(inst)
             return inst
         except LabError as e:
             last_error = e
