@@ -530,13 +530,14 @@ def model_server():
         # does nothing, but pyinfra orders an operation by its line on every host, so the
         # controller's apply and rollout below come after every worker's volume is there.
         text, want = k0sstep.worker_volume(s) if k0sstep.is_worker() else ("", "")
+        fixed_record = applied_on_node(VOLUME_FIXED) if text else ""
         try:
-            fixed = serverplan.worker_volume_fixed(s, applied_on_node(VOLUME_FIXED) if text else "")
+            fixed = serverplan.worker_volume_fixed(s, fixed_record)
         except serverplan.ImmutableChange as e:
             raise AirnodeError(f"{host.name}: {e}") from None
         ctrl = k0sstep.controller_host()
         # (a worker deployed before the fixed record existed writes it once)
-        recorded = applied_on_node(VOLUME) == want and applied_on_node(VOLUME_FIXED)
+        recorded = applied_on_node(VOLUME) == want and fixed_record
         if not k0sstep.is_worker() or not recorded:
             python.call(
                 name=(
