@@ -433,7 +433,9 @@ def bumped_deb(deb: Path, suffix: str, dest: Path) -> Path:
         name, _, arch = deb.name.removesuffix(".deb").split("_")
         out = dest / f"{name}_{version}{suffix}_{arch}.deb"
         dest.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["dpkg-deb", "-b", "-Zxz", d, str(out)], check=True, capture_output=True)
+        # zstd, not Debian's xz: the same package for dpkg (bookworm's dpkg reads both), built
+        # in 0.8 s instead of 26 s for containerd's (34 MB instead of 26 MB)
+        subprocess.run(["dpkg-deb", "-b", "-Zzstd", d, str(out)], check=True, capture_output=True)
     return out
 
 
