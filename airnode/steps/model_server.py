@@ -263,8 +263,9 @@ DEFAULTS = declare(
     prefixes=("llama_server", "open_webui"),
 )
 STATEFULSET = "model-server"
-# The monitor object of each backend: switching deletes the other one.
-MONITOR_KIND = {"ollama": "probe", "llama-server": "servicemonitor"}
+# Both backends are monitored through one ServiceMonitor (model-server); before it, Ollama's was
+# a Probe of the Service (one replica at a time), deleted at the next apply.
+FORMER_MONITOR = "probe"
 MANIFEST = f"{MANIFESTS}/model-server.yaml"
 
 
@@ -451,15 +452,11 @@ def migrate_command(ns: str, node: str) -> str:
 
 
 def switch_commands(s: dict) -> list[str]:
-    """Before an apply: what another backend (or a disabled Open WebUI) left in the namespace.
-    The model store's claim and Open WebUI's data claim are never deleted."""
+    """Before an apply: what an earlier airnode (Ollama's Probe) or a disabled Open WebUI left
+    in the namespace. The model store's claim and Open WebUI's data claim are never deleted."""
     ns = s["model_server_namespace"]
-    others = [
-        kind for backend, kind in sorted(MONITOR_KIND.items()) if backend != s["model_server"]
-    ]
     cmds = [
-        f"{KUBECTL} -n {ns} delete {kind} {STATEFULSET} --ignore-not-found >/dev/null"
-        for kind in others
+        f"{KUBECTL} -n {ns} delete {FORMER_MONITOR} {STATEFULSET} --ignore-not-found >/dev/null"
     ]
     if not s["open_webui"]:
         cmds.append(
@@ -632,7 +629,7 @@ def emit_apply(s: dict, path: str, node: str, models: list[str], p: serverplan.P
 
 @cache
 def _crds(r) -> dict:
-    """The CRD schemas of the bundle's kube-prometheus (the Probe is checked against them)."""
+    """The CRD schemas of the bundle's kube-prometheus (to check the ServiceMonitor against)."""
     from airnode.monitoring import crd_schemas
 
     return crd_schemas(r.setup_documents())

@@ -185,8 +185,10 @@ def test_switching_to_ollama_keeps_the_store(llama_node, bundle):
     assert f"(ollama, {OLLAMA[1:]}): healthy, 2 model(s) listed" in run.stderr
     assert llama_node.sh(f"sha256sum {STORE}/blobs/sha256-{sha}").split()[0] == sha
     c = cluster(llama_node)
-    assert "Probe/airnode/model-server" in c["objects"]
-    assert "ServiceMonitor/airnode/model-server" not in c["objects"]
+    # the one ServiceMonitor now has the exporter probe each replica
+    endpoints = c["objects"]["ServiceMonitor/airnode/model-server"]["spec"]["endpoints"]
+    assert [e["path"] for e in endpoints] == ["/probe"]
+    assert "Probe/airnode/model-server" not in c["objects"]
     assert "ConfigMap/monitoring/grafana-dashboard-airnode-ollama" in c["objects"]
     assert c["bound"]["airnode/models-model-server-0"] == "airnode-models-airnode-lab"
     sts = c["objects"]["StatefulSet/airnode/model-server"]
@@ -302,12 +304,19 @@ apiVersion: monitoring.coreos.com/v1
 kind: Probe
 metadata: {name: ollama, namespace: airnode}
 spec: {jobName: ollama, prober: {url: "blackbox-exporter.monitoring.svc:19115"}}
+---
+# Ollama's monitor until session 14: a Probe of the Service (one replica at a time)
+apiVersion: monitoring.coreos.com/v1
+kind: Probe
+metadata: {name: model-server, namespace: airnode}
+spec: {jobName: ollama, prober: {url: "blackbox-exporter.monitoring.svc:19115"}}
 """
 
 
 def test_objects_named_ollama_from_before_the_rename_are_replaced(llama_node, bundle):
     """A node deployed when the model server's objects were named `ollama`: they are deleted
-    before the apply (their Service held the NodePort, their claim the store's volume)."""
+    before the apply (their Service held the NodePort, their claim the store's volume); so is
+    the Probe that monitored Ollama before its ServiceMonitor."""
     image = json.loads(llama_node.sh("cat /var/lib/airnode/bundle/bundle.json"))["images"][
         "model-server"
     ][0]
@@ -319,7 +328,12 @@ def test_objects_named_ollama_from_before_the_rename_are_replaced(llama_node, bu
     run = deploy(llama_node, bundle, *LLAMA, "--data", "llama_server_threads=1")
     assert run.rc == 0, run.stderr[-4000:]
     objects = cluster(llama_node)["objects"]
-    for gone in ("StatefulSet/airnode/ollama", "Service/airnode/ollama", "Probe/airnode/ollama"):
+    for gone in (
+        "StatefulSet/airnode/ollama",
+        "Service/airnode/ollama",
+        "Probe/airnode/ollama",
+        "Probe/airnode/model-server",
+    ):
         assert gone not in objects, gone
     assert "StatefulSet/airnode/model-server" in objects
     calls = llama_node.sh("cat /run/k0s-double/calls.log")

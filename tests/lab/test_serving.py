@@ -243,10 +243,9 @@ def test_the_statefulset_pod_runs_the_tarballs_ollama_as_the_manifest_says(node)
         == "/var/lib/airnode/models"
     )
     assert c["bound"]["airnode/models-model-server-0"] == "airnode-models-airnode-lab"
-    assert (
-        "Probe/airnode/model-server" in c["objects"]
-        and "RoleBinding/airnode/prometheus-k8s" in c["objects"]
-    )
+    monitor = c["objects"]["ServiceMonitor/airnode/model-server"]["spec"]["endpoints"][0]
+    assert monitor["path"] == "/probe" and monitor["params"] == {"module": ["http_2xx"]}
+    assert "RoleBinding/airnode/prometheus-k8s" in c["objects"]
 
 
 def test_kube_prometheus_setup_then_established_crds_then_the_rest_with_our_dashboard(node):

@@ -34,10 +34,18 @@ def test_prometheus_sees_the_model_server_as_a_healthy_target(host):
     targets = json.loads(raw)["data"]["activeTargets"]
     ours = [t for t in targets if t["labels"].get("job") in ("ollama", "llama-server")]
     assert ours, (
-        "Prometheus has no target with job=ollama (the blackbox Probe) nor "
-        "job=llama-server (the ServiceMonitor)"
+        "Prometheus has no target with job=ollama (the blackbox exporter probing each replica) "
+        "nor job=llama-server (each replica's /metrics): airnode's ServiceMonitor"
     )
     assert all(t["health"] == "up" for t in ours), [t["lastError"] for t in ours]
+    if any(t["labels"]["job"] == "ollama" for t in ours):
+        # a scrape of the exporter is up even when its probe failed: probe_success says
+        raw = host.check_output(
+            "k0s kubectl get --raw '/api/v1/namespaces/monitoring/services/prometheus-k8s:web"
+            "/proxy/api/v1/query?query=probe_success%7Bjob%3D%22ollama%22%7D'"
+        )
+        probes = {r["metric"].get("pod"): r["value"][1] for r in json.loads(raw)["data"]["result"]}
+        assert len(probes) == len(ours) and set(probes.values()) == {"1"}, probes
 
 
 def test_open_webui_admits_no_sign_up(host, namespace):

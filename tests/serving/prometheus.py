@@ -233,3 +233,64 @@ def expressions_test(
         )
     )
     return promtool("test", "rules", tests.name, cwd=workdir), names
+
+
+BLACKBOX = shutil.which("prometheus-blackbox-exporter") or "/usr/bin/prometheus-blackbox-exporter"
+
+
+def require_blackbox() -> None:
+    """Skip without Debian's prometheus-blackbox-exporter, except in CI (CI=true)."""
+    if os.access(BLACKBOX, os.X_OK):
+        return
+    why = f"{BLACKBOX} missing: apt-get install prometheus-blackbox-exporter (./dev setup does)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"in CI the real blackbox exporter must be there: {why}")
+    pytest.skip(why)
+
+
+class BlackboxExporter:
+    """The real blackbox exporter (Debian's prometheus-blackbox-exporter) on
+    127.0.0.1:<free port>, with the modules of ``config_text`` (blackbox.yml)."""
+
+    def __init__(self, workdir: Path, config_text: str):
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        config = workdir / "blackbox.yml"
+        config.write_text(config_text)
+        self.log = open(workdir / "blackbox.log", "wb")  # noqa: SIM115 - closed by stop()
+        self.proc = subprocess.Popen(
+            [BLACKBOX, f"--config.file={config}", f"--web.listen-address={self.address}"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.workdir = workdir
+        end = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                self.stop()
+                raise AssertionError(f"the blackbox exporter exited: {self.logs()}")
+            try:
+                if requests.get(f"http://{self.address}/-/healthy", timeout=2).ok:
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() > end:
+                self.stop()
+                raise AssertionError(f"the blackbox exporter not up after 30s: {self.logs()}")
+            time.sleep(0.2)
+
+    def logs(self) -> str:
+        self.log.flush()
+        return (self.workdir / "blackbox.log").read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(15)
+        self.log.close()
+
+    def __enter__(self) -> BlackboxExporter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -11,8 +11,8 @@ return at least one series, by one of two paths:
 - promtool: the queries over what no local process exports here (cAdvisor through the kubelet,
   kube-state-metrics, blackbox-exporter probes) are evaluated by `promtool test rules`, each
   query verbatim as a recording rule, over series with the label sets those exporters give
-  under kube-prometheus's ServiceMonitors and airnode's Probe (names from the rendered
-  manifests: namespace, pod, container, probe job and target).
+  under kube-prometheus's ServiceMonitors and airnode's (names from the rendered manifests:
+  namespace, pod, container, job, each replica probed).
 Every rule file shipped (kube-prometheus's PrometheusRules, as airnode renders them, and any of
 airnode's own) passes `promtool check rules`."""
 
@@ -126,8 +126,8 @@ def split(backend: str) -> tuple[list[prom.Target], list[prom.Target]]:
 # -- the exporters no local process runs: their series, with the labels they really carry --
 # cAdvisor through the kubelet (kube-prometheus's kubelet ServiceMonitor, /metrics/cadvisor:
 # honorLabels, metrics_path added), kube-state-metrics v2 (honorLabels, its pod/service/endpoint/
-# namespace target labels dropped), blackbox-exporter through airnode's Probe (job = jobName,
-# instance = the probed URL).
+# namespace target labels dropped), blackbox-exporter through airnode's ServiceMonitor (the
+# target labels of each replica's endpoint; instance = the probed address).
 KUBELET = {
     "endpoint": "https-metrics",
     "instance": "10.0.2.15:10250",
@@ -228,15 +228,30 @@ def exporter_series(backend: str) -> dict[str, list[dict]]:
             }
         ],
     }
-    # blackbox-exporter's http_2xx module, for the Probe's target (the ollama backend's)
-    for spec in (d["spec"] for d in docs if d["kind"] == "Probe"):
-        probe = {"job": spec["jobName"], "instance": spec["targets"]["staticConfig"]["static"][0]}
+    # blackbox-exporter's http_2xx module, probing each replica for the ollama backend's
+    # ServiceMonitor (its target labels; instance = the replica's address: test_blackbox_real)
+    monitor, service = of_kind(docs, "ServiceMonitor"), of_kind(docs, "Service")
+    endpoint = monitor["spec"]["endpoints"][0]
+    if endpoint["path"] == "/probe":
+        sts = of_kind(docs, "StatefulSet")["metadata"]["name"]
+        replicas = [
+            {
+                "job": service["metadata"]["labels"][monitor["spec"]["jobLabel"]],
+                "instance": f"10.244.0.{11 + i}:11434",
+                "namespace": ns,
+                "service": service["metadata"]["name"],
+                "pod": f"{sts}-{i}",
+                "container": c,
+                "endpoint": endpoint["port"],
+            }
+            for i in range(2)
+        ]
         for metric, values in (
             ("probe_success", "1x20"),
             ("probe_duration_seconds", "0.004x20"),
             ("probe_http_status_code", "200x20"),
         ):
-            out[metric] = [{"series": labels(metric, **probe), "values": values}]
+            out[metric] = [{"series": labels(metric, **r), "values": values} for r in replicas]
     return out
 
 

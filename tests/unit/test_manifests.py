@@ -47,7 +47,7 @@ def test_every_document_is_valid(crds):
         "StatefulSet",
         "Role",
         "RoleBinding",
-        "Probe",
+        "ServiceMonitor",
     ]
     assert manifests.validate(ds, crds) == []
 
@@ -61,11 +61,11 @@ def test_a_typo_in_a_core_kind_is_caught(crds):
     assert "readinesProbe" in problems[0]
 
 
-def test_a_bad_probe_is_caught_by_the_crd_schema(crds):
+def test_a_bad_service_monitor_is_caught_by_the_crd_schema(crds):
     ds = docs()
-    by_kind(ds, "Probe")["spec"]["interval"] = 30  # must be a duration string
+    by_kind(ds, "ServiceMonitor")["spec"]["endpoints"][0]["interval"] = 30  # a duration string
     problems = manifests.validate(ds, crds)
-    assert len(problems) == 1 and problems[0].startswith("Probe/model-server: ")
+    assert len(problems) == 1 and problems[0].startswith("ServiceMonitor/model-server: ")
 
 
 def test_an_unknown_kind_is_reported(crds):

@@ -9,6 +9,7 @@ import json
 import re
 
 import pytest
+import yaml
 
 from airnode import monitoring
 from airnode.serving import manifests
@@ -170,7 +171,7 @@ def test_the_dashboards_queries_name_real_metrics():
     )
 
 
-def test_the_dashboards_probe_job_is_the_model_servers_probe():
+def test_the_dashboards_probe_job_is_the_job_of_every_replicas_probe():
     from airnode.ollama import server_env
     from airnode.steps import node_defaults
 
@@ -183,6 +184,23 @@ def test_the_dashboards_probe_job_is_the_model_servers_probe():
         gid=1,
         env=server_env(DEFAULTS),
     )
-    probe = next(d for d in docs if d["kind"] == "Probe")
+    # kube-prometheus's blackbox exporter, on its plain-HTTP port (named probe)
+    exporter = yaml.safe_load((KP_FIXTURE / "manifests/blackboxExporter-service.yaml").read_text())
+    (port,) = [p["port"] for p in exporter["spec"]["ports"] if p["name"] == "probe"]
+    meta = exporter["metadata"]
+    blackbox = f"{meta['name']}.{meta['namespace']}.svc:{port}"
+    # one ServiceMonitor endpoint per replica (every endpoint of the Service): the exporter
+    # probes the replica's own address, and that address is the series' instance
+    sm, svc = (next(d for d in docs if d["kind"] == k) for k in ("ServiceMonitor", "Service"))
+    assert not [d for d in docs if d["kind"] == "Probe"]
+    assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    (ep,) = sm["spec"]["endpoints"]
+    assert (ep["port"], ep["path"], ep["params"]) == ("http", "/probe", {"module": ["http_2xx"]})
+    assert ep["relabelings"] == [
+        {"sourceLabels": ["__address__"], "targetLabel": "__param_target"},
+        {"sourceLabels": ["__param_target"], "targetLabel": "instance"},
+        {"targetLabel": "__address__", "replacement": blackbox},
+    ]
+    job = svc["metadata"]["labels"][sm["spec"]["jobLabel"]]
     board = dashboards("airnode")["airnode-ollama"]
-    assert f'job=\\"{probe["spec"]["jobName"]}\\"' in board
+    assert f'job=\\"{job}\\"' in board
