@@ -545,6 +545,18 @@ class ClusterNet:
         )
 
 
+def tcg_thread() -> str:
+    """TCG's threading ($AIRNODE_LAB_TCG_THREAD): ``multi`` (the default) runs each vCPU on a
+    host thread of its own; ``single`` runs all of a guest's vCPUs round-robin on one. With
+    more guests than host cores (the test suite: two to four guests of two vCPUs on two
+    cores) single is cheaper: two guests at once running the same mixed work took 43-50 s of
+    CPU each instead of 54-57 s (session 14's measurement, docs/testing.md)."""
+    value = os.environ.get("AIRNODE_LAB_TCG_THREAD", "multi")
+    if value not in ("multi", "single"):
+        raise LabError(f"AIRNODE_LAB_TCG_THREAD={value!r}: allowed values are multi, single")
+    return value
+
+
 def _qemu_argv(
     img: Path,
     inst: Instance,
@@ -561,7 +573,7 @@ def _qemu_argv(
     accel_args = (
         ["-accel", "kvm", "-cpu", "host"]
         if accel == "kvm"
-        else ["-accel", "tcg,thread=multi", "-cpu", "max"]
+        else ["-accel", f"tcg,thread={tcg_thread()}", "-cpu", "max"]
     )
     return [
         "qemu-system-x86_64",
@@ -626,6 +638,7 @@ def start(
     accel = accel or os.environ.get("AIRNODE_LAB_ACCEL", "auto")
     if accel not in ("auto", "kvm", "tcg"):
         raise LabError(f"AIRNODE_LAB_ACCEL={accel!r}: allowed values are auto, kvm, tcg")
+    tcg_thread()  # refused before anything starts
     img = ensure_image()
     inst = instance(name) if "/" not in name else Instance(Path(name))
     if inst.pid():

@@ -50,9 +50,24 @@ def test_a_saved_boot_is_kept_apart_per_accelerator_memory_and_cpus(tmp_path, mo
         lab.saved_boot_dir(tmp_path, "tcg", 4096, 4),
     }
     assert base not in others and len(others) == 3
+    # a guest saved with its vCPUs on threads of their own is not resumed on one thread
+    monkeypatch.setenv("AIRNODE_LAB_TCG_THREAD", "single")
+    single = lab.saved_boot_dir(tmp_path, "tcg", 4096, 2)
+    assert single != base and single not in others
+    monkeypatch.delenv("AIRNODE_LAB_TCG_THREAD")
     # another QEMU restores nothing saved by this one
     monkeypatch.setattr(lab, "_qemu_version", lambda: "QEMU emulator version 8.2.2\n")
     assert lab.saved_boot_dir(tmp_path, "tcg", 4096, 2) != base
+
+
+def test_tcg_threading_is_multi_unless_set_and_a_wrong_value_is_refused(monkeypatch):
+    monkeypatch.delenv("AIRNODE_LAB_TCG_THREAD", raising=False)
+    assert lab.tcg_thread() == "multi"
+    monkeypatch.setenv("AIRNODE_LAB_TCG_THREAD", "single")
+    assert lab.tcg_thread() == "single"
+    monkeypatch.setenv("AIRNODE_LAB_TCG_THREAD", "one")
+    with pytest.raises(lab.LabError, match=r"AIRNODE_LAB_TCG_THREAD='one'.*multi, single"):
+        lab.start("unit-never-started")
 
 
 def test_a_monitor_command_waits_for_the_next_prompt(tmp_path):
