@@ -89,6 +89,23 @@ def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
     return subprocess.run([PROMTOOL, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
+def wait_answering(proc: subprocess.Popen, url: str, what: str, timeout: float, logs) -> None:
+    """Until ``url`` answers 200; AssertionError with ``logs()`` if ``proc`` exits first or
+    ``timeout`` passes."""
+    end = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited ({proc.returncode}): {logs()}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > end:
+            raise AssertionError(f"{what} not ready after {timeout}s: {logs()}")
+        time.sleep(0.2)
+
+
 class Prometheus:
     """The real Prometheus server on 127.0.0.1:<free port>, scraping what `scrape_configs`
     says, its TSDB in `workdir`. Stopped by stop() (or leaving the with-block)."""
@@ -132,18 +149,7 @@ class Prometheus:
             raise
 
     def wait_ready(self, timeout: float) -> None:
-        end = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"prometheus exited ({self.proc.returncode}): {self.logs()}")
-            try:
-                if requests.get(f"{self.url}/-/ready", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            if time.monotonic() > end:
-                raise AssertionError(f"prometheus not ready after {timeout}s: {self.logs()}")
-            time.sleep(0.2)
+        wait_answering(self.proc, f"{self.url}/-/ready", "prometheus", timeout, self.logs)
 
     def logs(self) -> str:
         self.log.flush()
@@ -264,20 +270,12 @@ class BlackboxExporter:
             stderr=subprocess.STDOUT,
         )
         self.workdir = workdir
-        end = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None:
-                self.stop()
-                raise AssertionError(f"the blackbox exporter exited: {self.logs()}")
-            try:
-                if requests.get(f"http://{self.address}/-/healthy", timeout=2).ok:
-                    return
-            except requests.RequestException:
-                pass
-            if time.monotonic() > end:
-                self.stop()
-                raise AssertionError(f"the blackbox exporter not up after 30s: {self.logs()}")
-            time.sleep(0.2)
+        try:
+            healthy = f"http://{self.address}/-/healthy"
+            wait_answering(self.proc, healthy, "the blackbox exporter", 30, self.logs)
+        except BaseException:
+            self.stop()
+            raise
 
     def logs(self) -> str:
         self.log.flush()

@@ -14,27 +14,16 @@ is this exporter's local one."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import yaml
 
 from tests.httpserver import FixtureServer
 from tests.serving import prometheus as prom
-from tests.serving.test_prometheus_real import NAMESPACE, of_kind, pod_of, shipped
+from tests.serving import test_prometheus_real as real
+from tests.serving.test_prometheus_real import NAMESPACE, of_kind, shipped, wait_for
 from tests.upstream import KP_FIXTURE
 
 IN_CLUSTER = "blackbox-exporter.monitoring.svc:19115"
-# a RelabelConfig's fields (monitoring.coreos.com/v1) as Prometheus's relabel_configs names them
-SNAKE = {
-    "sourceLabels": "source_labels",
-    "targetLabel": "target_label",
-    "replacement": "replacement",
-    "regex": "regex",
-    "separator": "separator",
-    "modulus": "modulus",
-    "action": "action",
-}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -45,48 +34,13 @@ def _installed():
 
 def scrape_config(exporter: str, replicas: dict[str, str]) -> dict:
     """What prometheus-operator makes of airnode's ServiceMonitor for the ollama backend, its
-    endpoints being ``replicas`` ({pod: address})."""
-    docs = shipped("ollama")
-    monitor, service = of_kind(docs, "ServiceMonitor"), of_kind(docs, "Service")
-    namespace, _, container = pod_of(docs)
-    (endpoint,) = monitor["spec"]["endpoints"]
-    relabel = [{SNAKE[k]: v for k, v in r.items()} for r in endpoint["relabelings"]]
-    local = [r for r in relabel if r.get("replacement") == IN_CLUSTER]
-    assert len(local) == 1, relabel
+    endpoints being ``replicas`` ({pod: address}), with this exporter's address for the
+    in-cluster one."""
+    config = real.scrape_config(shipped("ollama"), replicas)
+    local = [r for r in config["relabel_configs"] if r.get("replacement") == IN_CLUSTER]
+    assert len(local) == 1, config["relabel_configs"]
     local[0]["replacement"] = exporter
-    job = service["metadata"]["labels"][monitor["spec"]["jobLabel"]]
-    return {
-        "job_name": f"serviceMonitor/{namespace}/{monitor['metadata']['name']}/0",
-        "metrics_path": endpoint["path"],
-        "params": endpoint["params"],
-        "static_configs": [
-            {
-                "targets": [address],
-                "labels": {
-                    "job": job,
-                    "namespace": namespace,
-                    "service": service["metadata"]["name"],
-                    "pod": pod,
-                    "container": container,
-                    "endpoint": endpoint["port"],
-                },
-            }
-            for pod, address in replicas.items()
-        ],
-        "relabel_configs": relabel,
-    }
-
-
-def until(server: prom.Prometheus, expr: str, want, timeout: float = 30) -> list[dict]:
-    """The series of ``expr`` once ``want`` holds of them (Prometheus scrapes every second)."""
-    end = time.monotonic() + timeout
-    while True:
-        found = server.series(expr)
-        if found and want(found):
-            return found
-        if time.monotonic() > end:
-            raise AssertionError(f"{expr}: {found} after {timeout}s; {server.logs()}")
-        time.sleep(0.5)
+    return config
 
 
 @pytest.fixture(scope="module")
@@ -109,21 +63,21 @@ def probed(tmp_path_factory):
 
 def test_each_replica_is_probed_and_is_a_series_of_its_own(probed):
     server, _, replicas = probed
-    found = until(server, 'probe_success{job="ollama"}', lambda f: len(f) == 2)
+    found = wait_for(server, 'probe_success{job="ollama"}', lambda f: len(f) == 2)
     assert {(s["metric"]["pod"], s["metric"]["instance"]) for s in found} == set(replicas.items())
     assert all(s["value"][1] == "1" for s in found), found
     assert all(s["metric"]["namespace"] == NAMESPACE for s in found)
     # what the exporter reports besides: the HTTP status of each replica's /
-    codes = until(server, 'probe_http_status_code{job="ollama"}', lambda f: len(f) == 2)
+    codes = wait_for(server, 'probe_http_status_code{job="ollama"}', lambda f: len(f) == 2)
     assert {s["value"][1] for s in codes} == {"200"}
 
 
 def test_a_replica_that_stops_answering_is_0_while_its_scrape_stays_up(probed):
     """Why the dashboards read probe_success: the scrape (of the exporter) stays up."""
     server, servers, _ = probed
-    until(server, 'probe_success{job="ollama"}', lambda f: len(f) == 2)
+    wait_for(server, 'probe_success{job="ollama"}', lambda f: len(f) == 2)
     servers["model-server-1"].files.clear()  # answers 404: not a 2xx
-    gone = until(
+    gone = wait_for(
         server,
         'probe_success{job="ollama", pod="model-server-1"}',
         lambda f: f[0]["value"][1] == "0",

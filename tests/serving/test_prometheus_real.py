@@ -230,20 +230,10 @@ def exporter_series(backend: str) -> dict[str, list[dict]]:
     }
     # blackbox-exporter's http_2xx module, probing each replica for the ollama backend's
     # ServiceMonitor (its target labels; instance = the replica's address: test_blackbox_real)
-    monitor, service = of_kind(docs, "ServiceMonitor"), of_kind(docs, "Service")
-    endpoint = monitor["spec"]["endpoints"][0]
-    if endpoint["path"] == "/probe":
+    if of_kind(docs, "ServiceMonitor")["spec"]["endpoints"][0]["path"] == "/probe":
         sts = of_kind(docs, "StatefulSet")["metadata"]["name"]
         replicas = [
-            {
-                "job": service["metadata"]["labels"][monitor["spec"]["jobLabel"]],
-                "instance": f"10.244.0.{11 + i}:11434",
-                "namespace": ns,
-                "service": service["metadata"]["name"],
-                "pod": f"{sts}-{i}",
-                "container": c,
-                "endpoint": endpoint["port"],
-            }
+            {**target_labels(docs, f"{sts}-{i}"), "instance": f"10.244.0.{11 + i}:11434"}
             for i in range(2)
         ]
         for metric, values in (
@@ -359,37 +349,66 @@ def test_promtool_path_catches_a_malformed_or_empty_query(tmp_path):
 
 
 # -- the real scrape of the real llama.cpp server -----------------------------------------------
-def scrape_config(backend: str, url: str) -> dict:
-    """What prometheus-operator makes of airnode's ServiceMonitor, for one target: url."""
-    docs = shipped(backend)
+def target_labels(docs: list[dict], pod: str) -> dict[str, str]:
+    """The labels prometheus-operator v0.92.0 gives a target of airnode's ServiceMonitor that is
+    an endpoint of ``pod`` (pkg/prometheus/promcfg.go, generateServiceMonitorConfig: job from
+    the Service's jobLabel, then namespace, service, pod, container, endpoint)."""
     monitor, service = of_kind(docs, "ServiceMonitor"), of_kind(docs, "Service")
-    namespace, pod, container = pod_of(docs)
-    endpoint = monitor["spec"]["endpoints"][0]
+    namespace, _, container = pod_of(docs)
     return {
-        "job_name": f"serviceMonitor/{namespace}/{monitor['metadata']['name']}/0",
-        "metrics_path": endpoint.get("path", "/metrics"),
-        "static_configs": [
-            {
-                "targets": [url.split("://", 1)[1]],
-                "labels": {
-                    "job": service["metadata"]["labels"][monitor["spec"]["jobLabel"]],
-                    "namespace": namespace,
-                    "service": service["metadata"]["name"],
-                    "pod": pod,
-                    "container": container,
-                    "endpoint": endpoint["port"],
-                },
-            }
-        ],
+        "job": service["metadata"]["labels"][monitor["spec"]["jobLabel"]],
+        "namespace": namespace,
+        "service": service["metadata"]["name"],
+        "pod": pod,
+        "container": container,
+        "endpoint": monitor["spec"]["endpoints"][0]["port"],
     }
 
 
-def wait_for(server: prom.Prometheus, expr: str, timeout: float = 20) -> list[dict]:
+def scrape_config(docs: list[dict], targets: dict[str, str]) -> dict:
+    """What prometheus-operator makes of airnode's ServiceMonitor in ``docs``, its Service's
+    endpoints being ``targets`` ({pod: host:port}): the endpoint's path and params, the
+    operator's target labels, then the endpoint's relabelings (Prometheus's field names)."""
+    monitor = of_kind(docs, "ServiceMonitor")
+    namespace = of_kind(docs, "StatefulSet")["metadata"]["namespace"]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    config = {
+        "job_name": f"serviceMonitor/{namespace}/{monitor['metadata']['name']}/0",
+        "metrics_path": endpoint.get("path", "/metrics"),
+        "static_configs": [
+            {"targets": [address], "labels": target_labels(docs, pod)}
+            for pod, address in targets.items()
+        ],
+    }
+    if "params" in endpoint:
+        config["params"] = endpoint["params"]
+    if "relabelings" in endpoint:
+        config["relabel_configs"] = [
+            {SNAKE[k]: v for k, v in r.items()} for r in endpoint["relabelings"]
+        ]
+    return config
+
+
+# a RelabelConfig's fields (monitoring.coreos.com/v1) as Prometheus's relabel_configs names them
+SNAKE = {
+    "sourceLabels": "source_labels",
+    "targetLabel": "target_label",
+    "replacement": "replacement",
+    "regex": "regex",
+    "separator": "separator",
+    "modulus": "modulus",
+    "action": "action",
+}
+
+
+def wait_for(server: prom.Prometheus, expr: str, want=bool, timeout: float = 30) -> list[dict]:
+    """The series of ``expr`` once ``want`` holds of them (by default: once there is one);
+    Prometheus scrapes every second."""
     end = time.monotonic() + timeout
-    while not (found := server.series(expr)):
+    while not (found := server.series(expr)) or not want(found):
         if time.monotonic() > end:
             raise AssertionError(
-                f"{expr}: nothing after {timeout}s of scraping every second; "
+                f"{expr}: {found} after {timeout}s of scraping every second; "
                 f"prometheus said: {server.logs()}"
             )
         time.sleep(0.5)
@@ -401,7 +420,8 @@ def scraped(llama_server, tmp_path_factory):
     """The real Prometheus, having scraped the real llama.cpp server across completions: its
     counters moved between two scrapes, so rate() has something to say."""
     check(llama_server, ["smollm2"], "openai", prompt="Hello")  # a fresh server exports nothing
-    config = scrape_config("llama-server", llama_server)
+    docs = shipped("llama-server")
+    config = scrape_config(docs, {pod_of(docs)[1]: llama_server.split("://", 1)[1]})
     job = config["static_configs"][0]["labels"]["job"]
     with prom.Prometheus(tmp_path_factory.mktemp("prometheus"), [config]) as server:
         wait_for(server, f'up{{job="{job}"}} == 1')
