@@ -42,6 +42,7 @@ def test_kvm_that_failed_once_is_not_tried_again_until_the_host_reboots(tmp_path
 
 def test_a_saved_boot_is_kept_apart_per_accelerator_memory_and_cpus(tmp_path, monkeypatch):
     monkeypatch.setattr(lab, "_qemu_version", lambda: "QEMU emulator version 7.2.22\n")
+    monkeypatch.setenv("AIRNODE_LAB_TCG_THREAD", "multi")  # the suite's lab conftest sets single
     base = lab.saved_boot_dir(tmp_path, "tcg", 4096, 2)
     assert base == lab.saved_boot_dir(tmp_path, "tcg", 4096, 2)
     others = {
@@ -54,7 +55,7 @@ def test_a_saved_boot_is_kept_apart_per_accelerator_memory_and_cpus(tmp_path, mo
     monkeypatch.setenv("AIRNODE_LAB_TCG_THREAD", "single")
     single = lab.saved_boot_dir(tmp_path, "tcg", 4096, 2)
     assert single != base and single not in others
-    monkeypatch.delenv("AIRNODE_LAB_TCG_THREAD")
+    monkeypatch.setenv("AIRNODE_LAB_TCG_THREAD", "multi")
     # another QEMU restores nothing saved by this one
     monkeypatch.setattr(lab, "_qemu_version", lambda: "QEMU emulator version 8.2.2\n")
     assert lab.saved_boot_dir(tmp_path, "tcg", 4096, 2) != base
