@@ -86,7 +86,7 @@ def _ask(inst: lab.Instance, prompt: str, port: int, max_tokens: int) -> int:
     print(
         f"\n{model} was asked: {prompt}\n  {answer.strip()}\n\n"
         f"The model server ({api}) listens on the node's port {port}. From here:\n"
-        f"  ssh -F {cfg} -N -L {port}:127.0.0.1:{port} {lab.SSH_ALIAS} &\n"
+        f"  ssh -F {cfg} -o ControlPath=none -N -L {port}:127.0.0.1:{port} {lab.SSH_ALIAS} &\n"
         f"  curl http://127.0.0.1:{port}/api/tags\n"
         "Grafana and Open WebUI run as Deployments, which the lab's k0s stand-in does not\n"
         "start (tests/doubles/README.md); on a real node: `k0s kubectl -n monitoring\n"

@@ -122,3 +122,12 @@ def test_a_boot_that_could_not_be_saved_is_not_tried_again(tmp_path, monkeypatch
     # another variant (a cluster VM's, with its slot) is its own try
     assert lab._save_boot(img, "tcg", 4096, 2, True) is None
     assert len(boots) == 2
+
+
+def test_ssh_to_a_lab_vm_shares_one_connection_unless_the_socket_path_is_too_long(tmp_path):
+    short = lab.Instance(tmp_path / "vm")
+    text = lab._shared_connection(short)
+    assert "ControlMaster auto" in text and f'ControlPath "{tmp_path / "vm" / "mux"}"' in text
+    assert "ServerAliveInterval" in text  # a master whose guest vanished ends
+    deep = lab.Instance(tmp_path / ("d" * (lab.UNIX_PATH_MAX - len(str(tmp_path)))))
+    assert lab._shared_connection(deep) == ""
