@@ -245,6 +245,11 @@ class Instance:
         return self.dir / "ssh_config"
 
     @property
+    def mux(self) -> Path:
+        """The socket of the VM's shared SSH connection (see _shared_connection)."""
+        return self.dir / "mux"
+
+    @property
     def console(self) -> Path:
         return self.dir / "console.log"
 
@@ -397,7 +402,7 @@ class Instance:
 
     def close_ssh(self) -> None:
         """End the VM's shared SSH connection, if there is one (the next ssh makes a new)."""
-        if (self.dir / "mux").exists():
+        if self.mux.exists():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 subprocess.run(
                     self.ssh_argv("-O", "exit"), capture_output=True, timeout=10, check=False
@@ -866,7 +871,7 @@ UNIX_PATH_MAX = 104  # sun_path on the BSDs (108 on Linux); ssh adds 17 characte
 
 
 def _shared_connection(inst: Instance) -> str:
-    mux = inst.dir / "mux"
+    mux = inst.mux
     if len(str(mux)) + 17 > UNIX_PATH_MAX:
         return ""  # a path too long for a socket: a connection per command, as before
     return (
