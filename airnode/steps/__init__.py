@@ -47,9 +47,12 @@ def calls(deploy_file: Path, module: str | None = None) -> tuple[str, ...]:
 
 
 # The life of a node (deploys/node.py) and the way back (deploys/teardown.py): the one list of
-# steps each, read from the deploy files themselves.
+# steps each, read from the deploy files themselves. AFTER: the step modules of the ways back
+# (deploys/teardown.py, deploys/remove_node.py), which are not steps of a node's life.
 NODE = calls(ROOT / "deploys" / "node.py")
 TEARDOWN = calls(ROOT / "deploys" / "teardown.py", "teardown")
+REMOVE_NODE = calls(ROOT / "deploys" / "remove_node.py", "remove_node")
+AFTER = ("teardown", "remove_node")
 
 
 def module(name: str) -> ModuleType:
@@ -57,10 +60,11 @@ def module(name: str) -> ModuleType:
 
 
 def declared() -> dict:
-    """Every setting of every step (node and teardown): {key: config.Setting}, in NODE order."""
+    """Every setting of every step (node, teardown, node removal): {key: config.Setting}, in
+    NODE order, then AFTER's."""
     from airnode.steps import _common
 
-    order = (*NODE, "teardown")
+    order = (*NODE, *AFTER)
     for name in order:
         module(name)
     keys = sorted(_common.DECLARED, key=lambda k: order.index(_common.OWNER[k]))
@@ -72,7 +76,7 @@ def node_defaults() -> dict[str, Any]:
     from airnode.steps import _common
 
     declared()
-    return {k: s.default for k, s in _common.DECLARED.items() if _common.OWNER[k] != "teardown"}
+    return {k: s.default for k, s in _common.DECLARED.items() if _common.OWNER[k] not in AFTER}
 
 
 def check(values: dict) -> dict:

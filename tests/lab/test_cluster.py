@@ -8,8 +8,10 @@ preflight checks the topology on the real guests (a worker's way to its controll
 token that is gone from both nodes afterwards; two replicas run one per node, each on its own
 node's model store, and both answer through the one Service; a re-run changes nothing on any
 node; a worker whose kubelet.conf holds another cluster's CA (its controller rebuilt) is
-refused before any change; a third node added changes only it; draining and removing a node
-move nothing else. The cluster itself is the k0s stand-in's (tests/doubles/README.md)."""
+refused before any change; a third node added changes only it; draining a node moves nothing
+else; removing the node of a replica (deploys/remove_node.py) starts that replica on the third
+node, tears the node down and changes nothing else, and a re-run of either deploy changes
+nothing. The cluster itself is the k0s stand-in's (tests/doubles/README.md)."""
 
 from __future__ import annotations
 
@@ -121,12 +123,17 @@ def deploy_bundle(cluster, bundle, *extra: str, label: str = "") -> dict:
         *extra,
         label=label,
     )
+    return {"changed": changes(r), "stderr": r.stderr}
+
+
+def changes(r: subprocess.CompletedProcess) -> dict[str, list[str]]:
+    """What a run with --json changed: {host: [names of the operations that changed it]}."""
     assert r.returncode == 0, r.stderr[-5000:]
     changed: dict[str, list[str]] = {}
     for op in json.loads(r.stdout)["results"]["operations"]:
         for h in op["success"]:
             changed.setdefault(h, []).append(op["name"])
-    return {"changed": changed, "stderr": r.stderr}
+    return changed
 
 
 def test_the_guests_reach_one_another_on_their_own_network_and_nothing_else(cluster):
@@ -204,23 +211,32 @@ def test_the_join_token_is_gone_from_both_nodes(cluster):
     assert "token:" not in RUNS["first"]["stderr"]
 
 
-def test_both_replicas_answer_through_the_one_service(cluster):
-    one, two = cluster["vms"]
-    # four connections to the NodePort on the controller (no curl in the guest: bash's /dev/tcp)
-    get = (
-        "exec 3<>/dev/tcp/127.0.0.1/31434; printf 'GET /api/tags HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"
-    )
-    for _ in range(4):
-        assert '"models"' in one.ssh(f"bash -c {shlex.quote(get)}").stdout
-    # each replica's server logs the requests it served
-    served = {
-        vm.info["hostname"]: vm.ssh(
+# a request to the NodePort on the controller (no curl in the guest: bash's /dev/tcp)
+GET_TAGS = (
+    "exec 3<>/dev/tcp/127.0.0.1/31434; printf 'GET /api/tags HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"
+)
+
+
+def ask_the_service(controller: lab.Instance, times: int = 4) -> None:
+    for _ in range(times):
+        assert '"models"' in controller.ssh(f"bash -c {shlex.quote(GET_TAGS)}").stdout
+
+
+def served(vm: lab.Instance) -> int:
+    """How many requests the replica on that node has served (its server logs each)."""
+    return int(
+        vm.ssh(
             "journalctl -o cat --no-pager -u 'k0s-double-pod-airnode-model-server-*' | "
             "grep -c '/api/tags' || true"
         ).stdout.strip()
-        for vm in (one, two)
-    }
-    assert all(int(n or 0) > 0 for n in served.values()), served
+        or 0
+    )
+
+
+def test_both_replicas_answer_through_the_one_service(cluster):
+    one, two = cluster["vms"]
+    ask_the_service(one)
+    assert served(one) > 0 and served(two) > 0, (served(one), served(two))
 
 
 def test_a_re_run_changes_nothing_on_any_node(cluster, bundle):
@@ -304,7 +320,11 @@ def test_adding_a_third_node_changes_only_it(cluster, bundle):
 def test_draining_a_node_moves_nothing_else(cluster):
     one, two = cluster["vms"]
     first = invocation(one, "model-server-0")
-    out = one.ssh("k0s kubectl drain airnode-lab-2 --ignore-daemonsets").stdout
+    # the model server's pod has an emptyDir (/tmp): kubectl drain wants that said
+    r = one.ssh("k0s kubectl drain airnode-lab-2 --ignore-daemonsets", check=False)
+    assert r.returncode != 0 and "use --delete-emptydir-data to override" in r.stderr, r
+    drain = "k0s kubectl drain airnode-lab-2 --ignore-daemonsets --delete-emptydir-data"
+    out = one.ssh(drain).stdout
     assert "node/airnode-lab-2 cordoned" in out and "node/airnode-lab-2 drained" in out
     assert "pod/model-server-1 evicted" in out
     c = double_cluster(one)
@@ -325,24 +345,60 @@ def test_draining_a_node_moves_nothing_else(cluster):
     assert double_cluster(one)["scheduled"]["airnode/model-server-1"]["node"] == "airnode-lab-2"
 
 
-def test_removing_a_node_drain_teardown_re_run_moves_nothing_else(cluster, bundle):
+def test_removing_the_node_of_a_replica_moves_that_replica_and_nothing_else(cluster, bundle):
     one, two = cluster["vms"]
     three = cluster["all"][3]
-    ids = (invocation(one, "model-server-0"), invocation(two, "model-server-1"))
-    assert (
-        "node/airnode-lab-3 drained"
-        in one.ssh("k0s kubectl drain airnode-lab-3 --ignore-daemonsets").stdout
+    first = invocation(one, "model-server-0")
+    r = deploy(
+        cluster,
+        "--json",
+        "--data",
+        "remove_node=airnode-lab-2",
+        *SETTINGS,
+        file="deploys/remove_node.py",
+        label="cluster: remove_node, the node of replica 1",
     )
-    r = deploy(cluster, "--limit", "airnode-lab-3", file="deploys/teardown.py", label="teardown")
-    assert r.returncode == 0, r.stderr[-4000:]
-    assert (
-        three.ssh(
-            "ls /etc/systemd/system/k0sworker.service /usr/local/bin/k0s 2>&1; true"
-        ).stdout.count("No such file")
-        == 2
+    changed = changes(r)
+    assert set(changed) == {"airnode-lab-1", "airnode-lab-2"}, changed
+    assert changed["airnode-lab-1"] == [
+        "Take the node out of its cluster | Drain airnode-lab-2",
+        "Take the node out of its cluster | Delete the claims on airnode-lab-2's model store "
+        "(models-model-server-1)",
+        "Take the node out of its cluster | Delete airnode-lab-2's model store volume (its data "
+        "stays on airnode-lab-2)",
+        "Take the node out of its cluster | Delete node airnode-lab-2",
+        "Take the node out of its cluster | Wait for replica 1 on a node that stays",
+    ], changed["airnode-lab-1"]
+    # replica 1 runs on the third node now, on its store; replica 0 never restarted
+    c = double_cluster(one)
+    assert c["scheduled"]["airnode/model-server-1"]["node"] == "airnode-lab-3"
+    assert c["bound"]["airnode/models-model-server-1"] == "airnode-models-airnode-lab-3"
+    assert "airnode-lab-2" not in c.get("nodes", {})
+    assert "PersistentVolume//airnode-models-airnode-lab-2" not in c["objects"]
+    unit = "k0s-double-pod-airnode-model-server-1.service"
+    assert three.ssh(f"systemctl is-active {unit}").stdout.strip() == "active"
+    assert invocation(one, "model-server-0") == first
+    assert "airnode-lab-2" not in one.ssh("k0s kubectl get nodes").stdout
+    # the node left is torn down; its model store kept
+    gone = two.ssh("ls /etc/systemd/system/k0sworker.service /usr/local/bin/k0s 2>&1; true")
+    assert gone.stdout.count("No such file") == 2, gone.stdout
+    assert two.ssh("ls /var/lib/airnode/models/blobs | wc -l").stdout.strip() != "0"
+    # the removal run again: nothing left to do anywhere
+    again = deploy(
+        cluster,
+        "--json",
+        "--data",
+        "remove_node=airnode-lab-2",
+        *SETTINGS,
+        file="deploys/remove_node.py",
+        label="cluster: remove_node again (no-op)",
     )
-    assert three.ssh("ls /var/lib/airnode/models/blobs | wc -l").stdout.strip() != "0"  # kept
-    three.stop()  # out of the inventory (inventories/lab_cluster.py lists the running VMs)
+    assert changes(again) == {}
+    # out of the inventory (inventories/lab_cluster.py lists the running VMs): a re-run of the
+    # node deploy changes nothing, and both replicas answer through the one Service
+    two.stop()
     run = deploy_bundle(cluster, bundle, label="cluster: re-run, a node removed")
     assert run["changed"] == {}, run["changed"]
-    assert (invocation(one, "model-server-0"), invocation(two, "model-server-1")) == ids
+    before = served(one)
+    ask_the_service(one)
+    assert served(three) > 0 and served(one) > before, (served(one), served(three))

@@ -19,7 +19,7 @@ def test_the_node_is_the_list_in_deploys_node_py_and_each_step_is_a_module():
     assert steps.NODE[0] == "preflight"  # refuse before any change
     assert steps.NODE[-1] == "model_server"
     on_disk = {p.stem for p in STEPS_DIR.glob("*.py") if not p.stem.startswith("_")}
-    assert set(steps.NODE) == on_disk - {"teardown"}, "a step module not in deploys/node.py"
+    assert set(steps.NODE) == on_disk - set(steps.AFTER), "a step module not in deploys/node.py"
 
 
 @pytest.mark.parametrize("name", steps.NODE)
@@ -38,6 +38,14 @@ def test_the_teardown_walks_its_own_list():
     assert all(callable(getattr(teardown, f)) for f in steps.TEARDOWN)
 
 
+def test_the_removal_of_a_node_checks_first_then_the_controller_then_the_teardowns_steps():
+    assert steps.REMOVE_NODE == ("check_removal", "release_node")
+    tree = ast.parse((ROOT / "deploys" / "remove_node.py").read_text())
+    (branch,) = [n for n in tree.body if isinstance(n, ast.If)]
+    inside = tuple(s.value.func.id for s in branch.body)  # type: ignore[attr-defined]
+    assert inside == steps.TEARDOWN, "the leaving worker walks the teardown's list, in order"
+
+
 def imports_of(name: str) -> set[str]:
     """Step modules a step module imports, at module level or inside functions."""
     tree = ast.parse((STEPS_DIR / f"{name}.py").read_text())
@@ -48,12 +56,12 @@ def imports_of(name: str) -> set[str]:
                 found.add(node.module.rsplit(".", 1)[1])
             elif node.module == "airnode.steps":
                 found |= {a.name for a in node.names}
-    step_modules = set(steps.NODE) | {"teardown"}
+    step_modules = set(steps.NODE) | set(steps.AFTER)
     return (found & step_modules) - {name}
 
 
 def test_steps_import_one_another_without_cycles():
-    graph = {n: imports_of(n) for n in (*steps.NODE, "teardown")}
+    graph = {n: imports_of(n) for n in (*steps.NODE, *steps.AFTER)}
     seen: dict[str, str] = {}
 
     def visit(n: str, path: list[str]) -> None:
