@@ -343,6 +343,12 @@ def test_draining_a_node_moves_nothing_else(cluster):
         raise AssertionError("the drained node still runs its replica")
     one.ssh("k0s kubectl uncordon airnode-lab-2")
     assert double_cluster(one)["scheduled"]["airnode/model-server-1"]["node"] == "airnode-lab-2"
+    for _ in range(30):  # back on its node at the worker's next sync: the next test starts there
+        if two.ssh(f"systemctl is-active {unit}", check=False).stdout.strip() == "active":
+            break
+        time.sleep(2)
+    else:
+        raise AssertionError("the uncordoned node did not start its replica again")
 
 
 def test_removing_the_node_of_a_replica_moves_that_replica_and_nothing_else(cluster, bundle):
