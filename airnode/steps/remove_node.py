@@ -23,10 +23,8 @@ DEFAULTS = declare(
     {
         "remove_node": Setting(
             "",
-            pattern(
-                r"([A-Za-z0-9][A-Za-z0-9._-]{0,252})?",
-                "empty, or a host of the inventory's workers group (letters, digits, . _ -)",
-            ),
+            # only compared with the inventory's host names: it never reaches a shell
+            pattern(r"(\S{1,253})?", "empty, or a host of the inventory's workers group"),
             "remove_node only: the worker deploys/remove_node.py takes out of its cluster",
         ),
     },
@@ -82,7 +80,8 @@ def check_removal():
     workers = [h.name for h in host.inventory.get_group(cluster.WORKERS, [])]
     replicas = setting("model_server_replicas")
     running = 0
-    if ctrl is not None and host is ctrl and name in workers:
+    # `host` is pyinfra's context proxy: compare names, not objects
+    if ctrl is not None and host.name == ctrl.name and name in workers:
         got = _reads(setting("model_server_namespace"), node_name(_target_host()))["replicas"]
         running = int(got) if got.strip().isdigit() else 0
     problems = removal.problems(name, ctrl.name if ctrl else None, workers, replicas, running)
@@ -104,7 +103,8 @@ def release_node():
     """On the controller: drain, claims, volumes, the Node object, then the rollout; on the
     other hosts nothing."""
     name = target()
-    if host is not _controller():
+    ctrl = _controller()
+    if ctrl is None or host.name != ctrl.name:
         host.noop(
             f"{name} leaves: the controller takes it out"
             if host.name == name
