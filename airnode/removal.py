@@ -8,7 +8,9 @@ a replica on the node that leaves cannot follow it. Its claim is deleted once th
 drained; the StatefulSet makes the claim anew for the pod left Pending, and the scheduler binds
 it to a free model store on a node that stays (the models are seeded on every node: nothing is
 lost; kubernetes v1.34 pkg/controller/statefulset/stateful_set_control.go processReplica:
-"StatefulSet is triggering PVC creation for pending Pod").
+`isPending` -> createMissingPersistentVolumeClaims, since v1.27, kubernetes#113270). A claim
+whose pod is no longer bound to a node is not protected (pvcprotection podUsesPVC checks
+only pods with spec.nodeName), which is why the drain comes first.
 """
 
 from __future__ import annotations

@@ -107,7 +107,10 @@ def remove_workloads():
     settings(DEFAULTS)
     purge()
     if installed_as_worker():
-        host.noop("a worker: the cluster's workloads are the controller's (drain it there first)")
+        host.noop(
+            "a worker: the cluster's workloads are the controller's (deploys/remove_node.py "
+            "drains it there first)"
+        )
         return
     if not k0s_running():
         host.noop("k0s is not running: no workloads to delete")
