@@ -93,6 +93,31 @@ def parse_claims(text: str) -> list[Claim]:
     return out
 
 
+def read_command(kubectl: str, args: str) -> str:
+    """A kubectl read on the controller that says how it ended, on its first line (a fact's
+    command must exit 0): `ok` then the output, or `failed` then kubectl's last error lines."""
+    k = f"{kubectl} {args}"
+    return (
+        f"if out=$({k} 2>/dev/null); then echo ok; printf '%s\\n' \"$out\"; "
+        f"else echo failed; {k} 2>&1 >/dev/null | tail -n 5; fi"
+    )
+
+
+class ReadFailed(ValueError):
+    pass
+
+
+def answer(text: str, what: str, absent_ok: bool = False) -> str | None:
+    """read_command's output: what kubectl printed; None when the object does not exist and
+    ``absent_ok``; ReadFailed for anything else (the API down: nothing may be guessed)."""
+    first, _, rest = text.partition("\n")
+    if first.strip() == "ok":
+        return rest
+    if absent_ok and "(NotFound)" in rest:
+        return None
+    raise ReadFailed(f"`kubectl {what}` failed: {' '.join(rest.split())[-600:] or 'no answer'}")
+
+
 def ordinal(claim: str) -> int | None:
     m = re.fullmatch(re.escape(CLAIM_PREFIX) + r"(0|[1-9][0-9]*)", claim)
     return int(m.group(1)) if m else None
@@ -157,6 +182,7 @@ class Plan:
             or self.release
             or self.delete_volumes
             or self.delete_node
+            or self.moves
         )
 
 
@@ -173,9 +199,14 @@ def plan(
     volume (its data stays on the node) and the Node object."""
     mine = {v.name for v in volumes if v.node == node}
     held = [c for c in claims if c.volume in mine]
-    moves = tuple(sorted(o for c in held if (o := ordinal(c.name)) is not None and o < running))
     others = [v for v in volumes if v.node != node]
     others_names = {v.name for v in others}
+    # every replica not on a store of a node that stays needs a free one there: the node's
+    # own, and (a run cut half-way, re-run) one whose claim is missing or not bound yet
+    on_others = {
+        o for c in claims if c.volume in others_names and (o := ordinal(c.name)) is not None
+    }
+    moves = tuple(o for o in range(running) if o not in on_others)
     free = [v.name for v in others if not v.claim]
     release = [v.name for v in others if v.claim and v.phase == "Released"]
     unused = sorted(

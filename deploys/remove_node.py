@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from any cwd
 
-from airnode.steps.remove_node import check_removal, leaving, release_node
+from airnode.steps.remove_node import check_removal, controller_done, leaving, release_node
 from airnode.steps.teardown import (
     remove_containerd,
     remove_k0s,
@@ -27,11 +27,13 @@ from airnode.steps.teardown import (
 
 check_removal()  # remove_node names a worker; the replicas fit the nodes that stay
 release_node()  # on the controller: drain, the replica moved, the volume and the Node deleted
-if leaving():  # then, on that worker alone, the teardown's steps (deploys/teardown.py)
-    remove_workloads()  # a worker: nothing (the workloads are the controller's)
-    remove_k0s()  # k0s stop, k0s reset, binary, config
-    remove_ollama()  # versions, links; the model store and its user stay
-    remove_containerd()  # only if airnode installed it
-    restore_units()  # runtimes airnode disabled, back as they were
-    restore_host()  # zram off, sysctls and modules as before, disk swap, /etc/hosts
-    remove_state()  # /var/lib/airnode, all but the model store
+# then, on that worker alone, the teardown's steps (deploys/teardown.py); each only if the
+# controller's part went through (a refused drain leaves the worker as it was, cordoned)
+if leaving():
+    remove_workloads(_if=controller_done)  # a worker: nothing (the controller's workloads)
+    remove_k0s(_if=controller_done)  # k0s stop, k0s reset, binary, config
+    remove_ollama(_if=controller_done)  # versions, links; the model store and its user stay
+    remove_containerd(_if=controller_done)  # only if airnode installed it
+    restore_units(_if=controller_done)  # runtimes airnode disabled, back as they were
+    restore_host(_if=controller_done)  # zram off, sysctls, modules, disk swap, /etc/hosts
+    remove_state(_if=controller_done)  # /var/lib/airnode, all but the model store

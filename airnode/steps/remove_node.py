@@ -48,6 +48,18 @@ def leaving() -> bool:
     return host.name == target()
 
 
+def controller_done() -> bool:
+    """Each teardown step's `_if` on the leaving worker, asked at execution time: the
+    controller's part went through. pyinfra drops a host whose operation failed and goes on
+    with the others (with -y and no --fail-percent): a worker whose drain was refused, or whose
+    replica did not start elsewhere, must not be torn down (its replica would be lost)."""
+    from pyinfra import state
+
+    ctrls = state.inventory.get_group(cluster.CONTROLLERS, [])
+    failed = {h.name for h in state.failed_hosts}
+    return len(ctrls) == 1 and ctrls[0].name not in failed
+
+
 def _controller():
     ctrls = host.inventory.get_group(cluster.CONTROLLERS, [])
     return ctrls[0] if len(ctrls) == 1 else None
@@ -61,14 +73,30 @@ def _target_host():
 def _reads(ns: str, node: str) -> dict[str, str]:
     q = shlex.quote
     return {
-        "node": remote(f"{KUBECTL} get node {q(node)} -o name 2>/dev/null || true"),
-        "volumes": remote(f"{KUBECTL} get pv -l {removal.PART_OF} -o json 2>/dev/null || true"),
-        "claims": remote(f"{KUBECTL} -n {q(ns)} get pvc -o json 2>/dev/null || true"),
-        "replicas": remote(
-            f"{KUBECTL} -n {q(ns)} get statefulset {STATEFULSET} "
-            "-o jsonpath='{.spec.replicas}' 2>/dev/null || true"
-        ),
+        "node": f"get node {q(node)} -o name",
+        "volumes": f"get pv -l {removal.PART_OF} -o json",
+        "claims": f"-n {q(ns)} get pvc -o json",
+        "replicas": f"-n {q(ns)} get statefulset {STATEFULSET} -o jsonpath='{{.spec.replicas}}'",
     }
+
+
+def _read(args: str, absent_ok: bool = False) -> str | None:
+    """A kubectl read on the controller, at plan time: a failure other than NotFound stops the
+    run before any change (an API that does not answer must not read as "nothing there")."""
+    try:
+        return removal.answer(
+            remote(removal.read_command(KUBECTL, args)), args, absent_ok=absent_ok
+        )
+    except removal.ReadFailed as e:
+        raise AirnodeError(
+            f"{host.name}: nothing was changed, the removal needs the cluster's API: {e} "
+            "(is k0s running on the controller?)"
+        ) from None
+
+
+def _running(ns: str, node: str) -> int:
+    got = _read(_reads(ns, node)["replicas"], absent_ok=True) or ""
+    return int(got) if got.strip().isdigit() else 0
 
 
 @deploy("Check the removal", data_defaults=DEFAULTS)
@@ -82,8 +110,7 @@ def check_removal():
     running = 0
     # `host` is pyinfra's context proxy: compare names, not objects
     if ctrl is not None and host.name == ctrl.name and name in workers:
-        got = _reads(setting("model_server_namespace"), node_name(_target_host()))["replicas"]
-        running = int(got) if got.strip().isdigit() else 0
+        running = _running(setting("model_server_namespace"), node_name(_target_host()))
     problems = removal.problems(name, ctrl.name if ctrl else None, workers, replicas, running)
     if problems:
         raise AirnodeError(
@@ -117,10 +144,10 @@ def release_node():
     try:
         p = removal.plan(
             node,
-            bool(r["node"].strip()),
-            removal.parse_volumes(r["volumes"]),
-            removal.parse_claims(r["claims"]),
-            int(r["replicas"]) if r["replicas"].strip().isdigit() else 0,
+            _read(r["node"], absent_ok=True) is not None,
+            removal.parse_volumes(_read(r["volumes"]) or ""),
+            removal.parse_claims(_read(r["claims"]) or ""),
+            _running(ns, node),
         )
     except (ValueError, KeyError) as e:
         raise AirnodeError(
@@ -162,12 +189,24 @@ def emit(p: removal.Plan, ns: str, node: str) -> None:
     if p.delete_volumes:
         server.shell(
             name=f"Delete {node}'s model store volume (its data stays on {node})",
-            commands=[f"{KUBECTL} delete pv " + " ".join(q(v) for v in p.delete_volumes)],
+            commands=[
+                f"{KUBECTL} delete pv --timeout=120s " + " ".join(q(v) for v in p.delete_volumes)
+            ],
         )
     if p.delete_node:
         server.shell(name=f"Delete node {node}", commands=[f"{KUBECTL} delete node {q(node)}"])
     if p.moves:
         server.shell(
             name=f"Wait for replica {', '.join(map(str, p.moves))} on a node that stays",
-            commands=[script("rollout-wait.sh", KUBECTL, ns, STATEFULSET, str(DRAIN_TIMEOUT))],
+            commands=[
+                script(
+                    "rollout-wait.sh",
+                    KUBECTL,
+                    ns,
+                    STATEFULSET,
+                    str(DRAIN_TIMEOUT),
+                    f"{STATEFULSET}-{p.moves[0]}",
+                    "the removal's wait for the moved replica",
+                )
+            ],
         )

@@ -320,12 +320,16 @@ def test_adding_a_third_node_changes_only_it(cluster, bundle):
 def test_draining_a_node_moves_nothing_else(cluster):
     one, two = cluster["vms"]
     first = invocation(one, "model-server-0")
-    # the model server's pod has an emptyDir (/tmp): kubectl drain wants that said
+    # the model server's pod has an emptyDir (/tmp): kubectl drain wants that said, and
+    # refuses after it has cordoned the node (its pods keep running)
+    running = invocation(two, "model-server-1")
     r = one.ssh("k0s kubectl drain airnode-lab-2 --ignore-daemonsets", check=False)
     assert r.returncode != 0 and "use --delete-emptydir-data to override" in r.stderr, r
+    time.sleep(5)  # two of the worker's syncs: a cordon alone stops nothing
+    assert running and invocation(two, "model-server-1") == running
     drain = "k0s kubectl drain airnode-lab-2 --ignore-daemonsets --delete-emptydir-data"
     out = one.ssh(drain).stdout
-    assert "node/airnode-lab-2 cordoned" in out and "node/airnode-lab-2 drained" in out
+    assert "node/airnode-lab-2 already cordoned" in out and "node/airnode-lab-2 drained" in out
     assert "pod/model-server-1 evicted" in out
     c = double_cluster(one)
     # its replica stays with its volume (pinned to the drained node): Pending, not moved

@@ -325,8 +325,11 @@ def test_a_third_replica_on_two_nodes_stays_pending_with_the_schedulers_reasons(
         "0/2 nodes are available: 1 Insufficient cpu, 1 Insufficient memory, 1 node(s) didn't "
         "match pod anti-affinity rules."
     )
-    # drained: counted, unschedulable
+    # cordoned: counted, unschedulable; its replica stays until drained (evicted)
     c["nodes"]["airnode-lab-2"]["cordoned"] = True
+    k0s.schedule(c)
+    assert c["scheduled"]["airnode/model-server-1"]["node"] == "airnode-lab-2"
+    assert k0s.evict(c, "airnode-lab-2") == ["airnode/model-server-1"]
     k0s.schedule(c)
     assert c["pending"]["airnode/model-server-1"].startswith(
         "0/2 nodes are available: 1 node(s) didn't match pod anti-affinity rules, 1 node(s) "

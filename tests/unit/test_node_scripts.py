@@ -73,6 +73,25 @@ def test_a_rollout_that_times_out_says_why_and_fails(kubectl):
     assert ok.returncode == 0
 
 
+def test_the_removals_wait_names_its_replica_and_what_set_the_time(kubectl):
+    r = run(
+        "rollout-wait.sh",
+        str(kubectl),
+        "airnode",
+        "model-server",
+        "300",
+        "model-server-1",
+        "the removal's wait for the moved replica",
+        fail="rollout",
+    )
+    assert r.returncode == 1
+    assert "not ready after 300s (the removal's wait for the moved replica)" in r.stderr
+    assert calls(kubectl)[-2:] == [
+        "-n airnode get events --field-selector involvedObject.name=model-server-1",
+        "-n airnode logs model-server-1 --tail=20",
+    ]
+
+
 def test_crds_not_established_fail_naming_the_setting(kubectl):
     r = run("crds-wait.sh", str(kubectl), "120", fail="Established")
     assert r.returncode == 1 and "monitoring_crd_timeout" in r.stderr

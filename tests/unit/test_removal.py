@@ -112,6 +112,29 @@ def test_a_scaled_away_claim_on_the_node_is_deleted_and_nothing_moves():
     assert p.release == ()
 
 
+def test_a_run_cut_half_way_is_finished_by_the_next():
+    # cut after the claims were deleted (1: the replica's, 2: a scaled-away one holding
+    # lab-3's store), before lab-3's store was freed: the StatefulSet made claim 1 anew,
+    # unbound; both stores are Released
+    volumes = [
+        vol("lab-1", "models-model-server-0"),
+        vol("lab-2", "models-model-server-1", phase="Released"),
+        vol("lab-3", "models-model-server-2", phase="Released"),
+    ]
+    claims = [claim(0, "lab-1"), Claim("models-model-server-1", "")]
+    p = removal.plan("lab-2", True, volumes, claims, 2)
+    assert p.moves == (1,) and p.release == ("airnode-models-lab-3",)
+    assert p.delete_claims == ()  # the new claim 1 is the replica's: kept
+    assert p.delete_volumes == ("airnode-models-lab-2",) and p.drain and p.delete_node
+    # finished: replica 1 on lab-3's store, lab-2 gone: nothing left to do
+    volumes = [vol("lab-1", "models-model-server-0"), vol("lab-3", "models-model-server-1")]
+    assert not removal.plan("lab-2", False, volumes, [claim(0, "lab-1"), claim(1, "lab-3")], 2)
+    # cut after the Node was deleted, before claim 1 was made again: the wait runs again
+    volumes[1] = vol("lab-3")
+    p = removal.plan("lab-2", False, volumes, [claim(0, "lab-1")], 2)
+    assert p and p.moves == (1,) and not p.problem and p.release == ()
+
+
 def test_no_free_store_left_is_a_problem_named_before_any_change():
     # two replicas on three nodes... but lab-3's store is held by a running replica
     volumes = [
@@ -195,8 +218,9 @@ def listed(k0s, c, kind):
 def play(k0s, c, node, p):
     """The plan's commands, as the stand-in carries them out."""
     if p.drain:
-        assert k0s.drain_refusal(c, node, ["--ignore-daemonsets", "--delete-emptydir-data"]) is None
+        assert k0s.drain_refusal(c, node, ["--ignore-daemonsets", "--delete-emptydir-data"]) == []
         c["nodes"][node]["cordoned"] = True
+        k0s.evict(c, node)
         k0s.schedule(c)
     for name in p.delete_claims:
         key = f"PersistentVolumeClaim/airnode/{name}"
@@ -248,6 +272,9 @@ def test_on_the_stand_in_a_claim_deleted_before_the_drain_would_be_held(double):
     )
     c["nodes"]["airnode-lab-2"]["cordoned"] = True
     k0s.schedule(c)
+    assert k0s.claim_user(c, key) == "model-server-1"  # a cordon alone evicts nothing
+    k0s.evict(c, "airnode-lab-2")
+    k0s.schedule(c)
     assert k0s.claim_user(c, key) is None
 
 
@@ -255,12 +282,16 @@ def test_the_stand_ins_drain_refuses_pods_with_an_empty_dir_unless_told(double):
     k0s = double
     c = started(k0s, ("airnode-lab", "airnode-lab-2"), 2)
     why = k0s.drain_refusal(c, "airnode-lab-2", ["--ignore-daemonsets"])
-    assert why == (
-        'error: unable to drain node "airnode-lab-2" due to error: cannot delete Pods with '
-        "local storage (use --delete-emptydir-data to override): airnode/model-server-1"
-    )
-    assert "DaemonSet-managed Pods" in k0s.drain_refusal(c, "airnode-lab-2", [])
+    assert why == [
+        "cannot delete Pods with local storage (use --delete-emptydir-data to override): "
+        "airnode/model-server-1"
+    ]
+    both = k0s.drain_refusal(c, "airnode-lab-2", [])  # every refusal, together
+    assert [w.split(" (")[0] for w in both] == [
+        "cannot delete DaemonSet-managed Pods",
+        "cannot delete Pods with local storage",
+    ]
     assert (
         k0s.drain_refusal(c, "airnode-lab-2", ["--ignore-daemonsets", "--delete-emptydir-data"])
-        is None
+        == []
     )

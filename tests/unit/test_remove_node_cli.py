@@ -47,24 +47,17 @@ def controller(replicas: int, on: dict[int, str], nodes: list[str]) -> dict:
     """The controller c1, its kubectl answering: replica i's claim bound on node on[i]."""
     c = node("c1", k0s_node_address="10.77.0.1")
     held = {n: f"models-model-server-{i}" for i, n in on.items()}
+    # what removal.read_command prints: `ok` and kubectl's output, or `failed` and its error
+    pvs = [volume(n, held.get(n, ""), "Bound" if n in held else "Available") for n in nodes]
+    pvcs = [
+        {"metadata": {"name": c_}, "spec": {"volumeName": f"airnode-models-{n}"}}
+        for n, c_ in held.items()
+    ]
     c["responses"] = {
-        "get node w1 -o name": "node/w1",
-        "get pv -l": json.dumps(
-            {
-                "items": [
-                    volume(n, held.get(n, ""), "Bound" if n in held else "Available") for n in nodes
-                ]
-            }
-        ),
-        "get pvc -o json": json.dumps(
-            {
-                "items": [
-                    {"metadata": {"name": c_}, "spec": {"volumeName": f"airnode-models-{n}"}}
-                    for n, c_ in held.items()
-                ]
-            }
-        ),
-        "jsonpath": str(replicas),
+        "get node w1 -o name": ["ok", "node/w1"],
+        "get pv -l": ["ok", json.dumps({"items": pvs})],
+        "get pvc -o json": ["ok", json.dumps({"items": pvcs})],
+        "jsonpath": ["ok", str(replicas)],
         **c["responses"],
     }
     return c
@@ -148,7 +141,7 @@ def test_the_controller_drains_moves_the_replica_and_forgets_the_node_others_do_
         # no --force: a pod no controller manages would be lost (airnode did not make it)
         f"{kubectl} drain --ignore-daemonsets --delete-emptydir-data --timeout=300s w1",
         f"{kubectl} -n airnode delete pvc --timeout=120s models-model-server-1",
-        f"{kubectl} delete pv airnode-models-w1",
+        f"{kubectl} delete pv --timeout=120s airnode-models-w1",
         f"{kubectl} delete node w1",
     ], ran
     assert "Wait for replica 1 on a node that stays" in out
@@ -170,12 +163,50 @@ def test_a_store_held_by_a_scaled_away_replica_is_freed_and_a_gone_node_asks_for
     )
     # the node gone already (a second run): no Node, no volume, no claim of it
     groups = three_nodes(1, {0: "c1"})
-    groups["controllers"]["c1"]["responses"]["get node w1 -o name"] = ""
-    groups["controllers"]["c1"]["responses"]["get pv -l"] = json.dumps(
-        {"items": [volume("c1", "models-model-server-0", "Bound"), volume("w2")]}
-    )
+    responses = groups["controllers"]["c1"]["responses"]
+    responses["get node w1 -o name"] = [
+        "failed",
+        'Error from server (NotFound): nodes "w1" not found',
+    ]
+    pvs = [volume("c1", "models-model-server-0", "Bound"), volume("w2")]
+    responses["get pv -l"] = ["ok", json.dumps({"items": pvs})]
     r = run(groups, "--data", "remove_node=@fake/w1", "--data", "model_server_replicas=1")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "w1 is not in the cluster (no Node, no model store volume)" in r.stdout + r.stderr
     ran = [line for line in (r.stdout + r.stderr).splitlines() if "[@fake/c1] >>> " in line]
     assert ran and not [c for c in ran if "k0s kubectl" in c and " get " not in c], ran
+
+
+def test_an_api_that_does_not_answer_stops_the_removal_before_any_change():
+    groups = three_nodes()
+    groups["controllers"]["c1"]["responses"]["get pv -l"] = [
+        "failed",
+        "The connection to the server 10.77.0.1:6443 was refused - did you specify the right "
+        "host or port?",
+    ]
+    r = run(groups, "--data", "remove_node=@fake/w1", "--data", "model_server_replicas=2")
+    refused(r, "the removal needs the cluster's API: `kubectl get pv -l", "was refused")
+
+
+def test_a_refused_drain_stops_the_removal_and_the_worker_is_not_torn_down():
+    groups = three_nodes()
+    # k0s installed on the worker: its teardown would stop and reset it
+    groups["workers"]["w1"]["responses"]["[ -e /usr/local/bin/k0s ] && echo yes"] = "yes"
+    ok = run(groups, "--data", "remove_node=@fake/w1", "--data", "model_server_replicas=2")
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    stop = "[@fake/w1] >>> /usr/local/bin/k0s stop"
+    assert stop in ok.stdout + ok.stderr
+    groups["controllers"]["c1"]["responses"] = {
+        "drain --ignore-daemonsets": {
+            "success": False,
+            "stderr": 'error: unable to drain node "w1" due to error: cannot delete Pods '
+            "declare no controller (use --force to override): default/mine",
+        },
+        **groups["controllers"]["c1"]["responses"],
+    }
+    r = run(groups, "--data", "remove_node=@fake/w1", "--data", "model_server_replicas=2")
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    assert "cannot delete Pods declare no controller" in out
+    assert stop not in out  # the worker keeps k0s (and its replica's data)
+    assert "[@fake/c1] >>> /usr/local/bin/k0s kubectl delete node" not in out

@@ -42,8 +42,11 @@ def test_the_removal_of_a_node_checks_first_then_the_controller_then_the_teardow
     assert steps.REMOVE_NODE == ("check_removal", "release_node")
     tree = ast.parse((ROOT / "deploys" / "remove_node.py").read_text())
     (branch,) = [n for n in tree.body if isinstance(n, ast.If)]
-    inside = tuple(s.value.func.id for s in branch.body)  # type: ignore[attr-defined]
-    assert inside == steps.TEARDOWN, "the leaving worker walks the teardown's list, in order"
+    calls = [s.value for s in branch.body]  # type: ignore[attr-defined]
+    assert tuple(c.func.id for c in calls) == steps.TEARDOWN, "the teardown's list, in order"
+    # each only once the controller's part went through
+    assert all([k.arg for k in c.keywords] == ["_if"] for c in calls)
+    assert all(c.keywords[0].value.id == "controller_done" for c in calls)
 
 
 def imports_of(name: str) -> set[str]:
