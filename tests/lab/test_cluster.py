@@ -317,6 +317,17 @@ def test_adding_a_third_node_changes_only_it(cluster, bundle):
     assert "model-server" not in three.ssh("systemctl list-units 'k0s-double-pod-*'").stdout
 
 
+def wait_unit(vm: lab.Instance, unit: str, active: bool, failure: str) -> None:
+    """Until the unit is active (or no longer is), a minute at most: the worker's stand-in
+    kubelet acts at its syncs, every 2 s."""
+    for _ in range(30):
+        state = vm.ssh(f"systemctl is-active {unit}", check=False).stdout.strip()
+        if (state == "active") == active:
+            return
+        time.sleep(2)
+    raise AssertionError(failure)
+
+
 def test_draining_a_node_moves_nothing_else(cluster):
     one, two = cluster["vms"]
     first = invocation(one, "model-server-0")
@@ -339,20 +350,12 @@ def test_draining_a_node_moves_nothing_else(cluster):
     assert "1 node(s) were unschedulable" in why, why
     assert invocation(one, "model-server-0") == first  # the other replica never restarted
     unit = "k0s-double-pod-airnode-model-server-1"
-    for _ in range(30):  # the worker's kubelet stops it at its next sync
-        if two.ssh(f"systemctl is-active {unit}", check=False).stdout.strip() != "active":
-            break
-        time.sleep(2)
-    else:
-        raise AssertionError("the drained node still runs its replica")
+    # the worker's kubelet stops it at its next sync
+    wait_unit(two, unit, False, "the drained node still runs its replica")
     one.ssh("k0s kubectl uncordon airnode-lab-2")
     assert double_cluster(one)["scheduled"]["airnode/model-server-1"]["node"] == "airnode-lab-2"
-    for _ in range(30):  # back on its node at the worker's next sync: the next test starts there
-        if two.ssh(f"systemctl is-active {unit}", check=False).stdout.strip() == "active":
-            break
-        time.sleep(2)
-    else:
-        raise AssertionError("the uncordoned node did not start its replica again")
+    # back on its node at the worker's next sync: the next test starts there
+    wait_unit(two, unit, True, "the uncordoned node did not start its replica again")
 
 
 def test_removing_the_node_of_a_replica_moves_that_replica_and_nothing_else(cluster, bundle):
