@@ -79,15 +79,15 @@ def test_its_replica_moves_to_a_free_store_on_a_node_that_stays():
     assert p.delete_volumes == ("airnode-models-lab-2",) and p.delete_node and not p.problem
 
 
+def one_replica_per_node() -> tuple[list[Volume], list[Claim]]:
+    """Three replicas on three nodes, each claim holding its node's store."""
+    volumes = [vol(n, f"models-model-server-{i}") for i, n in enumerate(NODES)]
+    return volumes, [claim(i, n) for i, n in enumerate(NODES)]
+
+
 def test_a_store_held_by_a_scaled_away_replica_is_freed_for_the_one_that_moves():
     # three replicas once, scaled to two: claim 2 still holds lab-3's store (whenScaled Retain)
-    volumes = [
-        vol("lab-1", "models-model-server-0"),
-        vol("lab-2", "models-model-server-1"),
-        vol("lab-3", "models-model-server-2"),
-    ]
-    claims = [claim(0, "lab-1"), claim(1, "lab-2"), claim(2, "lab-3")]
-    p = removal.plan("lab-2", True, volumes, claims, 2)
+    p = removal.plan("lab-2", True, *one_replica_per_node(), 2)
     assert p.moves == (1,)
     assert p.delete_claims == ("models-model-server-1", "models-model-server-2")
     assert p.release == ("airnode-models-lab-3",)
@@ -136,41 +136,28 @@ def test_a_run_cut_half_way_is_finished_by_the_next():
 
 
 def test_no_free_store_left_is_a_problem_named_before_any_change():
-    # two replicas on three nodes... but lab-3's store is held by a running replica
-    volumes = [
-        vol("lab-1", "models-model-server-0"),
-        vol("lab-2", "models-model-server-1"),
-        vol("lab-3", "models-model-server-2"),
-    ]
-    claims = [claim(0, "lab-1"), claim(1, "lab-2"), claim(2, "lab-3")]
-    p = removal.plan("lab-2", True, volumes, claims, 3)
+    # three replicas on three nodes: every staying node's store is held by a running replica
+    p = removal.plan("lab-2", True, *one_replica_per_node(), 3)
     assert p.problem.startswith("replica 1 on lab-2 must start again on a node that stays")
     assert "models-model-server-2 on airnode-models-lab-3" in p.problem
 
 
+def listed_volume(node: str, claim: str = "", phase: str = "Available") -> dict:
+    """A node's model store volume as `kubectl get pv -o json` lists it: airnode's own
+    rendering (templates/model-store-volume.yaml.j2), with the binder's claimRef and phase."""
+    from airnode.serving import manifests
+
+    (pv,) = manifests.documents(
+        manifests.store_volume_text(node, "/var/lib/airnode/models", "50Gi")
+    )
+    if claim:
+        pv["spec"]["claimRef"] = {"name": claim, "namespace": "airnode"}
+    pv["status"] = {"phase": phase}
+    return pv
+
+
 def test_what_kubectl_prints_is_parsed_to_airnodes_volumes_and_claims():
-    pv = {
-        "metadata": {"name": "airnode-models-lab-2", "labels": {"app.kubernetes.io/part-of": "x"}},
-        "spec": {
-            "claimRef": {"name": "models-model-server-1", "namespace": "airnode"},
-            "nodeAffinity": {
-                "required": {
-                    "nodeSelectorTerms": [
-                        {
-                            "matchExpressions": [
-                                {
-                                    "key": "kubernetes.io/hostname",
-                                    "operator": "In",
-                                    "values": ["lab-2"],
-                                }
-                            ]
-                        }
-                    ]
-                }
-            },
-        },
-        "status": {"phase": "Bound"},
-    }
+    pv = listed_volume("lab-2", "models-model-server-1", "Bound")
     other = {"metadata": {"name": "someone-elses"}, "spec": {}}
     assert removal.parse_volumes(json.dumps({"items": [pv, other]})) == [
         Volume("airnode-models-lab-2", "lab-2", "models-model-server-1", "Bound")

@@ -13,34 +13,10 @@ from pathlib import Path
 from airnode import k0s
 from airnode.paths import ROOT
 from tests.unit.test_cluster_cli import node
+from tests.unit.test_removal import listed_volume as volume
 
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
 SINGLE_UNIT = "[Service]\nExecStart=/usr/local/bin/k0s controller --single\n"
-
-
-def volume(node_name: str, claim: str = "", phase: str = "Available") -> dict:
-    return {
-        "metadata": {"name": f"airnode-models-{node_name}"},
-        "spec": {
-            **({"claimRef": {"name": claim, "namespace": "airnode"}} if claim else {}),
-            "nodeAffinity": {
-                "required": {
-                    "nodeSelectorTerms": [
-                        {
-                            "matchExpressions": [
-                                {
-                                    "key": "kubernetes.io/hostname",
-                                    "operator": "In",
-                                    "values": [node_name],
-                                }
-                            ]
-                        }
-                    ]
-                }
-            },
-        },
-        "status": {"phase": phase},
-    }
 
 
 def controller(replicas: int, on: dict[int, str], nodes: list[str]) -> dict:
