@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shlex
 
-from pyinfra import host
+from pyinfra import host, state
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
@@ -53,15 +53,14 @@ def controller_done() -> bool:
     controller's part went through. pyinfra drops a host whose operation failed and goes on
     with the others (with -y and no --fail-percent): a worker whose drain was refused, or whose
     replica did not start elsewhere, must not be torn down (its replica would be lost)."""
-    from pyinfra import state
-
-    ctrls = state.inventory.get_group(cluster.CONTROLLERS, [])
-    failed = {h.name for h in state.failed_hosts}
-    return len(ctrls) == 1 and ctrls[0].name not in failed
+    ctrl = _controller()
+    return ctrl is not None and ctrl.name not in {h.name for h in state.failed_hosts}
 
 
 def _controller():
-    ctrls = host.inventory.get_group(cluster.CONTROLLERS, [])
+    """The inventory's one controller (None: none or several), through the run's state: read
+    while the deploy file runs for a host and again at execution time (controller_done)."""
+    ctrls = state.inventory.get_group(cluster.CONTROLLERS, [])
     return ctrls[0] if len(ctrls) == 1 else None
 
 
