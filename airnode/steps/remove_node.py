@@ -15,6 +15,7 @@ from airnode import cluster, removal
 from airnode.config import Setting, pattern
 from airnode.steps._common import AirnodeError, declare, remote, script, setting, settings
 from airnode.steps.k0s import node_name
+from airnode.steps.model_server import STATEFULSET
 from airnode.steps.monitoring import KUBECTL
 from airnode.steps.teardown import installed_as_worker
 
@@ -30,7 +31,6 @@ DEFAULTS = declare(
     },
 )
 
-STATEFULSET = "model-server"
 # how long the drain and the moved replica may take (kubectl's own --timeout)
 DRAIN_TIMEOUT = 300
 
