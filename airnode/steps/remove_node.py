@@ -75,7 +75,6 @@ def _reads(ns: str, node: str) -> dict[str, str]:
         "node": f"get node {q(node)} -o name",
         "volumes": f"get pv -l {removal.PART_OF} -o json",
         "claims": f"-n {q(ns)} get pvc -o json",
-        "replicas": f"-n {q(ns)} get statefulset {STATEFULSET} -o jsonpath='{{.spec.replicas}}'",
     }
 
 
@@ -93,8 +92,10 @@ def _read(args: str, absent_ok: bool = False) -> str | None:
         ) from None
 
 
-def _running(ns: str, node: str) -> int:
-    got = _read(_reads(ns, node)["replicas"], absent_ok=True) or ""
+def _running(ns: str) -> int:
+    """The replicas the model server's StatefulSet runs now (0: none)."""
+    args = f"-n {shlex.quote(ns)} get statefulset {STATEFULSET} -o jsonpath='{{.spec.replicas}}'"
+    got = _read(args, absent_ok=True) or ""
     return int(got) if got.strip().isdigit() else 0
 
 
@@ -109,7 +110,7 @@ def check_removal():
     running = 0
     # `host` is pyinfra's context proxy: compare names, not objects
     if ctrl is not None and host.name == ctrl.name and name in workers:
-        running = _running(setting("model_server_namespace"), node_name(_target_host()))
+        running = _running(setting("model_server_namespace"))
     problems = removal.problems(name, ctrl.name if ctrl else None, workers, replicas, running)
     if problems:
         raise AirnodeError(
@@ -146,7 +147,7 @@ def release_node():
             _read(r["node"], absent_ok=True) is not None,
             removal.parse_volumes(_read(r["volumes"]) or ""),
             removal.parse_claims(_read(r["claims"]) or ""),
-            _running(ns, node),
+            _running(ns),
         )
     except (ValueError, KeyError) as e:
         raise AirnodeError(
