@@ -358,20 +358,25 @@ def test_draining_a_node_moves_nothing_else(cluster):
     wait_unit(two, unit, True, "the uncordoned node did not start its replica again")
 
 
-def test_removing_the_node_of_a_replica_moves_that_replica_and_nothing_else(cluster, bundle):
-    one, two = cluster["vms"]
-    three = cluster["all"][3]
-    first = invocation(one, "model-server-0")
+def remove_node(cluster, host: str, label: str) -> dict[str, list[str]]:
+    """deploys/remove_node.py for ``host``: what it changed, per host."""
     r = deploy(
         cluster,
         "--json",
         "--data",
-        "remove_node=airnode-lab-2",
+        f"remove_node={host}",
         *SETTINGS,
         file="deploys/remove_node.py",
-        label="cluster: remove_node, the node of replica 1",
+        label=label,
     )
-    changed = changes(r)
+    return changes(r)
+
+
+def test_removing_the_node_of_a_replica_moves_that_replica_and_nothing_else(cluster, bundle):
+    one, two = cluster["vms"]
+    three = cluster["all"][3]
+    first = invocation(one, "model-server-0")
+    changed = remove_node(cluster, "airnode-lab-2", "cluster: remove_node, the node of replica 1")
     assert set(changed) == {"airnode-lab-1", "airnode-lab-2"}, changed
     assert changed["airnode-lab-1"] == [
         "Take the node out of its cluster | Drain airnode-lab-2",
@@ -397,16 +402,7 @@ def test_removing_the_node_of_a_replica_moves_that_replica_and_nothing_else(clus
     assert gone.stdout.count("No such file") == 2, gone.stdout
     assert two.ssh("ls /var/lib/airnode/models/blobs | wc -l").stdout.strip() != "0"
     # the removal run again: nothing left to do anywhere
-    again = deploy(
-        cluster,
-        "--json",
-        "--data",
-        "remove_node=airnode-lab-2",
-        *SETTINGS,
-        file="deploys/remove_node.py",
-        label="cluster: remove_node again (no-op)",
-    )
-    assert changes(again) == {}
+    assert remove_node(cluster, "airnode-lab-2", "cluster: remove_node again (no-op)") == {}
     # out of the inventory (inventories/lab_cluster.py lists the running VMs): a re-run of the
     # node deploy changes nothing, and both replicas answer through the one Service
     two.stop()
