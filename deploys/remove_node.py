@@ -5,7 +5,8 @@ HOST is a host of the inventory's `workers` group. Checked before any change (HO
 here, the model server's replicas fit the nodes that stay); then the controller drains HOST,
 starts its replica (if it holds one) again on a node that stays, deletes HOST's model store
 volume and its Node object; then HOST is torn down as deploys/teardown.py would (its model store
-is kept). Nothing changes on the other nodes. Afterwards take HOST out of `workers`: a re-run
+is kept). The other nodes keep running as they were (a store held by a replica scaled away
+earlier may be freed for the moved one). Afterwards take HOST out of `workers`: a re-run
 of deploys/node.py then changes nothing (docs/cluster.md, "Growing and shrinking").
 """
 
